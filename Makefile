@@ -1,0 +1,65 @@
+# camftpd: on-camera FTPES upload daemon. `make help` lists the targets.
+
+GO          ?= go
+GO_VERSION  := 1.26.8
+PKG         := github.com/camftpd/camftpd
+VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -s -w -X $(PKG)/daemon.Version=$(VERSION)
+CROSS_FLAGS := -trimpath
+BIN         := bin
+# Size goal for the stripped arm64 daemon, in bytes (8 MiB).
+SIZE_GOAL   := 8388608
+
+.PHONY: help build cross test test-arm64 test-all demo bench e2e e2e-qemu install clean tools-check
+
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build the daemon for this machine into bin/camftpd
+	$(GO) build $(CROSS_FLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/camftpd ./cmd/camftpd
+
+cross: ## static linux/arm64 and linux/arm (GOARM=7) binaries, stripped, sizes reported
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(CROSS_FLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/camftpd-linux-arm64 ./cmd/camftpd
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build $(CROSS_FLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/camftpd-linux-armv7 ./cmd/camftpd
+	@for f in $(BIN)/camftpd-linux-arm64 $(BIN)/camftpd-linux-armv7; do \
+	  s=$$(stat -c %s $$f); \
+	  awk -v f=$$f -v s=$$s 'BEGIN{printf "size %-26s %9d bytes (%.2f MiB)\n", f, s, s/1048576}'; \
+	done
+	@s=$$(stat -c %s $(BIN)/camftpd-linux-arm64); if [ $$s -gt $(SIZE_GOAL) ]; then \
+	  echo "size goal missed: arm64 binary is $$s bytes, goal $(SIZE_GOAL)"; else echo "size goal met: arm64 under 8 MiB"; fi
+
+tools-check: ## fail (never skip) when a tool the tests need is missing
+	@scripts/tools-check
+
+test: tools-check ## go vet, gofmt check and the whole suite with -race on this machine
+	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-arm64: tools-check ## the unit suite as arm64 (qemu-aarch64-static) and armv7 (qemu-arm-static) binaries
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) test -count=1 -timeout 20m -exec qemu-aarch64-static ./...
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) test -count=1 -timeout 20m -exec qemu-arm-static ./...
+
+test-all: test test-arm64 cross e2e-qemu ## everything CI runs: the README's test command
+
+demo: ## the main job on an embedded default: watch a folder, upload to a local FTPS server
+	$(GO) run ./cmd/camftpd-demo
+
+bench: ## benchmarks against peers (curl, lftp) on loopback; see BENCHMARKS.md
+	scripts/bench
+
+e2e: ## end-to-end tests on the host (daemon binary, real servers)
+	$(GO) test -race -count=1 -run 'E2E' -v ./daemon/
+
+e2e-qemu: cross ## boot an emulated arm64 camera and run the firmware scenarios
+	scripts/qemu/e2e
+
+install: build ## install binary, example config and init scripts under DESTDIR
+	install -D -m 0755 $(BIN)/camftpd $(DESTDIR)/usr/bin/camftpd
+	install -D -m 0600 camftpd.example.toml $(DESTDIR)/etc/camftpd.toml
+	install -D -m 0755 board/init/camftpd.init $(DESTDIR)/etc/init.d/camftpd
+	install -D -m 0644 board/init/camftpd.service $(DESTDIR)/lib/systemd/system/camftpd.service
+
+clean: ## remove build output
+	rm -rf $(BIN)

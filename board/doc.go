@@ -1,0 +1,7 @@
+// Package board describes the camera the daemon runs on: board profiles with
+// media and state paths, capture file patterns, the network link and storage
+// mount to follow (as kernel events, never a polling loop), a status
+// indicator hook, and the init scripts that start the daemon.
+//
+// It imports nothing of the project; of third-party code only golang.org/x/sys.
+package board

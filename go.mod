@@ -1,0 +1,3 @@
+module github.com/camftpd/camftpd
+
+go 1.26.0
