@@ -10,7 +10,8 @@ BIN         := bin
 # Size goal for the stripped arm64 daemon, in bytes (8 MiB).
 SIZE_GOAL   := 8388608
 
-.PHONY: help build cross test test-arm64 test-all demo bench e2e e2e-qemu install clean tools-check
+
+.PHONY: setup check help build cross test test-arm64 test-all demo bench e2e e2e-qemu install clean tools-check
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,7 +42,13 @@ test-arm64: tools-check ## the unit suite as arm64 (qemu-aarch64-static) and arm
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) test -count=1 -timeout 20m -exec qemu-aarch64-static ./...
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) test -count=1 -timeout 20m -exec qemu-arm-static ./...
 
-test-all: test test-arm64 cross e2e-qemu ## everything CI runs: the README's test command
+test-all: test test-arm64 cross e2e-qemu ## every test: host suite, arm64/armv7 suites, QEMU firmware scenarios
+
+setup: ## install the tools the tests need (Debian, as root; idempotent)
+	scripts/setup
+
+check: setup ## the README's test command: setup, then test-all
+	$(MAKE) test-all
 
 demo: ## the main job on an embedded default: watch a folder, upload to a local FTPS server
 	$(GO) run ./cmd/camftpd-demo
