@@ -1,7 +1,59 @@
 // Package tlspolicy owns the FTPS cipher policy of the camera's spec: the
 // table of the 13 listed suites with their class, the policy modes, building
 // the *tls.Config used for every control and data connection, classifying
-// what a handshake negotiated, CA import and certificate pinning.
+// what a handshake negotiated, CA import and certificate pinning, and the
+// `camftpd check` probe.
 //
 // It imports nothing of the project and only the standard library.
+//
+// # Basics
+//
+// New(Options) validates the settings; Policy.Config returns a *tls.Config
+// for one connection. All Configs of a Policy share one ClientSessionCache,
+// so FTP data connections resume the control connection's TLS session
+// (vsftpd and ProFTPD refuse data connections that do not). The Config
+// offers TLS 1.2 and 1.3 (Options.MaxTLS12 caps at 1.2), and in TLS 1.2 only
+// the listed suites the mode allows:
+//
+//	compatible (default)  the 6 listed suites crypto/tls implements; a
+//	                      deprecated one is accepted with a warning (slog,
+//	                      Negotiated.Warning, OnNegotiated, Last)
+//	recommended           the 3 recommended suites only
+//
+// TLS 1.3 suites are classed recommended. No mode ever offers or accepts a
+// suite outside the spec's table, or TLS below 1.2.
+//
+// Policy.VerifyConnection runs on every handshake, resumed ones too, before
+// any FTP command (and so any password) is sent: it checks the version, the
+// suite, the certificate chain against the imported CAs (or the system
+// roots), the host name, the validity against Options.Now, and the pins.
+// Errors are *Error with a Kind (tls-policy, certificate, clock) and a
+// one-line message saying what is wrong and what to do. When the server
+// ends the handshake itself (no common suite or version), Explain turns
+// crypto/tls's "remote error" into such an *Error.
+//
+// Check connects like the daemon, prints the negotiated version and suite,
+// offers each implemented listed suite alone and asks, with a bare
+// ClientHello, whether the server would pick each suite this device lacks.
+//
+// # Caveats
+//
+//   - crypto/tls implements 6 of the spec's 13 suites. It has no DHE suites
+//     and no AES-256-CBC-SHA256/SHA384 suites, so TLS_RSA_WITH_AES_256_CBC_SHA256,
+//     TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384, TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384
+//     and the four TLS_DHE_RSA_* suites cannot be negotiated. A server that
+//     offers only those is refused with a message naming them.
+//   - crypto/tls ignores the order of Config.CipherSuites, and the TLS 1.3
+//     suites are not configurable: TLS_CHACHA20_POLY1305_SHA256 may be
+//     negotiated in TLS 1.3 (classed recommended with the other TLS 1.3 suites).
+//   - Certificates are verified by VerifyConnection, not by crypto/tls (the
+//     Config sets InsecureSkipVerify), so that resumed handshakes are
+//     re-verified and errors can say what to do. Do not remove the hook.
+//   - A device clock before 2020 (cameras boot in 1970), or before the
+//     certificate's validity, gives a KindClock error, not a certificate
+//     error: the rest of the chain is still checked at a time inside its
+//     validity, so an unknown CA or a wrong name is reported as such.
+//   - Pins are checked in addition to the chain, never instead of it: a
+//     self-signed server certificate is imported as a CA.
+//   - OnNegotiated runs inside the handshake: keep it short.
 package tlspolicy

@@ -1,0 +1,272 @@
+package tlspolicy
+
+import (
+	"bufio"
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// testCA is a throw-away CA with its key.
+type testCA struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+	pem  []byte
+}
+
+var (
+	rsaKeyOnce sync.Once
+	rsaKey     *rsa.PrivateKey
+)
+
+// sharedRSAKey is generated once per test binary: RSA key generation is slow
+// under qemu-user.
+func sharedRSAKey(t testing.TB) *rsa.PrivateKey {
+	rsaKeyOnce.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		rsaKey = k
+	})
+	return rsaKey
+}
+
+func newTestCA(t testing.TB, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-48 * time.Hour),
+		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return &testCA{cert: c, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+type leafOpts struct {
+	ecdsa     bool
+	dns       []string
+	notBefore time.Time
+	notAfter  time.Time
+}
+
+// issue makes a server certificate for "localhost" and 127.0.0.1 (unless
+// o.dns says otherwise), valid from an hour ago for a day by default.
+func (ca *testCA) issue(t testing.TB, o leafOpts) tls.Certificate {
+	t.Helper()
+	var key crypto.Signer = sharedRSAKey(t)
+	if o.ecdsa {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key = k
+	}
+	if o.notBefore.IsZero() {
+		o.notBefore = time.Now().Add(-time.Hour)
+	}
+	if o.notAfter.IsZero() {
+		o.notAfter = time.Now().Add(24 * time.Hour)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "test server"},
+		NotBefore:    o.notBefore,
+		NotAfter:     o.notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if o.dns == nil {
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+	} else {
+		tmpl.DNSNames = o.dns
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// responder is an in-test FTPES server: 220, AUTH TLS -> 234, TLS, then
+// 221 to QUIT and 502 to anything else.
+type responder struct {
+	addr      string
+	ln        net.Listener
+	tlsCfg    *tls.Config
+	greeting  string // default "220 test responder"
+	authReply string // default "234 AUTH TLS ok"
+	silent    bool   // accept and say nothing
+	// silentAfter counts connections; from the silentFrom-th on, the
+	// responder says nothing.
+	silentAfter *atomic.Int32
+	silentFrom  int32
+	handshakes  atomic.Int32
+	quits       atomic.Int32
+	hsErrs      chan error
+	wg          sync.WaitGroup
+	mu          sync.Mutex
+	conns       map[net.Conn]bool
+}
+
+// serverConfig returns a server config with an RSA and an ECDSA
+// certificate of ca, restricted to suites (nil: Go's defaults) and max.
+func serverConfig(t testing.TB, ca *testCA, suites []uint16, max uint16) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{ca.issue(t, leafOpts{}), ca.issue(t, leafOpts{ecdsa: true})},
+		CipherSuites: suites,
+		MinVersion:   tls.VersionTLS10,
+		MaxVersion:   max,
+	}
+}
+
+func startResponder(t testing.TB, cfg *tls.Config, mod func(*responder)) *responder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &responder{addr: ln.Addr().String(), ln: ln, tlsCfg: cfg, greeting: "220 test responder",
+		authReply: "234 AUTH TLS ok", conns: map[net.Conn]bool{}, hsErrs: make(chan error, 100)}
+	if mod != nil {
+		mod(r)
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			r.conns[c] = true
+			r.mu.Unlock()
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				defer func() {
+					c.Close()
+					r.mu.Lock()
+					delete(r.conns, c)
+					r.mu.Unlock()
+				}()
+				r.serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		r.mu.Lock()
+		for c := range r.conns {
+			c.Close()
+		}
+		r.mu.Unlock()
+		r.wg.Wait()
+	})
+	return r
+}
+
+func (r *responder) serve(c net.Conn) {
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	if r.silent || (r.silentAfter != nil && r.silentAfter.Add(1) >= r.silentFrom) {
+		buf := make([]byte, 1)
+		c.Read(buf)
+		return
+	}
+	br := bufio.NewReader(c)
+	if _, err := c.Write([]byte(r.greeting + "\r\n")); err != nil {
+		return
+	}
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return
+	}
+	if strings.TrimSpace(line) != "AUTH TLS" {
+		c.Write([]byte("530 AUTH TLS first\r\n"))
+		return
+	}
+	c.Write([]byte(r.authReply + "\r\n"))
+	if !strings.HasPrefix(r.authReply, "234") {
+		return
+	}
+	tc := tls.Server(c, r.tlsCfg)
+	if err := tc.Handshake(); err != nil {
+		select {
+		case r.hsErrs <- err:
+		default:
+		}
+		return
+	}
+	r.handshakes.Add(1)
+	tr := bufio.NewReader(tc)
+	for {
+		l, err := tr.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if strings.TrimSpace(l) == "QUIT" {
+			r.quits.Add(1)
+			tc.Write([]byte("221 bye\r\n"))
+			tc.Close()
+			return
+		}
+		tc.Write([]byte("502 not here\r\n"))
+	}
+}
+
+// lockedBuffer collects log output from any goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func testLogger() (*slog.Logger, *lockedBuffer) {
+	b := &lockedBuffer{}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+func bufioReader(data []byte) *bufio.Reader {
+	return bufio.NewReaderSize(bytes.NewReader(data), maxLine)
+}

@@ -1,0 +1,355 @@
+package tlspolicy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// minPlausible is the earliest device time this package believes: a clock
+// before it has not been set (cameras boot in 1970), so certificates are not
+// judged against it.
+var minPlausible = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Options configures a Policy. The zero value (with a ServerName) means
+// compatible mode, TLS 1.2-1.3, system roots, no pins.
+type Options struct {
+	Mode       Mode
+	ServerName string   // host name (or IP) to verify the certificate against; required
+	MaxTLS12   bool     // cap at TLS 1.2 (TLS 1.3 is on by default)
+	CAPEM      [][]byte // imported CA (or self-signed server) certificates, PEM or DER; nil means system roots
+	Pins       []string // SHA-256 pins of the server certificate or its public key (see ParsePin); any may match
+	Now        func() time.Time
+	Logger     *slog.Logger
+	// OnNegotiated, if set, is called after every accepted handshake (resumed
+	// ones too), from inside the handshake: keep it short and non-blocking.
+	OnNegotiated func(Negotiated)
+	// Timeout bounds each network step of Check (dial, each reply, each
+	// handshake); 0 means 10 s. The ctx deadline, if sooner, wins.
+	Timeout time.Duration
+}
+
+// Negotiated describes one handshake as seen by VerifyConnection.
+type Negotiated struct {
+	Version   uint16
+	Suite     uint16
+	SuiteName string
+	Class     Class
+	Resumed   bool
+	Warning   string // non-empty for a deprecated suite: what to do about it
+}
+
+// String is e.g. "TLS 1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 (recommended)".
+func (n Negotiated) String() string {
+	s := VersionName(n.Version) + " " + n.SuiteName + " (" + n.Class.String() + ")"
+	if n.Resumed {
+		s += " resumed"
+	}
+	return s
+}
+
+// Policy builds tls.Configs and records what was negotiated. It is safe for
+// concurrent use; all Configs of one Policy share one ClientSessionCache, so
+// FTP data connections resume the control connection's session (vsftpd and
+// ProFTPD require it).
+type Policy struct {
+	opts       Options
+	serverName string
+	suites     []uint16
+	maxVersion uint16
+	roots      *x509.CertPool // nil: system roots
+	pins       [][]byte
+	cache      tls.ClientSessionCache
+	now        func() time.Time
+	log        *slog.Logger
+
+	mu     sync.Mutex
+	last   Negotiated
+	has    bool
+	warned map[uint16]time.Time
+}
+
+// New validates opts and returns a Policy.
+func New(opts Options) (*Policy, error) {
+	p := &Policy{opts: opts, now: opts.Now, log: opts.Logger, warned: map[uint16]time.Time{}}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	switch opts.Mode {
+	case "":
+		p.opts.Mode = Compatible
+	case Compatible, RecommendedOnly:
+	default:
+		return nil, policyErr(nil, fmt.Sprintf("TLS mode %q is unknown: use %q (default) or %q", clip(string(opts.Mode)), Compatible, RecommendedOnly))
+	}
+	name := strings.TrimSpace(opts.ServerName)
+	if strings.HasPrefix(name, "[") && strings.HasSuffix(name, "]") {
+		name = name[1 : len(name)-1]
+	}
+	if name == "" {
+		return nil, policyErr(nil, "server name is empty: set the server's host name (the certificate is checked against it)")
+	}
+	if _, _, err := net.SplitHostPort(name); err == nil {
+		return nil, policyErr(nil, fmt.Sprintf("server name %q includes a port: give the host name only", clip(name)))
+	}
+	p.serverName = name
+	p.suites = allowed(p.opts.Mode)
+	p.maxVersion = tls.VersionTLS13
+	if opts.MaxTLS12 {
+		p.maxVersion = tls.VersionTLS12
+	}
+	if len(opts.CAPEM) > 0 {
+		p.roots = x509.NewCertPool()
+		for i, data := range opts.CAPEM {
+			certs, err := parseCAPEM(data)
+			if err != nil {
+				return nil, certErr(err, fmt.Sprintf("imported CA certificate %d: %v", i+1, err))
+			}
+			for _, c := range certs {
+				p.roots.AddCert(c)
+			}
+		}
+	}
+	for _, s := range opts.Pins {
+		d, err := ParsePin(s)
+		if err != nil {
+			return nil, err
+		}
+		p.pins = append(p.pins, d)
+	}
+	p.cache = tls.NewLRUClientSessionCache(32)
+	return p, nil
+}
+
+// Mode returns the policy's mode (Compatible when Options.Mode was empty).
+func (p *Policy) Mode() Mode { return p.opts.Mode }
+
+// ServerName returns the name certificates are checked against.
+func (p *Policy) ServerName() string { return p.serverName }
+
+// Config returns a new client *tls.Config for one connection (control or
+// data): ServerName, the mode's suites only, TLS 1.2 minimum, the Policy's
+// shared ClientSessionCache and the VerifyConnection hook. Do not change
+// its fields.
+//
+// Certificate verification is done by VerifyConnection, not by crypto/tls
+// (hence InsecureSkipVerify): it runs on every handshake, resumed ones too,
+// before any FTP command is sent, and gives errors that say what to do.
+func (p *Policy) Config() *tls.Config {
+	return &tls.Config{
+		ServerName:         p.serverName,
+		MinVersion:         tls.VersionTLS12,
+		MaxVersion:         p.maxVersion,
+		CipherSuites:       slices.Clone(p.suites),
+		ClientSessionCache: p.cache,
+		RootCAs:            p.roots,
+		Time:               p.now,
+		InsecureSkipVerify: true, // verified by VerifyConnection below, on every handshake
+		VerifyConnection:   p.VerifyConnection,
+	}
+}
+
+// Explain is Explain(err, p.Config()): it names the refused suites or
+// versions when the server ended the handshake.
+func (p *Policy) Explain(err error) error { return Explain(err, p.Config()) }
+
+// Last returns the most recent accepted negotiation, if any.
+func (p *Policy) Last() (Negotiated, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last, p.has
+}
+
+// VerifyConnection checks one handshake: version, suite, certificate chain,
+// host name, validity against the device clock, and pins. It is the hook
+// Config installs; it returns an *Error. An accepted deprecated suite is
+// logged as a warning at most once an hour per suite (data connections
+// repeat it constantly); Negotiated.Warning is set every time.
+func (p *Policy) VerifyConnection(cs tls.ConnectionState) error {
+	host := p.serverName
+	if cs.Version < tls.VersionTLS12 || cs.Version > p.maxVersion {
+		return policyErr(nil, fmt.Sprintf("server %s negotiated %s, outside this policy (TLS 1.2 to %s): enable TLS 1.2 or 1.3 on the server", host, VersionName(cs.Version), VersionName(p.maxVersion)))
+	}
+	s, listed := Lookup(cs.CipherSuite)
+	switch {
+	case cs.Version == tls.VersionTLS13:
+		if !listed || s.Class != Recommended || !slices.ContainsFunc(tls13, func(t Suite) bool { return t.ID == s.ID }) {
+			return policyErr(nil, fmt.Sprintf("server %s negotiated %s in TLS 1.3, which is not a TLS 1.3 suite this policy knows: refused", host, s.Name))
+		}
+	case !listed || s.Class == NotAllowed || slices.ContainsFunc(tls13, func(t Suite) bool { return t.ID == s.ID }):
+		return policyErr(nil, fmt.Sprintf("server %s negotiated %s, which is not in the camera's list of suites: refused; enable %s on the server", host, s.Name, recommendedNames()))
+	case !slices.Contains(p.suites, s.ID):
+		return policyErr(nil, fmt.Sprintf("server %s negotiated %s (%s), not allowed in mode %s: enable %s on the server, or set the TLS mode to compatible", host, s.Name, s.Class, p.opts.Mode, recommendedNames()))
+	}
+	if err := p.verifyCert(cs.PeerCertificates); err != nil {
+		return err
+	}
+	n := Negotiated{Version: cs.Version, Suite: s.ID, SuiteName: s.Name, Class: s.Class, Resumed: cs.DidResume}
+	n.Warning = p.warning(s)
+	now := p.now()
+	p.mu.Lock()
+	p.last, p.has = n, true
+	logIt := false
+	if n.Warning != "" {
+		if t, ok := p.warned[n.Suite]; !ok || now.Sub(t) >= time.Hour || now.Before(t) {
+			p.warned[n.Suite] = now
+			logIt = true
+		}
+	}
+	p.mu.Unlock()
+	if logIt {
+		p.log.Warn("tls: deprecated cipher suite negotiated", "suite", n.SuiteName, "server", host,
+			"version", VersionName(n.Version), "recommendation", "enable only the recommended suites on the server: "+recommendedNames())
+	}
+	if p.opts.OnNegotiated != nil {
+		p.opts.OnNegotiated(n)
+	}
+	return nil
+}
+
+// warning is the text shown in status when s is deprecated ("" otherwise).
+func (p *Policy) warning(s Suite) string {
+	if s.Class != Deprecated {
+		return ""
+	}
+	return fmt.Sprintf("server %s negotiated deprecated suite %s: enable only the recommended suites on the server (%s) and disable the deprecated ones", p.serverName, s.Name, recommendedNames())
+}
+
+func (p *Policy) verifyCert(certs []*x509.Certificate) error {
+	host := p.serverName
+	if len(certs) == 0 {
+		return certErr(nil, fmt.Sprintf("server %s sent no certificate: configure a certificate on the server", host))
+	}
+	leaf := certs[0]
+	now := p.now()
+	plausible := !now.Before(minPlausible)
+	at := now
+	if !plausible {
+		// The clock is unset: check everything else at a time the chain is
+		// valid, so an unknown CA or a wrong name is still reported as such.
+		at = validAt(certs)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	_, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         p.roots,
+		Intermediates: inter,
+		DNSName:       host,
+		CurrentTime:   at,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+	if err != nil {
+		return p.certError(err, leaf, now)
+	}
+	if len(p.pins) > 0 {
+		cs := sha256.Sum256(leaf.Raw)
+		ks := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+		ok := false
+		for _, pin := range p.pins {
+			if bytes.Equal(pin, cs[:]) || bytes.Equal(pin, ks[:]) {
+				ok = true
+			}
+		}
+		if !ok {
+			return certErr(nil, fmt.Sprintf("server %s certificate matches none of the %d configured pins (its certificate pin is %s, its public key pin %s): if the server's certificate was replaced on purpose, update the pin; otherwise do not connect, the connection may be intercepted",
+				host, len(p.pins), FormatPin(cs[:]), FormatPin(ks[:])))
+		}
+	}
+	if !plausible {
+		return clockErr(now, leaf)
+	}
+	return nil
+}
+
+func clockErr(now time.Time, c *x509.Certificate) *Error {
+	return &Error{Kind: KindClock, Msg: fmt.Sprintf("device clock is %s, before the server certificate's validity (from %s): set the clock / wait for NTP, then retry",
+		now.UTC().Format(time.RFC3339), c.NotBefore.UTC().Format(time.RFC3339))}
+}
+
+// validAt returns a time inside every certificate's validity, or the
+// leaf's NotBefore if there is none.
+func validAt(certs []*x509.Certificate) time.Time {
+	from, to := certs[0].NotBefore, certs[0].NotAfter
+	for _, c := range certs[1:] {
+		if c.NotBefore.After(from) {
+			from = c.NotBefore
+		}
+		if c.NotAfter.Before(to) {
+			to = c.NotAfter
+		}
+	}
+	if from.After(to) {
+		return certs[0].NotBefore
+	}
+	return from
+}
+
+func (p *Policy) certError(err error, leaf *x509.Certificate, now time.Time) *Error {
+	host := p.serverName
+	var inv x509.CertificateInvalidError
+	var unk x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	switch {
+	case errors.As(err, &inv) && inv.Reason == x509.Expired:
+		c := inv.Cert
+		if c == nil {
+			c = leaf
+		}
+		if now.Before(c.NotBefore) {
+			e := clockErr(now, c)
+			e.Msg += " (if the clock is right, the server's certificate is dated in the future: fix it on the server)"
+			e.Err = err
+			return e
+		}
+		which := "server " + host + " certificate"
+		if c != leaf {
+			which = fmt.Sprintf("server %s certificate chain (%q)", host, c.Subject.String())
+		}
+		return certErr(err, fmt.Sprintf("%s expired on %s (device clock %s): renew the certificate on the server",
+			which, c.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+	case errors.As(err, &hn):
+		names := certNames(hn.Certificate)
+		if names == "" {
+			names = "no host names at all (only a subject " + fmt.Sprintf("%q", hn.Certificate.Subject.String()) + ", which is not checked)"
+		}
+		return certErr(err, fmt.Sprintf("server certificate is for %s, not for %q: set the server address to a name in the certificate, or reissue the certificate for %q", names, host, host))
+	case errors.As(err, &unk):
+		issuer := leaf.Issuer.String()
+		what := "import the server's CA certificate (or its self-signed certificate) into the camera"
+		if p.roots == nil {
+			what = "no certificate is imported and the system roots do not know it: " + what
+		}
+		return certErr(err, fmt.Sprintf("server %s certificate is signed by an unknown authority (issuer %q): %s, then retry; if you did, you may not be talking to your server", host, issuer, what))
+	case errors.As(err, &inv):
+		return certErr(err, fmt.Sprintf("server %s certificate is not acceptable: %v: fix the server's certificate", host, err))
+	}
+	return certErr(err, fmt.Sprintf("server %s certificate is not valid: %v: fix the server's certificate or import the right CA", host, err))
+}
+
+func certNames(c *x509.Certificate) string {
+	var n []string
+	for _, d := range c.DNSNames {
+		n = append(n, fmt.Sprintf("%q", d))
+	}
+	for _, ip := range c.IPAddresses {
+		n = append(n, fmt.Sprintf("%q", ip.String()))
+	}
+	if len(n) > 6 {
+		n = append(n[:6], "...")
+	}
+	return strings.Join(n, ", ")
+}
