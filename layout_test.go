@@ -26,16 +26,16 @@ type rule struct {
 }
 
 var rules = map[string]rule{
-	"tlspolicy":              {},
-	"queue":                  {thirdParty: []string{"go.etcd.io/bbolt"}},
-	"board":                  {thirdParty: []string{"golang.org/x/sys"}},
-	"transfer":               {project: []string{"tlspolicy"}, thirdParty: []string{"github.com/secsy/goftp"}},
-	"transfer/ftpstest":      {project: []string{"tlspolicy"}, thirdParty: []string{"github.com/fclairamb/ftpserverlib", "github.com/spf13/afero"}},
-	"daemon":                 {project: []string{"tlspolicy", "queue", "board", "transfer"}, thirdParty: []string{"github.com/fsnotify/fsnotify", "github.com/BurntSushi/toml", "golang.org/x/sys"}},
-	"cmd/camftpd":            {project: []string{"daemon"}},
-	"cmd/camftpd-demo":       {project: []string{"daemon", "tlspolicy", "transfer/ftpstest"}},
-	"scripts/qemu/ftpserver": {project: []string{"tlspolicy", "transfer/ftpstest"}},
-	"scripts/benchkit":       {project: []string{"tlspolicy", "transfer", "transfer/ftpstest"}},
+	"tlspolicy":           {},
+	"queue":               {thirdParty: []string{"go.etcd.io/bbolt"}},
+	"board":               {thirdParty: []string{"golang.org/x/sys"}},
+	"transfer":            {project: []string{"tlspolicy"}, thirdParty: []string{"github.com/secsy/goftp"}},
+	"transfer/ftpstest":   {project: []string{"tlspolicy"}, thirdParty: []string{"github.com/fclairamb/ftpserverlib", "github.com/spf13/afero"}},
+	"daemon":              {project: []string{"tlspolicy", "queue", "board", "transfer"}, thirdParty: []string{"github.com/fsnotify/fsnotify", "github.com/BurntSushi/toml", "golang.org/x/sys"}},
+	"cmd/camftpd":         {project: []string{"daemon"}},
+	"cmd/camftpd-demo":    {project: []string{"daemon", "tlspolicy", "transfer/ftpstest"}},
+	"scripts/qemu/driver": {project: []string{"tlspolicy", "transfer/ftpstest"}},
+	"scripts/benchkit":    {project: []string{"tlspolicy", "transfer", "transfer/ftpstest"}},
 	// The naive goftp baseline of the benchmarks: a peer, not part of camftpd.
 	"scripts/benchkit/naive": {thirdParty: []string{"github.com/secsy/goftp"}},
 }

@@ -1,0 +1,170 @@
+package board
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// MountEvent says whether something is mounted on Path.
+type MountEvent struct {
+	Path    string
+	Mounted bool
+}
+
+// mountinfoPath is the file the kernel flags (POLLPRI) on every change of
+// the process's mount table.
+var mountinfoPath = "/proc/self/mountinfo"
+
+// WatchMount follows whether a filesystem is mounted on path (a card being
+// inserted, removed or remounted). It waits in epoll for the kernel's
+// POLLPRI on /proc/self/mountinfo, which fires on every mount table change,
+// and reads the table again then. The first event is the current state;
+// later events only on change. The channel is closed when ctx is done.
+func WatchMount(ctx context.Context, path string) (<-chan MountEvent, error) {
+	if path == "" || !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("board: storage mount %q is not an absolute path: set it to the card's mount point, e.g. /mnt/media", path)
+	}
+	path = filepath.Clean(path)
+	// A raw fd, not an *os.File: the runtime's poller must not take it.
+	mi, err := unix.Open(mountinfoPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("board: open %s to follow mount %s: %w (is /proc mounted?)", mountinfoPath, path, err)
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		unix.Close(mi)
+		return nil, fmt.Errorf("board: epoll for mount events: %w", err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(mi)
+		unix.Close(ep)
+		return nil, fmt.Errorf("board: eventfd for mount events: %w", err)
+	}
+	closeAll := func() { unix.Close(mi); unix.Close(ep); unix.Close(wake) }
+	// Each poll of the mountinfo fd consumes the change it reports, so
+	// epoll reports one event per batch of changes, not a level.
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, mi, &unix.EpollEvent{Events: unix.EPOLLPRI | unix.EPOLLERR, Fd: 0}); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("board: watch %s: %w", mountinfoPath, err)
+	}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: 1}); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("board: watch eventfd: %w", err)
+	}
+	first, err := mounted(path)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+
+	ch := make(chan MountEvent, 1)
+	stop := make(chan struct{})    // the watcher ended by itself
+	stopped := make(chan struct{}) // the waker is done with the eventfd
+	go func() {
+		defer close(stopped)
+		select {
+		case <-ctx.Done():
+			var one [8]byte
+			binary.NativeEndian.PutUint64(one[:], 1)
+			unix.Write(wake, one[:]) // wakes epoll_wait
+		case <-stop:
+		}
+	}()
+	go func() {
+		defer func() {
+			close(stop)
+			<-stopped
+			closeAll()
+			close(ch)
+		}()
+		last := MountEvent{Path: path, Mounted: first}
+		if !send(ctx, ch, last) {
+			return
+		}
+		events := make([]unix.EpollEvent, 2)
+		for {
+			n, err := unix.EpollWait(ep, events, -1)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return
+			}
+			changed := false
+			for _, ev := range events[:n] {
+				if ev.Fd == 1 {
+					return
+				}
+				changed = true
+			}
+			if !changed {
+				continue
+			}
+			m, err := mounted(path)
+			if err != nil {
+				return
+			}
+			if m != last.Mounted {
+				last.Mounted = m
+				if !send(ctx, ch, last) {
+					return
+				}
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// mounted reads the mount table and reports whether path is a mount point.
+func mounted(path string) (bool, error) {
+	b, err := os.ReadFile(mountinfoPath)
+	if err != nil {
+		return false, fmt.Errorf("board: read %s: %w", mountinfoPath, err)
+	}
+	return mountinfoHas(b, path), nil
+}
+
+// mountinfoHas reports whether the mountinfo text lists path as a mount
+// point (field 5, with the kernel's octal escapes for space, tab, newline
+// and backslash).
+func mountinfoHas(b []byte, path string) bool {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 5 {
+			continue
+		}
+		if unescapeMountinfo(f[4]) == path {
+			return true
+		}
+	}
+	return false
+}
+
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var out strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			out.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		out.WriteByte(s[i])
+	}
+	return out.String()
+}
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }

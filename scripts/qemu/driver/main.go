@@ -1,0 +1,402 @@
+// Command driver runs the firmware scenarios of issue 7 against the
+// emulated arm64 camera built by scripts/qemu/build-image: the daemon runs in
+// qemu-system-aarch64, the FTPS server (transfer/ftpstest) on the host's
+// loopback, reached from the guest as 10.0.2.2. It prints a pass/fail table
+// with figures and exits 1 when a scenario fails.
+//
+//	go run ./scripts/qemu/driver -image bin/qemu [-run steady,linkcut,powercut,clock]
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/camftpd/camftpd/transfer/ftpstest"
+)
+
+type result struct {
+	name    string
+	pass    bool
+	wall    time.Duration
+	figures string
+	why     string
+}
+
+type env struct {
+	image  string
+	work   string
+	logs   string
+	initrd string
+	srv    *ftpstest.Server
+	rng    *rand.Rand
+	// firstSeen is the content of each final name when it first appeared on
+	// the server: a partial file under a final name shows up here.
+	firstSeen map[string]string
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "qemu e2e:", err)
+		os.Exit(1)
+	}
+}
+
+var scenarios = []struct {
+	name string
+	fn   func(*env) result
+}{
+	{"boot", bootCheck},
+	{"steady", steady},
+	{"linkcut", linkCut},
+	{"powercut", powerCut},
+	{"clock", wrongClock},
+}
+
+func run() error {
+	image := flag.String("image", "bin/qemu", "folder made by scripts/qemu/build-image")
+	only := flag.String("run", "", "comma-separated scenarios to run (default all: steady,linkcut,powercut,clock)")
+	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (power-cut moments)")
+	flag.Parse()
+	for _, tool := range []string{"qemu-system-aarch64", "mkfs.ext4", "cpio"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is missing: apt-get install qemu-system-arm e2fsprogs cpio (scripts/setup installs them)", tool)
+		}
+	}
+	for _, f := range []string{"vmlinuz", "base.cpio.gz", "camftpd"} {
+		if _, err := os.Stat(filepath.Join(*image, f)); err != nil {
+			return fmt.Errorf("%s: run scripts/qemu/build-image first", err)
+		}
+	}
+	start := time.Now()
+	work, err := os.MkdirTemp("", "camftpd-qemu-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	e := &env{image: *image, work: work, logs: filepath.Join(*image, "logs"), rng: rand.New(rand.NewPCG(*seed, 7))}
+	os.RemoveAll(e.logs)
+	os.MkdirAll(e.logs, 0o755)
+
+	// The server certificate names 10.0.2.2, the host as the guest sees it.
+	ca, err := ftpstest.NewCA(true)
+	if err != nil {
+		return err
+	}
+	cert, err := ca.IssueCert(ftpstest.CertOptions{ECDSA: true, DNSNames: []string{"localhost"},
+		IPs: []net.IP{net.IPv4(10, 0, 2, 2), net.IPv4(127, 0, 0, 1)}})
+	if err != nil {
+		return err
+	}
+	root := filepath.Join(work, "ftproot")
+	os.MkdirAll(root, 0o755)
+	e.srv, err = ftpstest.Start(ftpstest.Options{Root: root, CA: ca, Cert: cert})
+	if err != nil {
+		return err
+	}
+	defer e.srv.Close()
+	if err := e.makeInitrd(ca.PEM); err != nil {
+		return err
+	}
+
+	want := map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			want[s] = true
+		}
+	}
+	var results []result
+	for _, sc := range scenarios {
+		if len(want) > 0 && !want[sc.name] {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "qemu e2e: scenario %s ...\n", sc.name)
+		e.resetServer()
+		t0 := time.Now()
+		r := sc.fn(e)
+		r.name, r.wall = sc.name, time.Since(t0)
+		fmt.Fprintf(os.Stderr, "qemu e2e: scenario %s: pass=%v %s %s\n", sc.name, r.pass, r.figures, r.why)
+		results = append(results, r)
+	}
+	bin, _ := os.Stat(filepath.Join(*image, "camftpd"))
+	fmt.Printf("\n%-9s %-6s %8s  %s\n", "scenario", "result", "wall", "figures")
+	failed := 0
+	for _, r := range results {
+		st := "PASS"
+		if !r.pass {
+			st = "FAIL"
+			failed++
+		}
+		fmt.Printf("%-9s %-6s %7.1fs  %s\n", r.name, st, r.wall.Seconds(), r.figures)
+		if r.why != "" {
+			fmt.Printf("%-9s %-6s %8s  why: %s\n", "", "", "", r.why)
+		}
+	}
+	fmt.Printf("arm64 camftpd binary: %d bytes (%.2f MiB); seed %d; console logs in %s\n", bin.Size(), float64(bin.Size())/(1<<20), *seed, e.logs)
+	fmt.Printf("qemu e2e wall time: %.1fs\n", time.Since(start).Seconds())
+	if failed > 0 {
+		return fmt.Errorf("%d of %d scenarios failed", failed, len(results))
+	}
+	if len(results) == 0 {
+		return errors.New("no scenario matched -run")
+	}
+	return nil
+}
+
+// makeInitrd appends the run's files (daemon config, CA) to the base
+// initramfs as a second cpio archive.
+func (e *env) makeInitrd(caPEM []byte) error {
+	dir := filepath.Join(e.work, "extra")
+	os.MkdirAll(filepath.Join(dir, "etc/camftpd"), 0o755)
+	cfg := fmt.Sprintf(`# written by scripts/qemu/driver
+board = "qemu-virt"
+settle = "1s"
+retry_min = "1s"
+retry_max = "5s"
+log_level = "debug"
+
+[[server]]
+name = "host"
+host = "10.0.2.2"
+port = %d
+user = "camftpd"
+password = "secret"
+ca_files = ["/etc/camftpd/ca.pem"]
+remote_template = "{dir}/{name}"
+timeout = "20s"
+connect_timeout = "10s"
+`, e.srv.Port)
+	if err := os.WriteFile(filepath.Join(dir, "etc/camftpd.toml"), []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc/camftpd/ca.pem"), caPEM, 0o644); err != nil {
+		return err
+	}
+	base, err := os.ReadFile(filepath.Join(e.image, "base.cpio.gz"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("sh", "-c", "find etc | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0")
+	cmd.Dir = dir
+	extra, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("cpio of the run's files: %w", err)
+	}
+	e.initrd = filepath.Join(e.work, "run.cpio")
+	return os.WriteFile(e.initrd, append(base, extra...), 0o644)
+}
+
+func (e *env) resetServer() {
+	e.srv.SetFaults(ftpstest.Faults{})
+	e.srv.ResetStats()
+	e.firstSeen = map[string]string{}
+	os.RemoveAll(e.srv.Root)
+	os.MkdirAll(e.srv.Root, 0o755)
+}
+
+// disks makes a fresh state disk and a card holding preload (relative path
+// under the card -> content).
+func (e *env) disks(name string, preload map[string][]byte) (state, media string, err error) {
+	state = filepath.Join(e.work, name+"-state.img")
+	media = filepath.Join(e.work, name+"-media.img")
+	stage := filepath.Join(e.work, name+"-card")
+	os.RemoveAll(stage)
+	os.MkdirAll(filepath.Join(stage, "DCIM"), 0o755)
+	for p, b := range preload {
+		os.MkdirAll(filepath.Dir(filepath.Join(stage, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(stage, p), b, 0o644); err != nil {
+			return "", "", err
+		}
+	}
+	for _, c := range [][]string{
+		{"mkfs.ext4", "-q", "-F", "-L", "state", state, "64M"},
+		{"mkfs.ext4", "-q", "-F", "-L", "card", "-d", stage, media, "256M"},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("%s: %v: %s", strings.Join(c, " "), err, out)
+		}
+	}
+	return state, media, nil
+}
+
+func (e *env) boot(name, state, media, appendArgs, rtc string) (*Guest, error) {
+	g, err := Boot(BootOptions{Image: e.image, Initrd: e.initrd, State: state, Media: media, Append: appendArgs,
+		RTCBase: rtc, Log: filepath.Join(e.logs, name+".log"), Dir: e.work})
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := g.WaitPrefix(0, 90*time.Second, "camftpd-e2e: ready"); err != nil {
+		g.Kill()
+		return nil, fmt.Errorf("boot: %w", err)
+	}
+	return g, nil
+}
+
+// remote lists the server's files: final names (base name -> paths) and
+// temporary upload files (hidden names).
+func (e *env) remote() (final map[string][]string, temps map[string]int64) {
+	final, temps = map[string][]string{}, map[string]int64{}
+	filepath.WalkDir(e.srv.Root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			if fi, err := d.Info(); err == nil {
+				temps[p] = fi.Size()
+			}
+			return nil
+		}
+		final[d.Name()] = append(final[d.Name()], p)
+		return nil
+	})
+	return final, temps
+}
+
+// waitArrived waits until every name in want is on the server under its
+// final name, and returns when the last one was first seen.
+func (e *env) waitArrived(want map[string]string, timeout time.Duration) (map[string]time.Time, error) {
+	seen := map[string]time.Time{}
+	deadline := time.Now().Add(timeout)
+	for {
+		final, _ := e.remote()
+		for n := range want {
+			if _, ok := seen[n]; !ok && len(final[n]) > 0 {
+				seen[n] = time.Now()
+				if _, ok := e.firstSeen[n]; !ok {
+					e.firstSeen[n] = fileSHA(final[n][0])
+				}
+			}
+		}
+		if len(seen) == len(want) {
+			return seen, nil
+		}
+		if time.Now().After(deadline) {
+			return seen, fmt.Errorf("%d of %d captures arrived within %v", len(seen), len(want), timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// verdict compares the server with the captures that must be there.
+type verdict struct {
+	arrived, missing, dups, mismatch, extra, temps, reuploads int
+	partial                                                   int // final name first seen with other content
+	notes                                                     []string
+}
+
+func (e *env) check(want map[string]string, allowed map[string]bool) verdict {
+	var v verdict
+	final, temps := e.remote()
+	v.temps = len(temps)
+	renames := map[string]int{}
+	for _, c := range e.srv.Commands() {
+		if strings.HasPrefix(c, "RNTO ") {
+			renames[filepath.Base(strings.TrimSpace(c[5:]))]++
+		}
+	}
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		paths := final[n]
+		switch {
+		case len(paths) == 0:
+			v.missing++
+			v.notes = append(v.notes, "missing "+n)
+			continue
+		case len(paths) > 1:
+			v.dups++
+			v.notes = append(v.notes, fmt.Sprintf("%s %d times", n, len(paths)))
+		}
+		v.arrived++
+		if sum := fileSHA(paths[0]); sum != want[n] {
+			v.mismatch++
+			v.notes = append(v.notes, fmt.Sprintf("%s checksum %.12s, camera %.12s", n, sum, want[n]))
+		} else if first, ok := e.firstSeen[n]; ok && first != sum {
+			v.partial++
+			v.notes = append(v.notes, fmt.Sprintf("%s was visible with other content (%.12s) before the final one", n, first))
+		}
+		if renames[n] > 1 {
+			v.reuploads++
+		}
+	}
+	for n, paths := range final {
+		if _, ok := want[n]; !ok && !allowed[n] {
+			v.extra += len(paths)
+			v.notes = append(v.notes, "unexpected "+n)
+		}
+	}
+	return v
+}
+
+func (v verdict) String() string {
+	return fmt.Sprintf("arrived %d, missing %d, duplicates %d, checksum mismatches %d, partial visible %d, unexpected %d, temp files left %d",
+		v.arrived, v.missing, v.dups, v.mismatch, v.partial, v.extra, v.temps)
+}
+
+func (v verdict) ok() bool {
+	return v.missing == 0 && v.dups == 0 && v.mismatch == 0 && v.partial == 0 && v.extra == 0
+}
+
+func (v verdict) why() string {
+	if len(v.notes) > 6 {
+		return strings.Join(v.notes[:6], "; ") + fmt.Sprintf("; ... (%d more)", len(v.notes)-6)
+	}
+	return strings.Join(v.notes, "; ")
+}
+
+func fileSHA(p string) string {
+	f, err := os.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func shaOf(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// synced parses "SYNCED name sha" lines.
+func synced(lines []string, into map[string]string) {
+	for _, l := range lines {
+		if i := strings.Index(l, "SYNCED "); i >= 0 {
+			f := strings.Fields(l[i:])
+			if len(f) == 3 && len(f[2]) == 64 {
+				into[f[1]] = f[2]
+			}
+		}
+	}
+}
+
+func fail(why string, args ...any) result { return result{why: fmt.Sprintf(why, args...)} }
+
+// watch spends d looking at the server every 100 ms and records the content
+// of every final name when it first appears (see firstSeen).
+func (e *env) watch(d time.Duration) {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		final, _ := e.remote()
+		for n, paths := range final {
+			if _, ok := e.firstSeen[n]; !ok {
+				e.firstSeen[n] = fileSHA(paths[0])
+			}
+		}
+		time.Sleep(min(100*time.Millisecond, time.Until(end)))
+	}
+}
