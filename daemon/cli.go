@@ -2,20 +2,381 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/camftpd/camftpd/board"
+	"github.com/camftpd/camftpd/queue"
+	"github.com/camftpd/camftpd/tlspolicy"
 )
 
 // Version is stamped by the linker (-ldflags -X).
 var Version = "dev"
 
+const usage = `usage: camftpd <command> [flags]
+
+commands:
+  run    [-config FILE]                 run the daemon (SIGHUP reloads, SIGTERM stops)
+  check  [-config FILE] [-server NAME]  validate the config and probe the server's TLS (exit 0 pass, 1 warn, 2 fail)
+  status [-config FILE] [-socket PATH] [-json]   show the running daemon's status
+  queue  list [-state S,...] | retry [ID] | drop ID  [-config FILE] [-socket PATH]
+  version                               print the version
+`
+
 // Main runs the command line with args (without the program name) and
 // returns the process exit status.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "version" {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "camftpd", Version)
 		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "run":
+		return cmdRun(ctx, rest, stderr)
+	case "check":
+		return cmdCheck(ctx, rest, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, stdout, stderr)
+	case "queue":
+		return cmdQueue(ctx, rest, stdout, stderr)
 	}
-	fmt.Fprintln(stderr, "camftpd: not implemented yet")
+	fmt.Fprintf(stderr, "camftpd: unknown command %q\n%s", cmd, usage)
 	return 2
 }
+
+func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("camftpd "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := fs.String("config", DefaultConfigPath, "configuration file")
+	return fs, cfg
+}
+
+// NewLogger returns the slog logger the config asks for.
+func NewLogger(cfg *Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func printConfigErrors(w io.Writer, err error) {
+	var ces ConfigErrors
+	if errors.As(err, &ces) {
+		for _, e := range ces {
+			fmt.Fprintln(w, e.Error())
+		}
+		fmt.Fprintf(w, "camftpd: %d problem(s) in the configuration; nothing started\n", len(ces))
+		return
+	}
+	fmt.Fprintln(w, "camftpd:", err)
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
+	fs, path := newFlags("run", stderr)
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	cfg, err := LoadConfig(*path)
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return 2
+	}
+	log := NewLogger(cfg, stderr)
+	d := New(cfg, log)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				ncfg, err := LoadConfig(*path)
+				if err != nil {
+					var ces ConfigErrors
+					if errors.As(err, &ces) {
+						for _, e := range ces {
+							log.Error("reload refused: config error", "problem", e.Error())
+						}
+					} else {
+						log.Error("reload refused", "err", err)
+					}
+					continue
+				}
+				d.Reload(ncfg)
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		log.Error("camftpd stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, path := newFlags("check", stderr)
+	name := fs.String("server", "", "server slot to probe (default: the active one)")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	cfg, err := LoadConfig(*path)
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "config %s: ok\n", cfg.Path)
+	idx := cfg.ActiveIndex()
+	if *name != "" {
+		idx = -1
+		for i, s := range cfg.Servers {
+			if s.Name == *name {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			fmt.Fprintf(stderr, "camftpd check: no [[server]] named %q in %s\n", *name, cfg.Path)
+			return 2
+		}
+	}
+	s := cfg.Servers[idx]
+	fmt.Fprintf(stdout, "server %q: %s port %d, tls_mode %s\n", s.Name, s.Host, s.Port, s.TLSMode)
+	cctx, cancel := context.WithTimeout(ctx, s.ConnectTimeout+s.Timeout)
+	defer cancel()
+	st, err := tlspolicy.Check(cctx, net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), tlspolicy.Options{
+		Mode: s.TLSMode, ServerName: s.Host, MaxTLS12: s.MaxTLS12, CAPEM: s.CAPEM, Pins: s.Pins,
+	}, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "camftpd check:", err)
+	}
+	switch st {
+	case tlspolicy.CheckPass:
+		return 0
+	case tlspolicy.CheckWarn:
+		return 1
+	}
+	return 2
+}
+
+// socketPath finds the status socket: -socket, else the config's, else the default.
+func socketPath(cfgPath, sock string) string {
+	if sock != "" {
+		return sock
+	}
+	if cfg, err := LoadConfig(cfgPath); err == nil {
+		return cfg.StatusSocket
+	}
+	return "/run/camftpd.sock"
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, path := newFlags("status", stderr)
+	sock := fs.String("socket", "", "status socket (default: from the config)")
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	sp := socketPath(*path, *sock)
+	var st Status
+	body, err := socketDo(ctx, sp, http.MethodGet, "/status", nil)
+	if err == nil {
+		err = json.Unmarshal(body, &st)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "camftpd status: %v (is camftpd running? socket %s)\n", err, sp)
+		return 2
+	}
+	if *asJSON {
+		stdout.Write(body)
+		return 0
+	}
+	printStatus(stdout, st)
+	return 0
+}
+
+func printStatus(w io.Writer, st Status) {
+	fmt.Fprintf(w, "state:      %s\n", st.State)
+	fmt.Fprintf(w, "server:     %s (link %s)\n", st.Server, st.Link)
+	q := st.Queue
+	fmt.Fprintf(w, "queue:      %d pending, %d uploading, %d retry, %d parked, %d done\n", q.Pending, q.InFlight, q.Retry, q.Parked, q.Done)
+	fmt.Fprintf(w, "uploaded:   %d files, %s since start; throughput %s/s\n", st.UploadedFiles, humanBytes(st.UploadedBytes), humanBytes(int64(st.ThroughputBps)))
+	for _, u := range st.Uploads {
+		fmt.Fprintf(w, "uploading:  %s  %s / %s  %.1f%%  %s/s\n", u.File, humanBytes(u.Sent), humanBytes(u.Total), u.Percent, humanBytes(int64(u.BytesPerSec)))
+	}
+	if t := st.TLS; t != nil {
+		fmt.Fprintf(w, "tls:        %s %s (%s) %s\n", t.Version, t.Suite, t.Class, t.SuiteID)
+		if t.Warning != "" {
+			fmt.Fprintf(w, "tls warning: %s\n", t.Warning)
+		}
+	}
+	if st.MediaError != "" {
+		fmt.Fprintf(w, "media:      %s\n", st.MediaError)
+	}
+	for _, e := range st.Errors {
+		fmt.Fprintf(w, "error:      %s [%s, %d attempts] %s\n", e.File, e.State, e.Attempts, e.Error)
+	}
+}
+
+func humanBytes(n int64) string {
+	f := float64(n)
+	for _, u := range []string{"B", "KiB", "MiB", "GiB"} {
+		if f < 1024 || u == "GiB" {
+			if u == "B" {
+				return fmt.Sprintf("%d B", n)
+			}
+			return fmt.Sprintf("%.1f %s", f, u)
+		}
+		f /= 1024
+	}
+	return ""
+}
+
+func socketDo(ctx context.Context, sock, method, path string, form url.Values) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://camftpd"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := socketClient(sock).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s", strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}
+
+func cmdQueue(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, "camftpd queue: need list, retry or drop\n", usage)
+		return 2
+	}
+	sub := args[0]
+	fs, path := newFlags("queue "+sub, stderr)
+	sock := fs.String("socket", "", "status socket (default: from the config)")
+	states := fs.String("state", "", "list: only these states (comma separated: pending,inflight,retry,done,parked)")
+	if fs.Parse(args[1:]) != nil {
+		return 2
+	}
+	id := fs.Arg(0)
+	sp := socketPath(*path, *sock)
+	live := false
+	if c, err := net.Dial("unix", sp); err == nil {
+		c.Close()
+		live = true
+	}
+	var q *queue.Queue
+	if !live {
+		// No daemon: open the queue file directly.
+		cfg, err := LoadConfig(*path)
+		if err != nil {
+			printConfigErrors(stderr, err)
+			return 2
+		}
+		q, err = queue.Open(filepath.Join(cfg.StateDir, "queue.db"), nil)
+		if err != nil {
+			fmt.Fprintln(stderr, "camftpd queue:", err)
+			return 2
+		}
+		defer q.Close()
+	}
+	switch sub {
+	case "list":
+		var items []queue.Item
+		var err error
+		if live {
+			var b []byte
+			b, err = socketDo(ctx, sp, http.MethodGet, "/queue?"+url.Values{"state": {*states}}.Encode(), nil)
+			if err == nil {
+				err = json.Unmarshal(b, &items)
+			}
+		} else {
+			var ss []queue.State
+			for _, s := range strings.Split(*states, ",") {
+				if s != "" {
+					ss = append(ss, queue.State(s))
+				}
+			}
+			items, err = q.List(ss...)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "camftpd queue list:", err)
+			return 2
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATE\tTRIES\tSIZE\tFILE\tNOTE")
+		for _, it := range items {
+			note := it.LastError
+			switch {
+			case it.State == queue.Done:
+				note = it.Remote
+			case it.State == queue.Parked && it.Reason != "":
+				note = it.Reason
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", it.ID, it.State, it.Attempts, humanBytes(it.Capture.Size), it.Capture.Rel, note)
+		}
+		tw.Flush()
+		return 0
+	case "retry", "drop":
+		if sub == "drop" && id == "" {
+			fmt.Fprintln(stderr, "camftpd queue drop: give the ID to drop (see camftpd queue list)")
+			return 2
+		}
+		var err error
+		if live {
+			_, err = socketDo(ctx, sp, http.MethodPost, "/"+sub, url.Values{"id": {id}})
+		} else if sub == "retry" {
+			err = q.RetryNow(id)
+		} else {
+			err = q.Drop(id)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "camftpd queue %s: %v\n", sub, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", sub, orAll(id))
+		return 0
+	}
+	fmt.Fprintf(stderr, "camftpd queue: unknown subcommand %q (use list, retry or drop)\n", sub)
+	return 2
+}
+
+func waitClock(ctx context.Context) error { return board.WaitClock(ctx, time.Now) }

@@ -1,5 +1,9 @@
-// Package daemon wires camftpd together: configuration, the media watcher,
-// the upload scheduler, the status socket, signals and the command line.
+// Package daemon wires camftpd together: configuration (TOML, validated with
+// every error's line), the media watcher (fsnotify hints, settle window,
+// rescans), the upload scheduler (workers leasing from the queue, no
+// polling), the status socket (HTTP/JSON over a Unix socket), signals and the
+// command line (Main).
 //
-// Nothing imports it but cmd/camftpd; it is the only package that imports fsnotify.
+// Only the commands import it (cmd/camftpd, and cmd/camftpd-demo which adds
+// the test FTPS server); it is the only package that imports fsnotify.
 package daemon

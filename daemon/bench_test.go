@@ -1,0 +1,141 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkSettleToUploadStart measures, one capture at a time, the time
+// from the end of a capture's settle window to its upload start (in-process
+// daemon, loopback FTPS server). Run: go test -run '^$' -bench SettleToUpload -benchtime 100x ./daemon
+func BenchmarkSettleToUploadStart(b *testing.B) {
+	e := newEnv(b)
+	cfg := e.writeConfig("200ms", 1)
+	var log *slog.Logger
+	if os.Getenv("CAMFTPD_BENCH_LOG") != "" {
+		log = NewLogger(cfg, os.Stderr)
+	}
+	d := New(cfg, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-d.Ready()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		writeCapture(b, filepath.Join(e.media, "100TEST", fmt.Sprintf("DSC%05d.JPG", i)), 200<<10, uint64(i))
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, _ := d.Queue().Counts()
+			if c.Done == i+1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("capture %d not uploaded", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	b.StopTimer()
+	lat := d.Latencies()
+	b.ReportMetric(float64(percentile(lat, 50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(lat, 99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(len(lat)), "samples")
+}
+
+// procStats sums CPU time (utime+stime, clock ticks) and context switches
+// into the CPU (schedstat timeslices) over every thread of pid.
+func procStats(pid int) (ticks, slices int64, err error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, task := range tasks {
+		base := fmt.Sprintf("/proc/%d/task/%s/", pid, task.Name())
+		if b, err := os.ReadFile(base + "schedstat"); err == nil {
+			f := strings.Fields(string(b))
+			if len(f) == 3 {
+				n, _ := strconv.ParseInt(f[2], 10, 64)
+				slices += n
+			}
+		}
+		if b, err := os.ReadFile(base + "stat"); err == nil {
+			s := string(b)
+			f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + st
+		}
+	}
+	return ticks, slices, nil
+}
+
+func procKB(pid int, field string) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, field+":") {
+			n, _ := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
+			return n
+		}
+	}
+	return -1
+}
+
+// BenchmarkResources runs the real binary and reports idle wake-ups and CPU
+// over 5 s, RSS idle and the peak RSS (VmHWM) under load (300 captures of
+// 200 KB-1 MB plus a 100 MB movie).
+// Run: go test -run '^$' -bench Resources -benchtime 1x ./daemon
+func BenchmarkResources(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		e := newEnv(b)
+		e.writeConfig("300ms", 1)
+		bin := buildBinary(b)
+		c := startChild(b, bin, e.cfgPath)
+		pid := c.cmd.Process.Pid
+		for j := 0; ; j++ {
+			if _, err := sockStatus(e.sock); err == nil {
+				break
+			}
+			if j > 500 {
+				b.Fatal("daemon not up")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		idle := func(label string) {
+			time.Sleep(time.Second)
+			t0, s0, _ := procStats(pid)
+			time.Sleep(5 * time.Second)
+			t1, s1, _ := procStats(pid)
+			b.ReportMetric(float64(s1-s0)/5, label+"-wakeups/s")
+			b.ReportMetric(float64(t1-t0)*10/5, label+"-cpu-ms/s")
+		}
+		idle("idle")
+		b.ReportMetric(float64(procKB(pid, "VmRSS")), "idle-rss-KiB")
+		for j := range 300 {
+			writeCapture(b, filepath.Join(e.media, "100TEST", fmt.Sprintf("DSC%05d.JPG", j)), 200<<10+(j%5)*200<<10, uint64(j))
+			time.Sleep(33 * time.Millisecond)
+		}
+		writeCapture(b, filepath.Join(e.media, "100TEST", "C0001.MP4"), 100<<20, 7)
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			st, err := sockStatus(e.sock)
+			if err == nil && st.Queue.Done == 301 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("not done: %+v", st.Queue)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		b.ReportMetric(float64(procKB(pid, "VmHWM")), "load-hwm-KiB")
+		idle("after-load")
+		b.ReportMetric(float64(procKB(pid, "VmRSS")), "after-load-rss-KiB")
+	}
+}

@@ -1,0 +1,273 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/camftpd/camftpd/board"
+	"github.com/camftpd/camftpd/queue"
+)
+
+// eventLog reads GET /events from the socket.
+type eventLog struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (l *eventLog) types() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := map[string]int{}
+	for _, e := range l.events {
+		m[e.Type]++
+	}
+	return m
+}
+
+func streamEvents(t *testing.T, sock string) *eventLog {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://camftpd/events", nil)
+	resp, err := socketClient(sock).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &eventLog{}
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			var e Event
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				l.mu.Lock()
+				l.events = append(l.events, e)
+				l.mu.Unlock()
+			}
+		}
+	}()
+	return l
+}
+
+func post(t *testing.T, sock, path string) {
+	t.Helper()
+	if _, err := socketDo(context.Background(), sock, http.MethodPost, path, nil); err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+}
+
+// TestStatusSocketPauseVanishedAndCLI drives the status socket: events
+// stream, pause/resume, a capture deleted before upload (recorded as
+// vanished, not retried), and the status and queue subcommands.
+func TestStatusSocketPauseVanishedAndCLI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := e.writeConfig("200ms", 1)
+	d, _, _ := startDaemon(t, cfg, testLogger(t))
+	events := streamEvents(t, e.sock)
+	post(t, e.sock, "/pause")
+	if st := d.Status(); st.State != "paused" || !st.Paused {
+		t.Fatalf("after pause: %+v", st)
+	}
+	for i, n := range []string{"DSC00001.JPG", "DSC00002.ARW", "DSC00003.JPG"} {
+		writeCapture(t, filepath.Join(e.media, "100TEST", n), 200<<10, uint64(i))
+	}
+	waitFor(t, 5*time.Second, "3 pending", func() bool { return counts(t, d.Queue()).Pending == 3 })
+	time.Sleep(300 * time.Millisecond)
+	if c := counts(t, d.Queue()); c.Done != 0 {
+		t.Fatalf("uploaded while paused: %+v", c)
+	}
+	os.Remove(filepath.Join(e.media, "100TEST", "DSC00002.ARW"))
+	post(t, e.sock, "/resume")
+	waitFor(t, 10*time.Second, "2 done, 1 vanished", func() bool {
+		c := counts(t, d.Queue())
+		return c.Done == 2 && c.Parked == 1
+	})
+	parked, _ := d.Queue().List(queue.Parked)
+	if len(parked) != 1 || !parked[0].Vanished {
+		t.Fatalf("want the deleted file parked as vanished: %+v", parked)
+	}
+	waitFor(t, 3*time.Second, "events", func() bool {
+		ty := events.types()
+		return ty["queued"] == 3 && ty["start"] == 2 && ty["done"] == 2 && ty["vanished"] == 1 && ty["progress"] >= 2 && ty["state"] >= 2
+	})
+
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"status", "-socket", e.sock}, &out, &errb); code != 0 {
+		t.Fatalf("status: %d %s", code, errb.String())
+	}
+	t.Logf("camftpd status:\n%s", out.String())
+	for _, want := range []string{"state:      idle", "2 done", "1 parked", "tls:        TLS 1.", "(recommended)", "DSC00002.ARW"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status output lacks %q", want)
+		}
+	}
+	out.Reset()
+	if code := Main(context.Background(), []string{"status", "-socket", e.sock, "-json"}, &out, &errb); code != 0 {
+		t.Fatal(errb.String())
+	}
+	var st Status
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.TLS == nil || st.TLS.Class != "recommended" || st.Queue.Done != 2 {
+		t.Fatalf("status json: %v %s", err, out.String())
+	}
+	if strings.Contains(out.String(), "secret") {
+		t.Fatal("status shows the password")
+	}
+	out.Reset()
+	if code := Main(context.Background(), []string{"queue", "list", "-socket", e.sock}, &out, &errb); code != 0 {
+		t.Fatal(errb.String())
+	}
+	if !strings.Contains(out.String(), "DSC00001.JPG") || !strings.Contains(out.String(), "parked") {
+		t.Fatalf("queue list:\n%s", out.String())
+	}
+	// Retry of a vanished item is refused; drop forgets it.
+	if code := Main(context.Background(), []string{"queue", "retry", "-socket", e.sock, parked[0].ID}, &out, &errb); code == 0 {
+		t.Error("retrying a vanished item should fail")
+	}
+	if code := Main(context.Background(), []string{"queue", "drop", "-socket", e.sock, parked[0].ID}, &out, &errb); code != 0 {
+		t.Fatal(errb.String())
+	}
+	if c := counts(t, d.Queue()); c.Parked != 0 {
+		t.Fatalf("after drop: %+v", c)
+	}
+}
+
+// TestAuthErrorBlocksUntilReload: a wrong password stops uploads with
+// "blocked: auth" (no retry storm, nothing parked); reloading a fixed
+// config resumes.
+func TestAuthErrorBlocksUntilReload(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.password = "wrong-password"
+	cfg := e.writeConfig("200ms", 1)
+	var logBuf lockedBuffer
+	d, _, _ := startDaemon(t, cfg, NewLogger(cfg, &logBuf))
+	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00001.JPG"), 100<<10, 1)
+	waitFor(t, 10*time.Second, "blocked", func() bool { return strings.HasPrefix(d.Status().State, "blocked: auth") })
+	st := d.Status()
+	t.Logf("state: %s", st.State)
+	time.Sleep(500 * time.Millisecond)
+	if c := counts(t, d.Queue()); c.Pending != 1 || c.Parked+c.Retry+c.Done != 0 {
+		t.Fatalf("while blocked the capture should wait pending: %+v", c)
+	}
+	e.password = ""
+	d.Reload(e.writeConfig("200ms", 1))
+	waitFor(t, 10*time.Second, "uploaded after reload", func() bool { return counts(t, d.Queue()).Done == 1 })
+	if s := d.Status().State; strings.HasPrefix(s, "blocked") {
+		t.Fatalf("still %s", s)
+	}
+	if strings.Contains(logBuf.String(), "wrong-password") || strings.Contains(logBuf.String(), "=secret") {
+		t.Fatalf("a password is in the log:\n%s", logBuf.String())
+	}
+}
+
+// TestMountAndLinkEvents: card removed pauses (and what is written then is
+// found by the rescan at remount); link up retries at once instead of
+// waiting out the backoff.
+func TestMountAndLinkEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.retryMin, e.retryMax = "30s", "1m"
+	cfg := e.writeConfig("200ms", 1)
+	cfg.Profile.StorageMount, cfg.Profile.Interface = "/fake/card", "fake0"
+	mount := make(chan board.MountEvent, 4)
+	link := make(chan board.LinkEvent, 4)
+	d := New(cfg, testLogger(t))
+	d.watchMount = func(context.Context, string) (<-chan board.MountEvent, error) { return mount, nil }
+	d.watchLink = func(context.Context, string) (<-chan board.LinkEvent, error) { return link, nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-d.Ready()
+	mount <- board.MountEvent{Path: "/fake/card", Mounted: true}
+	link <- board.LinkEvent{Iface: "fake0", Up: true}
+	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00001.JPG"), 50<<10, 1)
+	waitFor(t, 10*time.Second, "first upload", func() bool { return counts(t, d.Queue()).Done == 1 })
+
+	mount <- board.MountEvent{Path: "/fake/card", Mounted: false}
+	waitFor(t, 5*time.Second, "paused", func() bool { return d.Status().State == "paused: media unmounted" })
+	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00002.JPG"), 50<<10, 2)
+	time.Sleep(500 * time.Millisecond)
+	if c := counts(t, d.Queue()); c.Pending+c.Done != 1 {
+		t.Fatalf("queued while unmounted: %+v", c)
+	}
+	mount <- board.MountEvent{Path: "/fake/card", Mounted: true}
+	waitFor(t, 10*time.Second, "upload after remount", func() bool { return counts(t, d.Queue()).Done == 2 })
+
+	// Server unreachable: the capture waits out a 15-30 s backoff...
+	e.stopServer()
+	link <- board.LinkEvent{Iface: "fake0", Up: false}
+	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00003.JPG"), 50<<10, 3)
+	waitFor(t, 10*time.Second, "retry scheduled", func() bool { return counts(t, d.Queue()).Retry == 1 })
+	e.startServer()
+	// ...unless the link comes up.
+	start := time.Now()
+	link <- board.LinkEvent{Iface: "fake0", Up: true}
+	waitFor(t, 5*time.Second, "upload right after link up", func() bool { return counts(t, d.Queue()).Done == 3 })
+	t.Logf("uploaded %v after link up (backoff was 15-30 s)", time.Since(start))
+	verifyArrived(t, e.media, e.root)
+}
+
+// TestFailoverToNextServer: the active server refuses connections; after
+// failover_after transient failures the next [[server]] takes over.
+func TestFailoverToNextServer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	dead := newProxy(t, "")
+	t.Cleanup(dead.close)
+	e.extra = "active = \"down\"\nfailover = true\nfailover_after = 2"
+	e.srvExtra = fmt.Sprintf(`
+[[server]]
+name = "down"
+host = "127.0.0.1"
+port = %d
+user = "camftpd"
+password = "secret"
+ca_files = [%q]
+timeout = "2s"
+connect_timeout = "2s"
+`, dead.port(), e.caPath)
+	cfg := e.writeConfig("200ms", 1)
+	d, _, _ := startDaemon(t, cfg, testLogger(t))
+	if s := d.Status().Server; s != "down" {
+		t.Fatalf("active server %q", s)
+	}
+	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00001.JPG"), 50<<10, 1)
+	waitFor(t, 20*time.Second, "upload through the second server", func() bool { return counts(t, d.Queue()).Done == 1 })
+	if s := d.Status().Server; s != "test" {
+		t.Fatalf("active server after failover %q", s)
+	}
+	verifyArrived(t, e.media, e.root)
+}
+
+// TestCheckCommand runs `camftpd check` against the test server: exit 0 with
+// a recommended suite; a bad config exits 2 with every error.
+func TestCheckCommand(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.writeConfig("1s", 1)
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"check", "-config", e.cfgPath}, &out, &errb)
+	t.Logf("check (exit %d):\n%s%s", code, out.String(), errb.String())
+	if code != 0 || !strings.Contains(out.String(), "recommended") {
+		t.Fatalf("check: exit %d", code)
+	}
+	bad := filepath.Join(e.dir, "bad.toml")
+	os.WriteFile(bad, []byte("workers = 0\nsettle = \"x\"\n[[server]]\nhost = \"h\"\n"), 0o600)
+	out.Reset()
+	errb.Reset()
+	if code := Main(context.Background(), []string{"check", "-config", bad}, &out, &errb); code != 2 ||
+		!strings.Contains(errb.String(), "bad.toml:1: workers") || !strings.Contains(errb.String(), "bad.toml:2: settle") {
+		t.Fatalf("bad config: exit %d\n%s", code, errb.String())
+	}
+}

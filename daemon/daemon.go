@@ -1,0 +1,492 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/camftpd/camftpd/board"
+	"github.com/camftpd/camftpd/queue"
+)
+
+// shutdownGrace bounds how long Run waits for uploads to stop at a
+// resumable point once its context ends (the whole exit stays under 5 s).
+const shutdownGrace = 3500 * time.Millisecond
+
+// Daemon is a running camftpd: watcher, queue, upload workers and status socket.
+type Daemon struct {
+	log      *slog.Logger
+	hub      *hub
+	reloadCh chan *Config
+	ready    chan struct{}
+	started  time.Time
+
+	// Hooks for tests; nil means the board's kernel events.
+	watchMount func(ctx context.Context, path string) (<-chan board.MountEvent, error)
+	watchLink  func(ctx context.Context, iface string) (<-chan board.LinkEvent, error)
+
+	mu          sync.Mutex
+	cfg         *Config
+	q           *queue.Queue
+	changed     chan struct{} // closed and replaced on every state change
+	userPaused  bool
+	mediaGone   bool
+	mediaErr    string
+	blocked     string
+	clockWait   bool
+	link        string
+	active      int
+	failStreak  int
+	uploads     map[string]*upload // by worker
+	tls         *TLSInfo
+	completedAt map[string]time.Time // capture path -> end of settle window
+	latencies   []time.Duration
+	doneFiles   int64
+	doneBytes   int64
+	rate        rateMeter
+	w           *watcher
+	led         string
+}
+
+type upload struct {
+	ID, File, Worker, Server, Remote string
+	Sent, Total, ResumedFrom         int64
+	Started                          time.Time
+	cancel                           context.CancelFunc
+}
+
+// New returns a daemon for cfg; log may be nil.
+func New(cfg *Config, log *slog.Logger) *Daemon {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Daemon{
+		log:         log,
+		hub:         newHub(),
+		reloadCh:    make(chan *Config, 1),
+		ready:       make(chan struct{}),
+		cfg:         cfg,
+		changed:     make(chan struct{}),
+		uploads:     map[string]*upload{},
+		completedAt: map[string]time.Time{},
+		link:        "unknown",
+		active:      cfg.ActiveIndex(),
+	}
+}
+
+// Subscribe returns the progress event stream; call the func to stop.
+func (d *Daemon) Subscribe() (<-chan Event, func()) { return d.hub.subscribe(1024) }
+
+// Ready is closed once the queue is open and the status socket listens.
+func (d *Daemon) Ready() <-chan struct{} { return d.ready }
+
+// Queue returns the open queue (nil before Ready).
+func (d *Daemon) Queue() *queue.Queue {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.q
+}
+
+// Reload applies a new, validated configuration (SIGHUP). It also lifts a
+// "blocked" state.
+func (d *Daemon) Reload(cfg *Config) {
+	select {
+	case <-d.reloadCh:
+	default:
+	}
+	d.reloadCh <- cfg
+}
+
+// Pause stops uploading (the upload in flight stops at a resumable point).
+func (d *Daemon) Pause() { d.setState(func() { d.userPaused = true }); d.cancelUploads() }
+
+// Resume undoes Pause.
+func (d *Daemon) Resume() { d.setState(func() { d.userPaused = false }) }
+
+// Latencies returns capture-complete to upload-start latencies measured so far.
+func (d *Daemon) Latencies() []time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]time.Duration(nil), d.latencies...)
+}
+
+// setState changes the run state under the lock, wakes the dispatcher and
+// publishes the new state.
+func (d *Daemon) setState(f func()) {
+	d.mu.Lock()
+	f()
+	close(d.changed)
+	d.changed = make(chan struct{})
+	d.mu.Unlock()
+	d.publishState()
+}
+
+// publishState sends a state event and updates the status LED.
+func (d *Daemon) publishState() {
+	d.mu.Lock()
+	st := d.stateLocked()
+	led := board.StateIdle
+	switch {
+	case d.blocked != "" || d.mediaGone || d.link == "down":
+		led = board.StateError
+	case len(d.uploads) > 0:
+		led = board.StateBusy
+	}
+	prof, ledChanged := d.cfg.Profile, led != d.led
+	d.led = led
+	d.mu.Unlock()
+	if ledChanged && prof.LED != "" {
+		if err := prof.Indicate(led); err != nil {
+			d.log.Warn("status LED", "err", err)
+		}
+	}
+	d.hub.publish(Event{Type: "state", State: st})
+}
+
+func (d *Daemon) changedCh() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.changed
+}
+
+func (d *Daemon) canRun() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.userPaused && !d.mediaGone && d.blocked == "" && !d.clockWait
+}
+
+func (d *Daemon) stateLocked() string {
+	switch {
+	case d.blocked != "":
+		return "blocked: " + d.blocked
+	case d.mediaGone:
+		return "paused: media unmounted"
+	case d.userPaused:
+		return "paused"
+	case d.clockWait:
+		return "waiting: system clock not set"
+	case len(d.uploads) > 0:
+		return "uploading"
+	}
+	return "idle"
+}
+
+func (d *Daemon) cancelUploads() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, u := range d.uploads {
+		u.cancel()
+	}
+}
+
+// beforeEnqueue notes when a capture became complete (for latency figures),
+// before a worker can lease it.
+func (d *Daemon) beforeEnqueue(path string, at time.Time) {
+	d.mu.Lock()
+	if len(d.completedAt) < 100000 {
+		d.completedAt[path] = at
+	}
+	d.mu.Unlock()
+}
+
+func (d *Daemon) onComplete(it queue.Item, added bool, at time.Time) {
+	if !added {
+		d.mu.Lock()
+		delete(d.completedAt, it.Capture.Path)
+		d.mu.Unlock()
+		return
+	}
+	d.hub.publish(Event{Type: "queued", ID: it.ID, File: it.Capture.Rel, Total: it.Capture.Size})
+}
+
+type watcherRun struct {
+	w      *watcher
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (d *Daemon) startWatcher(ctx context.Context, cfg *Config) *watcherRun {
+	w := newWatcher(cfg, d.q, d.log.With("part", "watcher"))
+	w.onComplete = d.onComplete
+	w.beforeEnqueue = d.beforeEnqueue
+	wctx, cancel := context.WithCancel(ctx)
+	r := &watcherRun{w: w, cancel: cancel, done: make(chan error, 1)}
+	d.mu.Lock()
+	d.w = w
+	d.mu.Unlock()
+	go func() { r.done <- w.run(wctx) }()
+	return r
+}
+
+func (r *watcherRun) stop() {
+	if r == nil {
+		return
+	}
+	r.cancel()
+	<-r.done
+}
+
+type genRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (d *Daemon) startGen(ctx context.Context, cfg *Config) *genRun {
+	gctx, cancel := context.WithCancel(ctx)
+	g := &genRun{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(g.done)
+		d.schedule(gctx, cfg)
+	}()
+	return g
+}
+
+// wait stops g, giving uploads until deadline to reach a resumable point.
+func (g *genRun) stop(deadline time.Duration) bool {
+	g.cancel()
+	select {
+	case <-g.done:
+		return true
+	case <-time.After(deadline):
+		return false
+	}
+}
+
+// Run runs the daemon until ctx ends, then drains the upload in flight to a
+// resumable point and returns within 5 s.
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg := d.cfg
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("cannot create state_dir %s: %v (fix its path or permissions)", cfg.StateDir, unwrapPathErr(err))
+	}
+	q, err := queue.Open(filepath.Join(cfg.StateDir, "queue.db"), &queue.Options{
+		BackoffMin: cfg.RetryMin, BackoffMax: cfg.RetryMax, LeaseTime: leaseTime,
+		Logger: d.log.With("part", "queue"),
+	})
+	if err != nil {
+		return fmt.Errorf("cannot open queue in %s: %w", cfg.StateDir, err)
+	}
+	defer q.Close()
+	if q.Recovered() {
+		d.log.Warn("queue file was corrupt; moved aside and started a new one", "dir", cfg.StateDir)
+	}
+	// We are the only process using this queue (bbolt holds a lock):
+	// leases left by a killed daemon are stale.
+	if stale, err := q.List(queue.InFlight); err == nil {
+		for _, it := range stale {
+			_ = q.Release(it.ID)
+		}
+		if len(stale) > 0 {
+			d.log.Info("released uploads interrupted by the last stop; they resume", "count", len(stale))
+		}
+	}
+	d.mu.Lock()
+	d.q = q
+	d.mu.Unlock()
+
+	sctx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStatus()
+	statusDone, err := d.serveStatus(sctx, cfg.StatusSocket)
+	if err != nil {
+		return err
+	}
+	defer func() { stopStatus(); <-statusDone }()
+
+	var mountCh <-chan board.MountEvent
+	var linkCh <-chan board.LinkEvent
+	if p := cfg.Profile.StorageMount; p != "" {
+		wm := d.watchMount
+		if wm == nil {
+			wm = board.WatchMount
+		}
+		if mountCh, err = wm(ctx, p); err != nil {
+			d.log.Warn("cannot follow the storage mount; assuming it stays mounted", "path", p, "err", err)
+		}
+	}
+	if ifc := cfg.Profile.Interface; ifc != "" {
+		wl := d.watchLink
+		if wl == nil {
+			wl = board.WatchLink
+		}
+		if linkCh, err = wl(ctx, ifc); err != nil {
+			d.log.Warn("cannot follow the network link; retries follow the backoff only", "iface", ifc, "err", err)
+		}
+	}
+	if !board.ClockSane(time.Now()) {
+		d.setState(func() { d.clockWait = true })
+		d.log.Warn("system clock is not set; waiting before judging certificates")
+		go func() {
+			if board.WaitClock(ctx, time.Now) == nil {
+				d.setState(func() { d.clockWait = false })
+				d.log.Info("system clock is set; uploads start")
+			}
+		}()
+	}
+	close(d.ready)
+	d.log.Info("camftpd running", "version", Version, "media_dir", cfg.MediaDir, "server", cfg.Active,
+		"workers", cfg.Workers, "status_socket", cfg.StatusSocket)
+
+	gen := d.startGen(ctx, cfg)
+	wat := d.startWatcher(ctx, cfg)
+	var watRetry <-chan time.Time
+	watBackoff := time.Second
+	for {
+		var watDone chan error
+		if wat != nil {
+			watDone = wat.done
+		}
+		select {
+		case <-ctx.Done():
+			d.log.Info("stopping: draining uploads to a resumable point")
+			wat.stop()
+			if !gen.stop(shutdownGrace) {
+				d.log.Warn("an upload did not stop in time; it resumes at the next start")
+			}
+			return nil
+
+		case err := <-watDone:
+			wat = nil
+			if err != nil {
+				d.log.Error("media watcher stopped", "err", err, "retry_in", watBackoff)
+				d.setState(func() { d.mediaErr = err.Error() })
+				watRetry = time.After(watBackoff)
+				watBackoff = min(watBackoff*2, time.Minute)
+			}
+
+		case <-watRetry:
+			watRetry = nil
+			if !d.isMediaGone() {
+				wat = d.startWatcher(ctx, d.config())
+				d.setState(func() { d.mediaErr = "" })
+				watBackoff = time.Second
+			}
+
+		case ev, ok := <-mountCh:
+			if !ok {
+				mountCh = nil
+				continue
+			}
+			if !ev.Mounted && !d.isMediaGone() {
+				d.log.Warn("media unmounted: uploads paused", "path", ev.Path)
+				d.setState(func() { d.mediaGone = true })
+				d.cancelUploads()
+				wat.stop()
+				wat, watRetry = nil, nil
+			} else if ev.Mounted && d.isMediaGone() {
+				d.log.Info("media mounted: rescanning and resuming", "path", ev.Path)
+				d.setState(func() { d.mediaGone = false; d.mediaErr = "" })
+				if wat == nil {
+					wat = d.startWatcher(ctx, d.config())
+				}
+			}
+
+		case ev, ok := <-linkCh:
+			if !ok {
+				linkCh = nil
+				continue
+			}
+			if ev.Up {
+				d.setState(func() { d.link = "up" })
+				if err := q.ResetBackoff(); err != nil {
+					d.log.Warn("cannot reset retry backoff", "err", err)
+				}
+				d.log.Info("network link up: retrying now", "iface", ev.Iface)
+			} else {
+				d.setState(func() { d.link = "down" })
+				d.log.Warn("network link down", "iface", ev.Iface)
+			}
+
+		case ncfg := <-d.reloadCh:
+			old := d.config()
+			keep := []string{}
+			if ncfg.StateDir != old.StateDir {
+				keep = append(keep, "state_dir")
+				ncfg.StateDir = old.StateDir
+			}
+			if ncfg.StatusSocket != old.StatusSocket {
+				keep = append(keep, "status_socket")
+				ncfg.StatusSocket = old.StatusSocket
+			}
+			if ncfg.Board != old.Board {
+				keep = append(keep, "board")
+				ncfg.Board, ncfg.Profile = old.Board, old.Profile
+			}
+			if len(keep) > 0 {
+				d.log.Warn("reload: these settings take effect at the next start", "keys", keep)
+			}
+			watchChanged := ncfg.MediaDir != old.MediaDir || ncfg.Settle != old.Settle || ncfg.RawJPEG != old.RawJPEG ||
+				!reflect.DeepEqual(ncfg.Include, old.Include) || !reflect.DeepEqual(ncfg.Exclude, old.Exclude)
+			d.log.Info("reloading configuration", "file", ncfg.Path)
+			gen.stop(shutdownGrace)
+			d.setState(func() {
+				d.cfg = ncfg
+				d.blocked = ""
+				d.clockWait = d.clockWait && !board.ClockSane(time.Now())
+				d.active = ncfg.ActiveIndex()
+				d.failStreak = 0
+			})
+			if watchChanged && wat != nil {
+				wat.stop()
+				wat = d.startWatcher(ctx, ncfg)
+			}
+			gen = d.startGen(ctx, ncfg)
+		}
+	}
+}
+
+func (d *Daemon) config() *Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+func (d *Daemon) isMediaGone() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.mediaGone
+}
+
+// rateMeter sums bytes sent over the last 10 one-second buckets.
+type rateMeter struct {
+	sec   [10]int64
+	bytes [10]int64
+}
+
+func (r *rateMeter) add(now time.Time, n int64) {
+	s := now.Unix()
+	i := s % 10
+	if r.sec[i] != s {
+		r.sec[i], r.bytes[i] = s, 0
+	}
+	r.bytes[i] += n
+}
+
+func (r *rateMeter) perSec(now time.Time) float64 {
+	s := now.Unix()
+	var sum int64
+	for i := range r.sec {
+		if r.sec[i] > s-10 && r.sec[i] < s { // whole seconds only
+			sum += r.bytes[i]
+		}
+	}
+	return float64(sum) / 9
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(p/100*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+var errBlocked = errors.New("blocked")

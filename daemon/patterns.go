@@ -1,0 +1,127 @@
+package daemon
+
+import (
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// DefaultPatterns are the capture files sent when neither the config nor the
+// board profile lists any.
+var DefaultPatterns = []string{
+	"*.JPG", "*.JPEG",
+	"*.ARW", "*.CR3", "*.CR2", "*.NEF", "*.RAF", "*.DNG", "*.ORF", "*.RW2",
+	"*.HEIC", "*.HEIF", "*.HIF",
+	"*.MP4", "*.MOV",
+}
+
+type kind int
+
+const (
+	kindOther kind = iota
+	kindJPEG       // JPEG and HEIF stills: the priority lane
+	kindRAW
+	kindVideo
+)
+
+var extKinds = map[string]kind{
+	".jpg": kindJPEG, ".jpeg": kindJPEG, ".heic": kindJPEG, ".heif": kindJPEG, ".hif": kindJPEG,
+	".arw": kindRAW, ".cr3": kindRAW, ".cr2": kindRAW, ".nef": kindRAW, ".raf": kindRAW, ".dng": kindRAW,
+	".orf": kindRAW, ".rw2": kindRAW,
+	".mp4": kindVideo, ".mov": kindVideo,
+}
+
+func kindOf(name string) kind { return extKinds[strings.ToLower(filepath.Ext(name))] }
+
+// priority puts JPEG/HEIF stills first (what an editor waits for), then RAW, then video.
+func priority(name string) int {
+	switch kindOf(name) {
+	case kindJPEG:
+		return 2
+	case kindRAW:
+		return 1
+	}
+	return 0
+}
+
+func checkPattern(p string) error {
+	_, err := path.Match(strings.ToLower(p), "x")
+	return err
+}
+
+// matcher decides which files are captures to send.
+type matcher struct {
+	include, exclude []string
+	rawJPEG          string
+}
+
+func newMatcher(c *Config) *matcher {
+	m := &matcher{rawJPEG: c.RawJPEG}
+	for _, p := range c.Include {
+		m.include = append(m.include, strings.ToLower(p))
+	}
+	for _, p := range c.Exclude {
+		m.exclude = append(m.exclude, strings.ToLower(p))
+	}
+	return m
+}
+
+// globMatch matches case-insensitively: a pattern with a '/' against the
+// path relative to the media root, one without against the base name.
+func globMatch(pats []string, rel string) bool {
+	rel = strings.ToLower(filepath.ToSlash(rel))
+	base := path.Base(rel)
+	for _, p := range pats {
+		target := base
+		if strings.Contains(p, "/") {
+			target = rel
+		}
+		if ok, _ := path.Match(p, target); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// wanted reports whether rel (relative to the media root) names a capture
+// to send, before the RAW+JPEG choice.
+func (m *matcher) wanted(rel string) bool {
+	b := filepath.Base(rel)
+	if strings.HasPrefix(b, ".") {
+		return false // hidden and temporary files
+	}
+	return globMatch(m.include, rel) && !globMatch(m.exclude, rel)
+}
+
+// pairSkip applies the RAW+JPEG choice to a complete file at abs: with
+// "jpeg" the RAW of a RAW+JPEG pair is skipped, with "raw" its JPEG; a file
+// without its pair is always sent.
+func (m *matcher) pairSkip(abs string) bool {
+	var want kind
+	switch m.rawJPEG {
+	case "jpeg":
+		want = kindJPEG
+	case "raw":
+		want = kindRAW
+	default:
+		return false
+	}
+	k := kindOf(abs)
+	if k != kindJPEG && k != kindRAW || k == want {
+		return false
+	}
+	dir, base := filepath.Split(abs)
+	stem := strings.TrimSuffix(base, filepath.Ext(base))
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if n != base && strings.EqualFold(strings.TrimSuffix(n, filepath.Ext(n)), stem) && kindOf(n) == want {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,420 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/camftpd/camftpd/queue"
+	"github.com/camftpd/camftpd/tlspolicy"
+	"github.com/camftpd/camftpd/transfer"
+)
+
+const (
+	leaseTime     = 2 * time.Minute
+	renewEvery    = 30 * time.Second
+	progressEvery = 100 * time.Millisecond
+	idleClose     = 30 * time.Second // close server connections after this long without work
+)
+
+// TLSInfo is what the last handshake negotiated.
+type TLSInfo struct {
+	Server  string `json:"server"`
+	Version string `json:"version"`
+	Suite   string `json:"suite"`
+	SuiteID string `json:"suite_id"`
+	Class   string `json:"class"`
+	Warning string `json:"warning,omitempty"`
+	Resumed bool   `json:"resumed"`
+}
+
+type worker struct {
+	d        *Daemon
+	name     string
+	cfg      *Config
+	policies []*tlspolicy.Policy
+	clients  map[int]*transfer.Client
+	jobs     chan queue.Item
+}
+
+// schedule runs cfg.Workers upload workers fed by one dispatcher until ctx
+// ends. It never polls: it waits on the queue's wake channel, a timer at the
+// next retry due time, a state change, or ctx.
+func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
+	q := d.Queue()
+	policies := make([]*tlspolicy.Policy, len(cfg.Servers))
+	for i, s := range cfg.Servers {
+		p, err := tlspolicy.New(tlspolicy.Options{
+			Mode: s.TLSMode, ServerName: s.Host, MaxTLS12: s.MaxTLS12, CAPEM: s.CAPEM, Pins: s.Pins,
+			Logger: d.log.With("part", "tls", "server", s.Name),
+		})
+		if err != nil {
+			if i == d.activeIndex() {
+				d.block(fmt.Sprintf("tls-policy: server %q: %v", s.Name, err))
+			}
+			d.log.Error("TLS settings refused", "server", s.Name, "err", err)
+			continue
+		}
+		policies[i] = p
+	}
+
+	var wg sync.WaitGroup
+	ready := make(chan *worker)
+	for i := range cfg.Workers {
+		w := &worker{d: d, name: fmt.Sprintf("w%d", i+1), cfg: cfg, policies: policies,
+			clients: map[int]*transfer.Client{}, jobs: make(chan queue.Item)}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.loop(ctx, ready)
+		}()
+	}
+	defer wg.Wait()
+
+	for {
+		var w *worker
+		select {
+		case w = <-ready:
+		case <-ctx.Done():
+			return
+		}
+		for {
+			changed := d.changedCh()
+			if !d.canRun() {
+				select {
+				case <-changed:
+					continue
+				case <-ctx.Done():
+					return
+				}
+			}
+			it, ok, err := q.Lease(w.name)
+			if err != nil {
+				d.log.Error("queue lease failed", "err", err)
+			}
+			if ok {
+				select {
+				case w.jobs <- it:
+				case <-ctx.Done():
+					_ = q.Release(it.ID)
+					return
+				}
+				break
+			}
+			var timer <-chan time.Time
+			var t *time.Timer
+			if err != nil {
+				t = time.NewTimer(time.Second)
+				timer = t.C
+			} else if due, ok := q.NextDue(); ok {
+				t = time.NewTimer(max(time.Until(due), 20*time.Millisecond))
+				timer = t.C
+			}
+			select {
+			case <-q.Wake():
+			case <-timer:
+			case <-changed:
+			case <-ctx.Done():
+				if t != nil {
+					t.Stop()
+				}
+				return
+			}
+			if t != nil {
+				t.Stop()
+			}
+		}
+	}
+}
+
+func (w *worker) loop(ctx context.Context, ready chan<- *worker) {
+	defer w.closeClients()
+	idle := time.NewTimer(idleClose)
+	defer idle.Stop()
+	for {
+		select {
+		case ready <- w:
+		case <-ctx.Done():
+			return
+		}
+		if len(w.clients) == 0 {
+			idle.Stop()
+		} else {
+			idle.Reset(idleClose)
+		}
+	wait:
+		for {
+			select {
+			case it := <-w.jobs:
+				w.process(ctx, it)
+				break wait
+			case <-idle.C:
+				w.closeClients()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+func (w *worker) closeClients() {
+	for i, c := range w.clients {
+		_ = c.Close()
+		delete(w.clients, i)
+	}
+}
+
+func (w *worker) client(idx int) (*transfer.Client, *tlspolicy.Policy, error) {
+	pol := w.policies[idx]
+	if pol == nil {
+		return nil, nil, errBlocked
+	}
+	if c := w.clients[idx]; c != nil {
+		return c, pol, nil
+	}
+	s := w.cfg.Servers[idx]
+	limit := s.BandwidthLimit
+	if limit > 0 && w.cfg.Workers > 1 {
+		limit = max(limit/int64(w.cfg.Workers), 1) // the limit is for the whole daemon
+	}
+	c := transfer.New(transfer.Config{
+		Host: s.Host, Port: s.Port, User: s.User, Password: s.Password.reveal(), TLS: pol.Config(),
+		Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout, BandwidthLimit: limit, SameName: s.SameName,
+		Logger: w.d.log.With("part", "transfer", "server", s.Name, "worker", w.name),
+	})
+	w.clients[idx] = c
+	return c, pol, nil
+}
+
+func (w *worker) dropClient(idx int) {
+	if c := w.clients[idx]; c != nil {
+		_ = c.Close()
+		delete(w.clients, idx)
+	}
+}
+
+func (d *Daemon) activeIndex() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.active
+}
+
+func (d *Daemon) block(reason string) {
+	d.setState(func() { d.blocked = reason })
+	d.log.Error("uploads stopped until the configuration is fixed and reloaded (SIGHUP)", "reason", reason)
+}
+
+// process uploads one leased item and settles it on the queue.
+func (w *worker) process(ctx context.Context, it queue.Item) {
+	d, q := w.d, w.d.Queue()
+	c := it.Capture
+	log := d.log.With("file", c.Rel, "id", it.ID, "worker", w.name)
+
+	st, err := os.Stat(c.Path)
+	switch {
+	case err != nil && errors.Is(err, fs.ErrNotExist):
+		if _, merr := os.Stat(w.cfg.MediaDir); merr != nil {
+			_, _ = q.Fail(it.ID, "media directory unavailable: "+unwrapPathErr(merr))
+			return
+		}
+		_ = q.Vanished(it.ID)
+		log.Warn("capture vanished before upload; recorded, not retried")
+		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel})
+		return
+	case err != nil:
+		next, _ := q.Fail(it.ID, "cannot read local file: "+unwrapPathErr(err))
+		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: err.Error(), State: next.Format(time.RFC3339)})
+		return
+	case st.Size() != c.Size || !st.ModTime().Equal(c.ModTime):
+		// Rewritten since it was queued; the watcher queues the new version.
+		_ = q.Vanished(it.ID)
+		log.Info("capture changed since it was queued; the new version is queued separately")
+		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel, Error: "changed since queued"})
+		return
+	}
+
+	idx := d.activeIndex()
+	srv := w.cfg.Servers[idx]
+	remote, err := transfer.RenderRemote(srv.RemoteTemplate, c.Rel, c.ModTime)
+	if err == nil {
+		err = transfer.CheckPath(remote)
+	}
+	if err != nil {
+		_ = q.Park(it.ID, "remote path: "+err.Error())
+		d.hub.publish(Event{Type: "parked", ID: it.ID, File: c.Rel, Error: err.Error()})
+		return
+	}
+	client, pol, err := w.client(idx)
+	if err != nil {
+		_ = q.Release(it.ID)
+		return
+	}
+
+	uctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	up := &upload{ID: it.ID, File: c.Rel, Worker: w.name, Server: srv.Name, Remote: remote, Total: c.Size,
+		Started: time.Now(), cancel: cancel}
+	var lat time.Duration
+	d.mu.Lock()
+	d.uploads[w.name] = up
+	if at, ok := d.completedAt[c.Path]; ok {
+		lat = up.Started.Sub(at)
+		delete(d.completedAt, c.Path)
+		if len(d.latencies) < 100000 {
+			d.latencies = append(d.latencies, lat)
+		}
+	}
+	paused := d.userPaused || d.mediaGone
+	d.mu.Unlock()
+	d.publishState()
+	if paused { // paused between lease and now
+		cancel()
+	}
+	log.Debug("upload start", "latency", lat, "attempts", it.Attempts)
+	d.hub.publish(Event{Type: "start", ID: it.ID, File: c.Rel, Worker: w.name, Total: c.Size, Remote: remote,
+		LatencyMS: float64(lat.Microseconds()) / 1000})
+
+	lastPub, lastRenew := time.Now(), time.Now()
+	var lastSent int64
+	progress := func(sent, total int64) {
+		now := time.Now()
+		d.mu.Lock()
+		if sent >= lastSent {
+			d.rate.add(now, sent-lastSent)
+		}
+		lastSent = sent
+		up.Sent, up.Total = sent, total
+		d.mu.Unlock()
+		if now.Sub(lastRenew) >= renewEvery {
+			lastRenew = now
+			if err := q.Renew(it.ID); err != nil {
+				log.Warn("cannot renew lease", "err", err)
+			}
+		}
+		if now.Sub(lastPub) >= progressEvery || sent == total {
+			lastPub = now
+			d.hub.publish(Event{Type: "progress", ID: it.ID, File: c.Rel, Worker: w.name, Sent: sent, Total: total,
+				Percent: pct(sent, total), Rate: float64(sent) / max(now.Sub(up.Started).Seconds(), 1e-3)})
+		}
+	}
+	res, err := client.Upload(uctx, transfer.Job{LocalPath: c.Path, Remote: remote, TempID: it.ID, Progress: progress})
+	elapsed := time.Since(up.Started)
+	d.mu.Lock()
+	delete(d.uploads, w.name)
+	d.mu.Unlock()
+	d.noteTLS(srv.Name, pol)
+	defer d.publishState()
+
+	if err == nil {
+		if aerr := q.Ack(it.ID, res.Remote, res.SHA256); aerr != nil {
+			log.Error("upload done but queue not updated", "err", aerr)
+		}
+		d.mu.Lock()
+		d.doneFiles++
+		d.doneBytes += res.Size
+		d.failStreak = 0
+		d.mu.Unlock()
+		log.Info("uploaded", "remote", res.Remote, "size", res.Size, "resumed_from", res.ResumedFrom,
+			"skipped", res.Skipped, "seconds", elapsed.Seconds())
+		d.hub.publish(Event{Type: "done", ID: it.ID, File: c.Rel, Worker: w.name, Sent: res.Size, Total: res.Size,
+			Percent: 100, Remote: res.Remote, SHA256: res.SHA256, Resumed: res.ResumedFrom,
+			Rate: float64(res.Size-res.ResumedFrom) / max(elapsed.Seconds(), 1e-3)})
+		return
+	}
+	if uctx.Err() != nil {
+		// Shutdown, pause or reload: the upload stopped at a resumable point.
+		_ = q.Release(it.ID)
+		d.hub.publish(Event{Type: "stopped", ID: it.ID, File: c.Rel, Worker: w.name, Sent: lastSent, Total: c.Size})
+		return
+	}
+	w.dropClient(idx)
+	msg := oneLine(err.Error())
+	var te *tlspolicy.Error
+	if errors.As(err, &te) && te.Kind == tlspolicy.KindClock {
+		_ = q.Release(it.ID)
+		d.setState(func() { d.clockWait = true })
+		go func() {
+			if errW := waitClock(ctx); errW == nil {
+				d.setState(func() { d.clockWait = false })
+			}
+		}()
+		return
+	}
+	switch cl := transfer.ClassOf(err); cl {
+	case transfer.Auth, transfer.Certificate, transfer.TLSPolicy:
+		_ = q.Release(it.ID)
+		d.block(fmt.Sprintf("%s: server %q: %s", cl, srv.Name, msg))
+		d.hub.publish(Event{Type: "blocked", ID: it.ID, File: c.Rel, Error: msg, State: cl.String()})
+	case transfer.Permanent:
+		_ = q.Park(it.ID, msg)
+		log.Error("upload refused; parked", "err", msg)
+		d.hub.publish(Event{Type: "parked", ID: it.ID, File: c.Rel, Error: msg})
+	case transfer.Local:
+		if _, serr := os.Stat(c.Path); serr != nil && errors.Is(serr, fs.ErrNotExist) {
+			if _, merr := os.Stat(w.cfg.MediaDir); merr == nil {
+				_ = q.Vanished(it.ID)
+				d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel})
+				return
+			}
+		}
+		next, _ := q.Fail(it.ID, msg)
+		log.Warn("upload failed (local); will retry", "err", msg, "next", next)
+		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: msg})
+	default:
+		next, _ := q.Fail(it.ID, msg)
+		log.Warn("upload failed; will retry", "err", msg, "next", next)
+		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: msg})
+		d.noteTransient(srv.Name)
+	}
+}
+
+func (d *Daemon) noteTransient(server string) {
+	cfg := d.config()
+	d.mu.Lock()
+	d.failStreak++
+	switchTo := -1
+	if cfg.Failover && len(cfg.Servers) > 1 && d.failStreak >= cfg.FailoverAfter {
+		switchTo = (d.active + 1) % len(cfg.Servers)
+	}
+	d.mu.Unlock()
+	if switchTo >= 0 {
+		d.setState(func() { d.active, d.failStreak = switchTo, 0 })
+		d.log.Warn("failing over to the next server", "from", server, "to", cfg.Servers[switchTo].Name)
+	}
+}
+
+func (d *Daemon) noteTLS(server string, pol *tlspolicy.Policy) {
+	n, ok := pol.Last()
+	if !ok {
+		return
+	}
+	info := &TLSInfo{Server: server, Version: tls.VersionName(n.Version), Suite: n.SuiteName,
+		SuiteID: fmt.Sprintf("0x%04x", n.Suite), Class: n.Class.String(), Warning: n.Warning, Resumed: n.Resumed}
+	d.mu.Lock()
+	prev := d.tls
+	d.tls = info
+	d.mu.Unlock()
+	if prev == nil || prev.Suite != info.Suite || prev.Version != info.Version {
+		d.hub.publish(Event{Type: "tls", State: info.Version + " " + info.Suite + " (" + info.Class + ")", Error: info.Warning})
+		if info.Warning != "" {
+			d.log.Warn("deprecated TLS suite negotiated", "server", server, "suite", info.Suite, "warning", info.Warning)
+		}
+	}
+}
+
+func pct(sent, total int64) float64 {
+	if total <= 0 {
+		return 100
+	}
+	return float64(int(float64(sent)*1000/float64(total))) / 10
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

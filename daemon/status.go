@@ -1,0 +1,240 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/camftpd/camftpd/queue"
+)
+
+// Status is the answer of GET /status.
+type Status struct {
+	Version       string         `json:"version"`
+	State         string         `json:"state"` // idle, uploading, paused, "paused: media unmounted", "blocked: <reason>", waiting: ...
+	Paused        bool           `json:"paused"`
+	Blocked       string         `json:"blocked,omitempty"`
+	MediaError    string         `json:"media_error,omitempty"`
+	Link          string         `json:"link"`
+	Server        string         `json:"server"`
+	Queue         queue.Counts   `json:"queue"`
+	Uploads       []UploadStatus `json:"uploads"`
+	ThroughputBps float64        `json:"throughput_bytes_per_sec"`
+	UploadedFiles int64          `json:"uploaded_files"`
+	UploadedBytes int64          `json:"uploaded_bytes"`
+	TLS           *TLSInfo       `json:"tls,omitempty"`
+	Errors        []ItemError    `json:"errors,omitempty"` // last error per capture still retrying or parked
+	Watching      int64          `json:"settling_files"`
+	Rescans       int64          `json:"rescans"`
+	Overflows     int64          `json:"overflows"`
+	UptimeSec     float64        `json:"uptime_sec"`
+}
+
+// UploadStatus is one upload in flight.
+type UploadStatus struct {
+	ID          string  `json:"id"`
+	File        string  `json:"file"`
+	Worker      string  `json:"worker"`
+	Server      string  `json:"server"`
+	Remote      string  `json:"remote"`
+	Sent        int64   `json:"sent"`
+	Total       int64   `json:"total"`
+	Percent     float64 `json:"percent"`
+	BytesPerSec float64 `json:"bytes_per_sec"`
+}
+
+// ItemError is the last error of one capture.
+type ItemError struct {
+	ID          string    `json:"id"`
+	File        string    `json:"file"`
+	State       string    `json:"state"`
+	Attempts    int       `json:"attempts"`
+	Error       string    `json:"error"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+}
+
+// Status reports the daemon's state.
+func (d *Daemon) Status() Status {
+	now := time.Now()
+	d.mu.Lock()
+	s := Status{
+		Version: Version, State: d.stateLocked(), Paused: d.userPaused || d.mediaGone, Blocked: d.blocked,
+		MediaError: d.mediaErr, Link: d.link, ThroughputBps: d.rate.perSec(now),
+		UploadedFiles: d.doneFiles, UploadedBytes: d.doneBytes, TLS: d.tls, UptimeSec: now.Sub(d.started).Seconds(),
+	}
+	if d.active < len(d.cfg.Servers) {
+		s.Server = d.cfg.Servers[d.active].Name
+	}
+	for _, u := range d.uploads {
+		s.Uploads = append(s.Uploads, UploadStatus{ID: u.ID, File: u.File, Worker: u.Worker, Server: u.Server, Remote: u.Remote,
+			Sent: u.Sent, Total: u.Total, Percent: pct(u.Sent, u.Total),
+			BytesPerSec: float64(u.Sent) / max(now.Sub(u.Started).Seconds(), 1e-3)})
+	}
+	q, w := d.q, d.w
+	d.mu.Unlock()
+	sort.Slice(s.Uploads, func(i, j int) bool { return s.Uploads[i].Worker < s.Uploads[j].Worker })
+	if w != nil {
+		s.Watching, s.Rescans, s.Overflows = w.tracking.Load(), w.rescans.Load(), w.overflows.Load()
+	}
+	if q != nil {
+		s.Queue, _ = q.Counts()
+		if items, err := q.List(queue.Retry, queue.Parked); err == nil {
+			for _, it := range items {
+				e := it.LastError
+				if it.State == queue.Parked && it.Reason != "" {
+					e = it.Reason
+				}
+				s.Errors = append(s.Errors, ItemError{ID: it.ID, File: it.Capture.Rel, State: string(it.State),
+					Attempts: it.Attempts, Error: e, NextAttempt: it.NextAttempt})
+				if len(s.Errors) >= 100 {
+					break
+				}
+			}
+		}
+	}
+	return s
+}
+
+// serveStatus listens on the Unix socket at path until ctx ends.
+func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{}, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create the status socket's directory: %v (fix status_socket)", unwrapPathErr(err))
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("status socket %s is in use: is camftpd already running? (stop it or change status_socket)", path)
+	}
+	_ = os.Remove(path) // stale socket of a killed daemon
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on status socket %s: %v (fix status_socket)", path, unwrapPathErr(err))
+	}
+	_ = os.Chmod(path, 0o660)
+	d.started = time.Now()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.Status()) })
+	mux.HandleFunc("GET /events", d.serveEvents)
+	mux.HandleFunc("GET /queue", d.serveQueue)
+	mux.HandleFunc("POST /retry", func(w http.ResponseWriter, r *http.Request) {
+		id := r.FormValue("id")
+		if err := d.Queue().RetryNow(id); err != nil {
+			httpErr(w, err)
+			return
+		}
+		writeJSON(w, map[string]string{"ok": "retrying " + orAll(id)})
+	})
+	mux.HandleFunc("POST /drop", func(w http.ResponseWriter, r *http.Request) {
+		id := r.FormValue("id")
+		if id == "" {
+			http.Error(w, "drop needs an id", http.StatusBadRequest)
+			return
+		}
+		if err := d.Queue().Drop(id); err != nil {
+			httpErr(w, err)
+			return
+		}
+		writeJSON(w, map[string]string{"ok": "dropped " + id})
+	})
+	mux.HandleFunc("POST /pause", func(w http.ResponseWriter, r *http.Request) {
+		d.Pause()
+		writeJSON(w, map[string]string{"ok": "paused"})
+	})
+	mux.HandleFunc("POST /resume", func(w http.ResponseWriter, r *http.Request) {
+		d.Resume()
+		writeJSON(w, map[string]string{"ok": "resumed"})
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(l)
+	}()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+		_ = os.Remove(path)
+	}()
+	return done, nil
+}
+
+func orAll(id string) string {
+	if id == "" {
+		return "all parked"
+	}
+	return id
+}
+
+func httpErr(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	if errors.Is(err, queue.ErrNotFound) {
+		code = http.StatusNotFound
+	}
+	http.Error(w, err.Error(), code)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func (d *Daemon) serveQueue(w http.ResponseWriter, r *http.Request) {
+	var states []queue.State
+	for _, s := range strings.Split(r.FormValue("state"), ",") {
+		if s != "" {
+			states = append(states, queue.State(s))
+		}
+	}
+	items, err := d.Queue().List(states...)
+	if err != nil {
+		httpErr(w, err)
+		return
+	}
+	writeJSON(w, items)
+}
+
+// serveEvents streams events as newline-delimited JSON.
+func (d *Daemon) serveEvents(w http.ResponseWriter, r *http.Request) {
+	fl, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	ch, stop := d.hub.subscribe(256)
+	defer stop()
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(Event{Time: time.Now(), Type: "state", State: d.Status().State})
+	if fl != nil {
+		fl.Flush()
+	}
+	for {
+		select {
+		case e := <-ch:
+			if enc.Encode(e) != nil {
+				return
+			}
+			if fl != nil && len(ch) == 0 {
+				fl.Flush()
+			}
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// socketClient talks HTTP to the status socket.
+func socketClient(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var dl net.Dialer
+			return dl.DialContext(ctx, "unix", path)
+		},
+	}}
+}

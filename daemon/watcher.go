@@ -1,0 +1,326 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/camftpd/camftpd/queue"
+)
+
+// watcher turns file system events into complete captures on the queue.
+// Events are hints: one goroutine (run) owns all state; a file is complete
+// when a settle window passed without events and its size and mtime held
+// still; a file renamed into place is complete at once. At start and on an
+// inotify overflow the whole tree is rescanned against the queue.
+type watcher struct {
+	root   string
+	settle time.Duration
+	match  *matcher
+	q      *queue.Queue
+	log    *slog.Logger
+	now    func() time.Time
+
+	// onComplete is called (from the run goroutine) after a capture was
+	// enqueued; added is false when the queue already knew it.
+	onComplete    func(it queue.Item, added bool, completedAt time.Time)
+	beforeEnqueue func(path string, completedAt time.Time)
+
+	pending map[string]*pendingFile
+	fw      *fsnotify.Watcher
+	timer   *time.Timer
+	armed   bool
+	due     time.Time
+
+	hooks chan func() // tests: run a function inside the loop
+
+	rescans   atomic.Int64
+	overflows atomic.Int64
+	tracking  atomic.Int64
+}
+
+type pendingFile struct {
+	last  time.Time // last event
+	size  int64
+	mtime time.Time
+	ok    bool // size/mtime valid
+}
+
+func newWatcher(c *Config, q *queue.Queue, log *slog.Logger) *watcher {
+	return &watcher{
+		root:    filepath.Clean(c.MediaDir),
+		settle:  c.Settle,
+		match:   newMatcher(c),
+		q:       q,
+		log:     log,
+		now:     time.Now,
+		pending: map[string]*pendingFile{},
+		hooks:   make(chan func()),
+	}
+}
+
+// run watches until ctx ends. It returns an error when the media directory
+// cannot be watched at all.
+func (w *watcher) run(ctx context.Context) error {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return errors.New("cannot start inotify: " + err.Error() + " (raise fs.inotify.max_user_instances)")
+	}
+	defer fw.Close()
+	w.fw = fw
+	w.timer = time.NewTimer(time.Hour)
+	w.timer.Stop()
+	defer w.timer.Stop()
+	if err := fw.Add(w.root); err != nil {
+		return errors.New("cannot watch media directory " + w.root + ": " + unwrapPathErr(err) + " (is the card mounted?)")
+	}
+	w.rescan("start")
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return nil
+			}
+			w.event(ev)
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return nil
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				w.overflows.Add(1)
+				w.log.Warn("inotify queue overflowed; rescanning the media directory")
+				w.rescan("overflow")
+			} else {
+				w.log.Warn("watch error", "err", err)
+			}
+		case <-w.timer.C:
+			w.armed = false
+			w.checkDue()
+		case f := <-w.hooks:
+			f()
+		}
+		w.tracking.Store(int64(len(w.pending)))
+	}
+}
+
+// rescan adds watches for every directory and looks at every file.
+func (w *watcher) rescan(why string) {
+	w.rescans.Add(1)
+	n := 0
+	w.walk(w.root, func(p string, d fs.DirEntry) {
+		n++
+		w.consider(p, true)
+	})
+	w.log.Debug("rescanned media directory", "why", why, "files", n)
+}
+
+// walk watches dir and its subdirectories and calls fn for every file.
+func (w *watcher) walk(dir string, fn func(string, fs.DirEntry)) {
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == dir {
+				return err
+			}
+			return nil
+		}
+		if d.IsDir() {
+			if p != w.root && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			if err := w.fw.Add(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				w.log.Warn("cannot watch directory", "dir", p, "err", err)
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			fn(p, d)
+		}
+		return nil
+	})
+}
+
+func (w *watcher) rel(p string) (string, bool) {
+	r, err := filepath.Rel(w.root, p)
+	if err != nil || r == "." || strings.HasPrefix(r, "..") {
+		return "", false
+	}
+	return filepath.ToSlash(r), true
+}
+
+func (w *watcher) event(ev fsnotify.Event) {
+	p := ev.Name
+	switch {
+	case ev.Has(fsnotify.Create):
+		st, err := os.Lstat(p)
+		if err != nil {
+			return
+		}
+		if st.IsDir() {
+			if rel, ok := w.rel(p); ok && !strings.HasPrefix(filepath.Base(rel), ".") {
+				// A new folder (DCIM/101XXXXX): watch it, then look at what
+				// was written into it before the watch existed.
+				w.walk(p, func(f string, _ fs.DirEntry) { w.consider(f, false) })
+			}
+			return
+		}
+		if !st.Mode().IsRegular() {
+			return
+		}
+		// fsnotify only fills the (unexported) rename source when it saw
+		// IN_MOVED_FROM in a watched folder; String shows it as "←".
+		if strings.Contains(ev.String(), "\" ← \"") {
+			w.renamed(p, st)
+			return
+		}
+		w.touch(p, st)
+	case ev.Has(fsnotify.Write) || ev.Has(fsnotify.Chmod):
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() {
+			return
+		}
+		w.touch(p, st)
+	case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
+		delete(w.pending, p)
+	}
+}
+
+// renamed handles a file moved into place: complete at once.
+func (w *watcher) renamed(p string, st os.FileInfo) {
+	rel, ok := w.rel(p)
+	if !ok || !w.match.wanted(rel) {
+		return
+	}
+	delete(w.pending, p)
+	w.complete(p, rel, st, w.now())
+}
+
+// touch records activity on a file and (re)starts its settle window.
+func (w *watcher) touch(p string, st os.FileInfo) {
+	rel, ok := w.rel(p)
+	if !ok || !w.match.wanted(rel) {
+		return
+	}
+	now := w.now()
+	pf := w.pending[p]
+	if pf == nil {
+		pf = &pendingFile{}
+		w.pending[p] = pf
+	}
+	pf.last = now
+	pf.size, pf.mtime, pf.ok = st.Size(), st.ModTime(), true
+	w.arm(now.Add(w.settle))
+}
+
+// consider looks at a file found by a scan. Files already queued are
+// skipped; files quiet for a settle window are complete now; others wait.
+func (w *watcher) consider(p string, checkQueue bool) {
+	rel, ok := w.rel(p)
+	if !ok || !w.match.wanted(rel) {
+		return
+	}
+	if _, busy := w.pending[p]; busy {
+		return
+	}
+	st, err := os.Lstat(p)
+	if err != nil || !st.Mode().IsRegular() {
+		return
+	}
+	if checkQueue {
+		if _, found, err := w.q.Lookup(w.capture(p, rel, st)); err == nil && found {
+			return
+		}
+	}
+	now := w.now()
+	if now.Sub(st.ModTime()) >= w.settle {
+		w.complete(p, rel, st, now)
+		return
+	}
+	w.pending[p] = &pendingFile{last: now, size: st.Size(), mtime: st.ModTime(), ok: true}
+	w.arm(now.Add(w.settle))
+}
+
+func (w *watcher) arm(at time.Time) {
+	if w.armed && !at.Before(w.due) {
+		return
+	}
+	w.timer.Stop()
+	w.armed, w.due = true, at
+	w.timer.Reset(max(at.Sub(w.now()), 0))
+}
+
+// checkDue completes every file whose settle window passed.
+func (w *watcher) checkDue() {
+	now := w.now()
+	var next time.Time
+	for p, pf := range w.pending {
+		due := pf.last.Add(w.settle)
+		if due.After(now) {
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+			continue
+		}
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() {
+			delete(w.pending, p) // gone before it was complete: nothing was queued
+			continue
+		}
+		if !pf.ok || st.Size() != pf.size || !st.ModTime().Equal(pf.mtime) {
+			// Changed without an event (events are hints): wait again.
+			pf.last, pf.size, pf.mtime, pf.ok = now, st.Size(), st.ModTime(), true
+			due = now.Add(w.settle)
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+			continue
+		}
+		delete(w.pending, p)
+		rel, _ := w.rel(p)
+		w.complete(p, rel, st, due)
+	}
+	if !next.IsZero() {
+		w.arm(next)
+	}
+}
+
+func (w *watcher) capture(p, rel string, st os.FileInfo) queue.Capture {
+	c := queue.Capture{Path: p, Rel: rel, Size: st.Size(), ModTime: st.ModTime(), Priority: priority(p)}
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		c.Inode = uint64(s.Ino)
+	}
+	return c
+}
+
+// complete enqueues a finished capture; completedAt is when its settle
+// window ended (for latency figures).
+func (w *watcher) complete(p, rel string, st os.FileInfo, completedAt time.Time) {
+	if w.match.pairSkip(p) {
+		w.log.Debug("skipped by raw_jpeg choice", "file", rel, "raw_jpeg", w.match.rawJPEG)
+		return
+	}
+	if w.beforeEnqueue != nil {
+		w.beforeEnqueue(p, completedAt)
+	}
+	it, added, err := w.q.Enqueue(w.capture(p, rel, st))
+	if err != nil {
+		w.log.Error("cannot queue capture", "file", rel, "err", err)
+		return
+	}
+	if added {
+		w.log.Debug("queued", "file", rel, "id", it.ID, "size", st.Size())
+	}
+	if w.onComplete != nil {
+		w.onComplete(it, added, completedAt)
+	}
+}

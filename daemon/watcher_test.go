@@ -1,0 +1,244 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/camftpd/camftpd/queue"
+)
+
+type watchEnv struct {
+	t     *testing.T
+	media string
+	q     *queue.Queue
+	w     *watcher
+	stop  func()
+}
+
+func startWatcher(t *testing.T, media string, q *queue.Queue, cfgMod func(*Config)) *watchEnv {
+	t.Helper()
+	if q == nil {
+		var err error
+		q, err = queue.Open(filepath.Join(t.TempDir(), "q.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+	}
+	cfg := &Config{MediaDir: media, Settle: 300 * time.Millisecond, Include: DefaultPatterns, RawJPEG: "both"}
+	if cfgMod != nil {
+		cfgMod(cfg)
+	}
+	w := newWatcher(cfg, q, testLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.run(ctx) }()
+	// Wait for the start rescan to be done (the loop runs hooks after it).
+	ran := make(chan struct{})
+	select {
+	case w.hooks <- func() { close(ran) }:
+		<-ran
+	case err := <-done:
+		t.Fatalf("watcher stopped: %v", err)
+	}
+	stop := func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("watcher: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		select {
+		case <-ctx.Done():
+		default:
+			stop()
+		}
+	})
+	return &watchEnv{t: t, media: media, q: q, w: w, stop: stop}
+}
+
+func (we *watchEnv) rels() []string {
+	items, err := we.q.List()
+	if err != nil {
+		we.t.Fatal(err)
+	}
+	var out []string
+	for _, it := range items {
+		out = append(out, it.Capture.Rel)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (we *watchEnv) queued(rel string) bool {
+	for _, r := range we.rels() {
+		if r == rel {
+			return true
+		}
+	}
+	return false
+}
+
+func TestWatcherSettleWindow(t *testing.T) {
+	t.Parallel()
+	media := t.TempDir()
+	we := startWatcher(t, media, nil, func(c *Config) { c.Settle = 400 * time.Millisecond })
+	p := filepath.Join(media, "100TEST", "DSC00001.JPG")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Writes 250 ms apart (inside the settle window) keep it incomplete.
+	for range 4 {
+		f.Write(make([]byte, 100<<10))
+		time.Sleep(250 * time.Millisecond)
+		if we.queued("100TEST/DSC00001.JPG") {
+			t.Fatal("queued while still being written")
+		}
+	}
+	f.Close()
+	last := time.Now()
+	waitFor(t, 3*time.Second, "queued", func() bool { return we.queued("100TEST/DSC00001.JPG") })
+	if el := time.Since(last); el < 150*time.Millisecond { // 400ms after the last write, less the 250ms slept above
+		t.Fatalf("queued %v after the last write, before the settle window", el)
+	}
+	items, _ := we.q.List()
+	if len(items) != 1 || items[0].Capture.Size != 400<<10 {
+		t.Fatalf("want one complete item, got %+v", items)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if n := len(we.rels()); n != 1 {
+		t.Fatalf("queued %d times", n)
+	}
+}
+
+func TestWatcherRenameIntoPlaceCountsAtOnce(t *testing.T) {
+	t.Parallel()
+	media := t.TempDir()
+	os.MkdirAll(filepath.Join(media, "100TEST"), 0o755)
+	we := startWatcher(t, media, nil, func(c *Config) { c.Settle = 10 * time.Second })
+	tmp := filepath.Join(media, "100TEST", "DSC00002.JPG.tmp")
+	writeCapture(t, tmp, 300<<10, 2)
+	start := time.Now()
+	if err := os.Rename(tmp, filepath.Join(media, "100TEST", "DSC00002.JPG")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "renamed file queued without waiting for settle", func() bool {
+		return we.queued("100TEST/DSC00002.JPG")
+	})
+	t.Logf("renamed file queued after %v (settle window 10s)", time.Since(start))
+	if r := we.rels(); len(r) != 1 {
+		t.Fatalf("queued: %v", r)
+	}
+}
+
+func TestWatcherRecursiveNewFolders(t *testing.T) {
+	t.Parallel()
+	media := t.TempDir()
+	we := startWatcher(t, media, nil, nil)
+	// Folders appear while shooting; files land in them at once.
+	var want []string
+	for d := 100; d < 103; d++ {
+		for i := range 5 {
+			rel := fmt.Sprintf("%dMSDCF/sub/DSC%05d.JPG", d, d*10+i)
+			writeCapture(t, filepath.Join(media, rel), 10<<10, uint64(i))
+			want = append(want, rel)
+		}
+	}
+	waitFor(t, 5*time.Second, "all files in new folders", func() bool { return len(we.rels()) == len(want) })
+	sort.Strings(want)
+	if got := fmt.Sprint(we.rels()); got != fmt.Sprint(want) {
+		t.Fatalf("got %v want %v", got, want)
+	}
+}
+
+// TestWatcherOverflowRescan overflows the real inotify queue (the loop is
+// held while more than fs.inotify.max_queued_events events arrive): the
+// captures whose events were lost are found by the rescan.
+func TestWatcherOverflowRescan(t *testing.T) {
+	t.Parallel()
+	media := t.TempDir()
+	junk := filepath.Join(media, "junk")
+	os.MkdirAll(junk, 0o755)
+	we := startWatcher(t, media, nil, nil)
+	maxq := 16384
+	if b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events"); err == nil {
+		fmt.Sscan(string(b), &maxq)
+	}
+	hold, release := make(chan struct{}), make(chan struct{})
+	go func() { we.w.hooks <- func() { close(hold); <-release } }()
+	<-hold
+	for i := range maxq + 2000 {
+		f, err := os.Create(filepath.Join(junk, fmt.Sprintf("n%06d.txt", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	// These events are lost: the kernel queue is full.
+	for i := range 5 {
+		writeCapture(t, filepath.Join(media, "100TEST", fmt.Sprintf("DSC%05d.JPG", i)), 4<<10, uint64(i))
+	}
+	close(release)
+	waitFor(t, 20*time.Second, "captures found by the overflow rescan", func() bool { return len(we.rels()) == 5 })
+	if we.w.overflows.Load() == 0 {
+		t.Fatal("no overflow was seen")
+	}
+	t.Logf("overflows %d, rescans %d", we.w.overflows.Load(), we.w.rescans.Load())
+}
+
+func TestWatcherStartRescanPatternsAndRawJPEG(t *testing.T) {
+	t.Parallel()
+	media := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	files := []string{
+		"100TEST/DSC00001.JPG", "100TEST/DSC00001.ARW", // pair: jpeg only -> JPG
+		"100TEST/DSC00002.arw",                         // lone RAW: sent
+		"100TEST/DSC00003.HIF", "100TEST/DSC00003.CR3", // pair: HIF
+		"100TEST/C0001.MP4",
+		"100TEST/DSC00001.XMP", "100TEST/.hidden.JPG", "100TEST/notes.txt",
+		"100TEST/skip/DSC00009.JPG", // excluded
+	}
+	for i, f := range files {
+		p := filepath.Join(media, f)
+		writeCapture(t, p, 1000+i, uint64(i))
+		os.Chtimes(p, old, old)
+	}
+	q, err := queue.Open(filepath.Join(t.TempDir(), "q.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	mod := func(c *Config) { c.RawJPEG = "jpeg"; c.Exclude = []string{"*/skip/*"} }
+	we := startWatcher(t, media, q, mod)
+	want := []string{"100TEST/C0001.MP4", "100TEST/DSC00001.JPG", "100TEST/DSC00002.arw", "100TEST/DSC00003.HIF"}
+	waitFor(t, 3*time.Second, "start rescan", func() bool { return len(we.rels()) >= len(want) })
+	time.Sleep(100 * time.Millisecond)
+	if got := fmt.Sprint(we.rels()); got != fmt.Sprint(want) {
+		t.Fatalf("got %v want %v", got, want)
+	}
+	items, _ := q.List()
+	for _, it := range items {
+		if it.Capture.Rel == "100TEST/DSC00001.JPG" && it.Capture.Priority <= 0 {
+			t.Errorf("JPEG without priority: %+v", it.Capture)
+		}
+	}
+	// A second start (daemon restarted) finds everything queued already.
+	we.stop()
+	we2 := startWatcher(t, media, q, mod)
+	time.Sleep(100 * time.Millisecond)
+	if got := fmt.Sprint(we2.rels()); got != fmt.Sprint(want) {
+		t.Fatalf("after restart got %v want %v", got, want)
+	}
+	// raw_jpeg = "raw" keeps the RAW of a pair.
+	m := newMatcher(&Config{Include: DefaultPatterns, RawJPEG: "raw"})
+	if !m.pairSkip(filepath.Join(media, "100TEST/DSC00001.JPG")) || m.pairSkip(filepath.Join(media, "100TEST/DSC00001.ARW")) {
+		t.Fatal("raw_jpeg=raw should skip the JPEG of a pair and keep the RAW")
+	}
+}
