@@ -1,0 +1,623 @@
+package transfer
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/textproto"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/camftpd/camftpd/tlspolicy"
+	"github.com/secsy/goftp"
+)
+
+// SameName says what to do when the final remote name already exists.
+type SameName string
+
+const (
+	Overwrite SameName = "overwrite" // replace it (default)
+	Skip      SameName = "skip"      // keep the remote file, do not upload
+	Rename    SameName = "rename"    // upload as name-1.jpg, name-2.jpg, ...
+)
+
+// Config configures a Client. Only Host and TLS are required.
+type Config struct {
+	Host           string
+	Port           int // default 21
+	User, Password string
+	// TLS is used for the control and every data connection (explicit TLS,
+	// AUTH TLS; there is never a plain FTP fallback). Build it with
+	// tlspolicy. ServerName defaults to Host; a ClientSessionCache is added
+	// when missing (servers require data connections to resume the control
+	// connection's session).
+	TLS *tls.Config
+	// Timeout bounds every operation: each control command's reply, each
+	// data write (no progress for Timeout cuts the connection), the TLS
+	// handshake of a data connection. Default 30 s.
+	Timeout time.Duration
+	// ConnectTimeout bounds name resolution, connect, TLS and login.
+	// Default Timeout.
+	ConnectTimeout time.Duration
+	// BandwidthLimit caps the upload rate of all uploads of the Client
+	// together, in bytes per second; 0 means no limit.
+	BandwidthLimit int64
+	SameName       SameName // default Overwrite
+	Logger         *slog.Logger
+}
+
+// Job is one file to upload.
+type Job struct {
+	LocalPath string
+	// Remote is the final remote path (already rendered, see RenderRemote),
+	// relative to the login directory or absolute.
+	Remote string
+	// TempID names the temporary remote file ".camftpd-<TempID>.part" in the
+	// target directory. It must be unique per capture (the queue item ID):
+	// an upload resumes only onto its own temporary file. When empty it is
+	// derived from the local path, size and modification time.
+	TempID   string
+	Progress func(sent, total int64) // optional; called from Upload's goroutine
+}
+
+// Result describes a finished upload.
+type Result struct {
+	Remote      string // final remote path (differs from Job.Remote under SameName Rename)
+	Size        int64
+	SHA256      string // hex SHA-256 of the local file as sent (empty when skipped before reading)
+	ResumedFrom int64  // largest offset an upload of this call resumed from (REST), 0 if none
+	Verified    string // what was checked on the server: "size", "size+sha256", "size+md5", "size+crc32"
+	Skipped     bool   // SameName Skip and the remote file exists: nothing uploaded
+	DataConns   int    // STOR data connections opened by this call
+	Existing    bool   // SameName Rename: an identical file (same size and hash) was already there
+}
+
+// Client uploads files to one FTPES server. It keeps up to two idle logged-in
+// control connections between uploads. Upload may be called concurrently.
+type Client struct {
+	cfg    Config
+	tls    *tls.Config
+	cfgErr *Error
+	log    *slog.Logger
+	lim    *limiter
+
+	mu     sync.Mutex
+	idle   []*session
+	dirs   map[string]bool // remote directories known to exist
+	closed bool
+	wg     sync.WaitGroup // background goroutines (abandoned connects)
+
+	plainTemp atomic.Bool // the server refused ".camftpd-*" names
+}
+
+const (
+	maxIdle      = 2
+	idleMax      = 2 * time.Minute
+	maxInCall    = 8 // data connections per call, as long as each makes progress
+	chunkSize    = 32 << 10
+	tempPrefix   = ".camftpd-"
+	plainPrefix  = "camftpd-" // when the server refuses names starting with a dot
+	tempSuffix   = ".part"
+	maxRenameTry = 999
+)
+
+// New returns a Client; it does not connect. A configuration error (no TLS
+// config) is returned by every Upload.
+func New(cfg Config) *Client {
+	if cfg.Port == 0 {
+		cfg.Port = 21
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = cfg.Timeout
+	}
+	if cfg.SameName == "" {
+		cfg.SameName = Overwrite
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger, lim: newLimiter(cfg.BandwidthLimit), dirs: map[string]bool{}}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case cfg.TLS == nil:
+		c.cfgErr = &Error{Class: TLSPolicy, Op: "config", Msg: "no TLS configuration: camftpd uploads only over FTPES (explicit TLS), never plain FTP"}
+	case cfg.Host == "":
+		c.cfgErr = &Error{Class: Permanent, Op: "config", Msg: "no server host: set the FTP server's host name"}
+	case cfg.SameName != Overwrite && cfg.SameName != Skip && cfg.SameName != Rename:
+		c.cfgErr = &Error{Class: Permanent, Op: "config", Msg: fmt.Sprintf("same-name policy %q unknown: use overwrite, skip or rename", cfg.SameName)}
+	case cfg.Port < 1 || cfg.Port > 65535:
+		c.cfgErr = &Error{Class: Permanent, Op: "config", Msg: fmt.Sprintf("port %d out of range", cfg.Port)}
+	default:
+		t := cfg.TLS.Clone()
+		if t.ServerName == "" {
+			t.ServerName = strings.Trim(cfg.Host, "[]")
+		}
+		if t.ClientSessionCache == nil {
+			t.ClientSessionCache = tls.NewLRUClientSessionCache(16)
+		}
+		c.tls = t
+	}
+	return c
+}
+
+// Close closes idle connections and waits, at most ConnectTimeout, for
+// connects that an Upload abandoned (ctx ended during a connect: goftp's
+// login takes no context) to end; those that are still running end on their
+// own, each step bounded by Timeout. Uploads after Close fail.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	idle := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	for _, s := range idle {
+		s.close()
+	}
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	t := time.NewTimer(c.cfg.ConnectTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		c.log.Warn("closing with a connect still running; it ends within the timeouts")
+	}
+	return nil
+}
+
+// upload is the state of one Upload call.
+type upload struct {
+	c       *Client
+	job     Job
+	f       *os.File
+	size    int64
+	remote  string
+	dir     string // with trailing "/" or ""
+	name    string
+	temp    string   // the temporary name in use
+	temps   []string // hidden and visible temporary names
+	buf     []byte
+	res     Result
+	hashAlg string // "", "sha256", "md5", "crc32": what the server can check
+	hashVia string // "HASH", "XSHA256", "XMD5", "XCRC"
+	local   map[string]string
+	stalled bool // a data connection made no progress for Timeout
+	// An in-call retry goes on only when the server's temporary file grew
+	// since the previous attempt started at prevStart; else prevErr.
+	prevErr   error
+	prevStart int64
+	lastStart int64
+
+	mu      sync.Mutex
+	cur     *session
+	aborted bool
+}
+
+func (u *upload) setCur(s *session) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.aborted && s != nil {
+		return false
+	}
+	u.cur = s
+	return true
+}
+
+func (u *upload) abort() {
+	u.mu.Lock()
+	u.aborted = true
+	s := u.cur
+	u.mu.Unlock()
+	if s != nil {
+		s.kill()
+	}
+}
+
+// Upload sends job.LocalPath to job.Remote: into a temporary name in the
+// target directory (resuming it when it is there and not larger than the
+// local file), verifies size and, when the server offers one, a hash, then
+// renames it to the final name under the same-name policy. Within the call,
+// a dropped connection is resumed as long as each attempt makes progress.
+//
+// When ctx is canceled the connections are closed at once and an error
+// wrapping ctx.Err() is returned; the remote temporary file is kept, so the
+// next Upload (in this process or after a restart) resumes it. Every error
+// is an *Error.
+func (c *Client) Upload(ctx context.Context, job Job) (Result, error) {
+	if c.cfgErr != nil {
+		return Result{}, c.cfgErr
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return Result{}, &Error{Class: Transient, Op: "upload", Msg: "client closed"}
+	}
+	op := "upload " + job.Remote
+	if err := CheckPath(job.Remote); err != nil {
+		return Result{}, &Error{Class: Permanent, Op: "upload", Msg: err.Error(), Err: err}
+	}
+	dir, name := path.Split(job.Remote)
+	if name == "" || name == "." {
+		return Result{}, &Error{Class: Permanent, Op: op, Msg: "remote path has no file name: end the template in {name}"}
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, classify(op, err)
+	}
+	f, err := os.Open(job.LocalPath)
+	if err != nil {
+		return Result{}, localErr(op, err, "cannot open the local file")
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Result{}, localErr(op, err, "cannot stat the local file")
+	}
+	if !st.Mode().IsRegular() {
+		return Result{}, &Error{Class: Local, Op: op, Msg: "local path is not a regular file"}
+	}
+	id := sanitizeID(job.TempID)
+	if id == "" {
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%d", job.LocalPath, st.Size(), st.ModTime().UnixNano())))
+		id = hex.EncodeToString(sum[:8])
+	}
+	u := &upload{
+		c: c, job: job, f: f, size: st.Size(), remote: job.Remote, dir: dir, name: name,
+		temp:  dir + tempPrefix + id + tempSuffix,
+		temps: []string{dir + tempPrefix + id + tempSuffix, dir + plainPrefix + id + tempSuffix},
+		buf:   make([]byte, chunkSize),
+	}
+	u.res.Size = u.size
+
+	done := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { u.abort(); close(done) })
+	defer func() {
+		if !stop() {
+			<-done
+		}
+	}()
+
+	for attempt := 1; ; attempt++ {
+		s, err := c.session(ctx, u)
+		if err != nil {
+			return Result{}, c.finalErr(ctx, op, err)
+		}
+		before := u.res.DataConns
+		progressed, err := u.run(ctx, s)
+		u.setCur(nil)
+		if err == nil {
+			c.put(s)
+			return u.res, nil
+		}
+		if ctx.Err() != nil || s.broken {
+			s.close()
+		} else {
+			c.put(s)
+		}
+		e := c.finalErr(ctx, op, err)
+		// Resume at once only after an abort that made progress (426, a
+		// reset); a stalled server is reported within Timeout instead.
+		if ctx.Err() != nil || e.Class != Transient || !progressed || u.stalled || u.res.DataConns-before == 0 || attempt >= maxInCall {
+			return Result{}, e
+		}
+		c.log.Info("upload interrupted, resuming", "remote", u.remote, "err", e.Error())
+		u.prevErr, u.prevStart = e, u.lastStart
+		if err := sleepCtx(ctx, time.Duration(attempt)*200*time.Millisecond); err != nil {
+			return Result{}, c.finalErr(ctx, op, err)
+		}
+	}
+}
+
+// finalErr makes the error Upload returns: ctx's error when ctx ended.
+func (c *Client) finalErr(ctx context.Context, op string, err error) *Error {
+	if cerr := ctx.Err(); cerr != nil {
+		var te *Error
+		if errors.As(err, &te) && (errors.Is(te, context.Canceled) || errors.Is(te, context.DeadlineExceeded)) {
+			return te
+		}
+		return classify(op, cerr)
+	}
+	return classify(op, err)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func sanitizeID(id string) string {
+	var b strings.Builder
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+		if b.Len() >= 64 {
+			break
+		}
+	}
+	return b.String()
+}
+
+// session returns a logged-in session: an idle one that answers NOOP, or a
+// new one.
+func (c *Client) session(ctx context.Context, u *upload) (*session, error) {
+	for {
+		c.mu.Lock()
+		var s *session
+		if n := len(c.idle); n > 0 {
+			s = c.idle[n-1]
+			c.idle = c.idle[:n-1]
+		}
+		c.mu.Unlock()
+		if s == nil {
+			break
+		}
+		if time.Since(s.lastUsed) > idleMax {
+			s.close()
+			continue
+		}
+		if !u.setCur(s) {
+			s.close()
+			return nil, ctx.Err()
+		}
+		if _, err := s.expect("NOOP", 2); err != nil {
+			u.setCur(nil)
+			s.broken = true
+			s.close()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		return s, nil
+	}
+	s, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !u.setCur(s) {
+		s.close()
+		return nil, ctx.Err()
+	}
+	return s, nil
+}
+
+func (c *Client) put(s *session) {
+	s.lastUsed = time.Now()
+	c.mu.Lock()
+	if c.closed || len(c.idle) >= maxIdle || s.broken {
+		c.mu.Unlock()
+		s.close()
+		return
+	}
+	c.idle = append(c.idle, s)
+	c.mu.Unlock()
+}
+
+// resolve looks the host up now (not once at start: a camera may boot
+// without network, and DNS may change).
+func (c *Client) resolve(ctx context.Context) (string, error) {
+	host := strings.Trim(c.cfg.Host, "[]")
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.String(), nil
+	}
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return "", &Error{Class: Transient, Op: "connect", Msg: fmt.Sprintf("cannot resolve %s (%s): check the host name and the network; will retry", host, oneLine(err.Error())), Err: err}
+	}
+	for _, a := range addrs {
+		if a.IP.To4() != nil {
+			return a.IP.String(), nil
+		}
+	}
+	if len(addrs) > 0 {
+		return addrs[0].IP.String(), nil
+	}
+	return "", &Error{Class: Transient, Op: "connect", Msg: "no address for " + host}
+}
+
+// dial connects, upgrades with AUTH TLS, logs in, reads FEAT and sets TYPE I.
+func (c *Client) dial(ctx context.Context) (*session, error) {
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
+	defer cancel()
+	ip, err := c.resolve(cctx)
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort(ip, strconv.Itoa(c.cfg.Port))
+	hs := &hsState{}
+	tcfg := c.tls.Clone()
+	tcfg.ClientSessionCache = &sessionCache{}
+	inner := tcfg.VerifyConnection
+	tcfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if hs.abandoned.Load() {
+			return errAbandoned
+		}
+		var err error
+		if inner != nil {
+			err = inner(cs)
+		}
+		hs.record(cs, err)
+		return err
+	}
+	gcfg := goftp.Config{
+		User: c.cfg.User, Password: c.cfg.Password,
+		ConnectionsPerHost: 1,
+		Timeout:            c.cfg.Timeout,
+		TLSConfig:          tcfg,
+		TLSMode:            goftp.TLSExplicit,
+	}
+	if c.log.Enabled(ctx, slog.LevelDebug-4) {
+		gcfg.Logger = logWriter{c.log}
+	}
+	gc, err := goftp.DialConfig(gcfg, addr)
+	if err != nil {
+		return nil, &Error{Class: Permanent, Op: "connect", Msg: oneLine(err.Error()), Err: err}
+	}
+
+	type result struct {
+		rc  goftp.RawConn
+		err error
+	}
+	ch := make(chan result, 1)
+	var mu sync.Mutex
+	abandoned := false
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		rc, err := gc.OpenRawConn()
+		if err != nil {
+			rc = nil // goftp returns a typed nil on error
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			if rc != nil {
+				rc.Close()
+			}
+			gc.Close()
+			return
+		}
+		ch <- result{rc, err}
+	}()
+	var r result
+	select {
+	case r = <-ch:
+	case <-cctx.Done():
+		hs.abandoned.Store(true)
+		mu.Lock()
+		abandoned = true
+		mu.Unlock()
+		select {
+		case r := <-ch:
+			if r.rc != nil {
+				r.rc.Close()
+			}
+			gc.Close()
+		default:
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &Error{Class: Transient, Op: "connect " + addr, Msg: fmt.Sprintf("no login within %s (server slow or unreachable); will retry", c.cfg.ConnectTimeout), Err: context.DeadlineExceeded}
+	}
+	if r.err != nil {
+		gc.Close()
+		return nil, c.connectErr(cctx, addr, tcfg, hs, r.err)
+	}
+	s := &session{c: c, gc: gc, rc: r.rc, ip: ip, tls: tcfg, hs: hs}
+	_, _, cs := hs.get()
+	c.log.Debug("ftps connected", "addr", addr, "tls", tls.VersionName(cs.Version), "suite", tls.CipherSuiteName(cs.CipherSuite))
+	if err := s.readFeatures(); err != nil {
+		s.close()
+		return nil, err
+	}
+	if _, err := s.expect("TYPE I", 2); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+var errAbandoned = errors.New("connect abandoned")
+
+// connectErr explains a failed connect or login.
+func (c *Client) connectErr(ctx context.Context, addr string, tcfg *tls.Config, hs *hsState, err error) *Error {
+	op := "connect " + addr
+	n, verr, _ := hs.get()
+	if verr != nil {
+		return classify(op, tlspolicy.Explain(verr, tcfg))
+	}
+	if code := codeOf(err); code != 0 {
+		if n == 0 {
+			if code/100 == 4 {
+				return classify(op, err)
+			}
+			return &Error{Class: TLSPolicy, Op: op, Code: code, Err: err,
+				Msg: "server refused AUTH TLS (server said: " + serverText(err) + "): enable explicit FTPS (FTPES) on the server; camftpd never sends a password or file without TLS"}
+		}
+		e := classify("login", err)
+		if e.Class == Auth {
+			e.Msg = "server refused the login (server said: " + serverText(err) + "): check user name and password"
+		}
+		return e
+	}
+	msg := err.Error()
+	if n == 0 && !strings.HasPrefix(msg, "dial ") {
+		// goftp lost the TLS error's type: redo the handshake to learn it.
+		if perr := c.probeTLS(ctx, addr, tcfg); perr != nil {
+			return classify(op, tlspolicy.Explain(perr, tcfg))
+		}
+	}
+	return goftpNetErr(op, err)
+}
+
+// goftpNetErr classifies goftp's network errors, which carry only text.
+func goftpNetErr(op string, err error) *Error {
+	e := classify(op, err)
+	if e.Class != Transient || e.Code != 0 {
+		return e
+	}
+	m := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(m, "connection refused"):
+		e.Msg = "connection refused (" + oneLine(err.Error()) + "): is the FTP server running on that host and port? will retry"
+	case strings.Contains(m, "i/o timeout"), strings.Contains(m, "timeout"):
+		e.Msg = "timed out (" + oneLine(err.Error()) + "); will retry"
+	case strings.Contains(m, "eof"), strings.Contains(m, "reset"), strings.Contains(m, "broken pipe"):
+		e.Msg = "connection closed by the server (" + oneLine(err.Error()) + "); will retry"
+	}
+	return e
+}
+
+// probeTLS connects, sends AUTH TLS and runs the handshake, returning the
+// handshake's error with its type intact.
+func (c *Client) probeTLS(ctx context.Context, addr string, tcfg *tls.Config) error {
+	d := net.Dialer{Timeout: c.cfg.ConnectTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(c.cfg.ConnectTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	conn.SetDeadline(deadline)
+	tp := textproto.NewReader(bufio.NewReader(conn))
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		return nil
+	}
+	if _, err := conn.Write([]byte("AUTH TLS\r\n")); err != nil {
+		return nil
+	}
+	if _, _, err := tp.ReadResponse(234); err != nil {
+		return nil
+	}
+	cfg := tcfg.Clone()
+	cfg.VerifyConnection = c.tls.VerifyConnection
+	tc := tls.Client(conn, cfg)
+	return tc.HandshakeContext(ctx)
+}

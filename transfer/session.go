@@ -1,0 +1,430 @@
+package transfer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/secsy/goftp"
+)
+
+// hsState records what the TLS handshakes of one session saw, through a
+// VerifyConnection wrapper on the session's clone of the TLS config.
+type hsState struct {
+	// abandoned: Upload gave up on this connect (ctx ended or
+	// ConnectTimeout); the next handshake fails so goftp stops early.
+	abandoned atomic.Bool
+
+	mu    sync.Mutex
+	n     int                 // handshakes that reached verification
+	err   error               // first error returned by the wrapped VerifyConnection
+	first tls.ConnectionState // the control connection's
+}
+
+func (h *hsState) record(cs tls.ConnectionState, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.n == 0 {
+		h.first = cs
+	}
+	h.n++
+	if err != nil && h.err == nil {
+		h.err = err
+	}
+}
+
+func (h *hsState) get() (int, error, tls.ConnectionState) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n, h.err, h.first
+}
+
+// sessionCache is the TLS session cache of one control connection: its
+// data connections resume the control connection's session, which is what
+// vsftpd (require_ssl_reuse) and ProFTPD (mod_tls) check. A cache shared
+// across control connections made ProFTPD with TLS 1.2 refuse data
+// connections (425) of a control connection that had itself resumed.
+type sessionCache struct {
+	mu sync.Mutex
+	m  map[string]*tls.ClientSessionState
+}
+
+func (c *sessionCache) Get(key string) (*tls.ClientSessionState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.m[key]
+	return s, ok
+}
+
+func (c *sessionCache) Put(key string, cs *tls.ClientSessionState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cs == nil {
+		delete(c.m, key)
+		return
+	}
+	if c.m == nil {
+		c.m = map[string]*tls.ClientSessionState{}
+	}
+	c.m[key] = cs
+}
+
+// session is one logged-in control connection (a goftp raw connection) and
+// the data connections we open ourselves for it.
+//
+// goftp's calls take no context, but each control read and write has a
+// deadline of Config.Timeout; kill closes the sockets from another
+// goroutine to stop a session at once (ctx canceled).
+type session struct {
+	c        *Client
+	gc       *goftp.Client
+	rc       goftp.RawConn
+	ip       string // server address: data connections go here
+	tls      *tls.Config
+	hs       *hsState
+	feat     map[string]string
+	epsvOff  bool
+	hashSel  string // algorithm selected with OPTS HASH
+	broken   bool   // control connection state unknown: do not reuse
+	lastUsed time.Time
+
+	mu     sync.Mutex
+	data   net.Conn // current data connection (raw TCP)
+	killed bool
+}
+
+// kill closes the data and control connections; safe from any goroutine.
+func (s *session) kill() {
+	s.mu.Lock()
+	s.killed = true
+	d := s.data
+	s.mu.Unlock()
+	if d != nil {
+		d.Close()
+	}
+	s.rc.Close()
+}
+
+// close ends the session (politely when it is healthy).
+func (s *session) close() {
+	if !s.broken {
+		s.mu.Lock()
+		killed := s.killed
+		s.mu.Unlock()
+		if !killed {
+			// QUIT is a courtesy; its reply is bounded by the control deadline.
+			s.rc.SendCommand("QUIT")
+		}
+	}
+	s.kill()
+	s.gc.Close()
+}
+
+func (s *session) setData(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.killed {
+		return false
+	}
+	s.data = c
+	return true
+}
+
+// cmd sends one command line and returns the reply. A command holding a
+// control character is refused here too (CheckPath runs first; this is the
+// last line of defence against command injection).
+func (s *session) cmd(line string) (int, string, error) {
+	if strings.ContainsAny(line, "\r\n\x00") {
+		return 0, "", &Error{Class: Permanent, Op: "command", Msg: "refused to send a command holding CR, LF or NUL"}
+	}
+	code, msg, err := s.rc.SendCommand("%s", line)
+	if err != nil {
+		s.broken = true
+		return 0, "", err
+	}
+	s.c.log.Debug("ftp", "cmd", verb(line), "code", code)
+	return code, msg, nil
+}
+
+func verb(line string) string {
+	if i := strings.IndexByte(line, ' '); i > 0 {
+		return line[:i]
+	}
+	return line
+}
+
+// expect sends line and wants a reply whose code is want (or, for want
+// 1..5, whose first digit is want).
+func (s *session) expect(line string, want int) (string, error) {
+	code, msg, err := s.cmd(line)
+	if err != nil {
+		return "", err
+	}
+	if code == want || (want < 10 && code/100 == want) {
+		return msg, nil
+	}
+	return msg, &replyError{code: code, msg: msg}
+}
+
+func (s *session) readFeatures() error {
+	s.feat = map[string]string{}
+	code, msg, err := s.cmd("FEAT")
+	if err != nil {
+		return err
+	}
+	if code/100 != 2 {
+		return nil
+	}
+	for _, l := range strings.Split(msg, "\n") {
+		if len(l) == 0 || l[0] != ' ' {
+			continue
+		}
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		k := strings.ToUpper(f[0])
+		s.feat[k] = strings.TrimSpace(strings.Join(f[1:], " "))
+	}
+	return nil
+}
+
+func (s *session) has(f string) bool { _, ok := s.feat[f]; return ok }
+
+// size returns the remote size of p; ok is false when p does not exist (or
+// is not a plain file). supported is false when the server has no SIZE.
+func (s *session) size(p string) (n int64, ok bool, err error) {
+	code, msg, err := s.cmd("SIZE " + p)
+	if err != nil {
+		return 0, false, err
+	}
+	switch {
+	case code == 213:
+		n, perr := strconv.ParseInt(strings.TrimSpace(msg), 10, 64)
+		if perr != nil || n < 0 {
+			return 0, false, &Error{Class: Transient, Op: "SIZE " + p, Msg: "unparsable SIZE reply " + strconv.Quote(oneLine(msg))}
+		}
+		return n, true, nil
+	case code == 550 || code == 450 && strings.Contains(strings.ToLower(msg), "no such"):
+		return 0, false, nil
+	case code == 500 || code == 502 || code == 504:
+		return 0, false, errNoSize
+	}
+	return 0, false, &replyError{code: code, msg: msg}
+}
+
+var errNoSize = errors.New("server has no SIZE command")
+
+// exists says whether p exists as a file.
+func (s *session) exists(p string) (bool, error) {
+	_, ok, err := s.size(p)
+	if err == errNoSize {
+		code, _, err := s.cmd("MLST " + p)
+		if err != nil {
+			return false, err
+		}
+		return code/100 == 2, nil
+	}
+	return ok, err
+}
+
+// dele deletes p; a missing file is not an error.
+func (s *session) dele(p string) error {
+	code, msg, err := s.cmd("DELE " + p)
+	if err != nil {
+		return err
+	}
+	if code/100 == 2 || code == 550 {
+		return nil
+	}
+	return &replyError{code: code, msg: msg}
+}
+
+func (s *session) rename(from, to string) error {
+	if _, err := s.expect("RNFR "+from, 350); err != nil {
+		return err
+	}
+	_, err := s.expect("RNTO "+to, 2)
+	return err
+}
+
+// passive asks for a passive data port (EPSV, else PASV) and returns the
+// address to dial: always the control connection's server address, as curl
+// does, so a server behind NAT that announces a private address still works.
+func (s *session) passive() (string, error) {
+	if !s.epsvOff {
+		code, msg, err := s.cmd("EPSV")
+		if err != nil {
+			return "", err
+		}
+		if code == 229 {
+			port, perr := parseEPSV(msg)
+			if perr == nil {
+				return net.JoinHostPort(s.ip, strconv.Itoa(port)), nil
+			}
+		}
+		s.epsvOff = true
+	}
+	code, msg, err := s.cmd("PASV")
+	if err != nil {
+		return "", err
+	}
+	if code != 227 {
+		return "", &replyError{code: code, msg: msg}
+	}
+	port, perr := parsePASV(msg)
+	if perr != nil {
+		return "", &Error{Class: Transient, Op: "PASV", Msg: perr.Error()}
+	}
+	return net.JoinHostPort(s.ip, strconv.Itoa(port)), nil
+}
+
+// parseEPSV reads the port of "Entering Extended Passive Mode (|||6446|)".
+func parseEPSV(msg string) (int, error) {
+	i := strings.Index(msg, "(")
+	j := strings.LastIndex(msg, ")")
+	if i < 0 || j < i+5 {
+		return 0, fmt.Errorf("unparsable EPSV reply %q", oneLine(msg))
+	}
+	in := msg[i+1 : j]
+	d := in[0]
+	parts := strings.Split(in, string(d))
+	if len(parts) != 5 {
+		return 0, fmt.Errorf("unparsable EPSV reply %q", oneLine(msg))
+	}
+	p, err := strconv.Atoi(parts[3])
+	if err != nil || p <= 0 || p > 65535 {
+		return 0, fmt.Errorf("bad port in EPSV reply %q", oneLine(msg))
+	}
+	return p, nil
+}
+
+// parsePASV reads the port of "Entering Passive Mode (h1,h2,h3,h4,p1,p2)".
+func parsePASV(msg string) (int, error) {
+	i := strings.Index(msg, "(")
+	j := strings.LastIndex(msg, ")")
+	var in string
+	if i >= 0 && j > i {
+		in = msg[i+1 : j]
+	} else {
+		// Some servers omit the parentheses: take the last "a,b,c,d,e,f".
+		f := strings.Fields(msg)
+		if len(f) > 0 {
+			in = strings.TrimRight(f[len(f)-1], ".")
+		}
+	}
+	parts := strings.Split(in, ",")
+	if len(parts) != 6 {
+		return 0, fmt.Errorf("unparsable PASV reply %q", oneLine(msg))
+	}
+	var v [6]int
+	for k, p := range parts {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 0 || n > 255 {
+			return 0, fmt.Errorf("unparsable PASV reply %q", oneLine(msg))
+		}
+		v[k] = n
+	}
+	port := v[4]<<8 | v[5]
+	if port == 0 {
+		return 0, fmt.Errorf("port 0 in PASV reply %q", oneLine(msg))
+	}
+	return port, nil
+}
+
+// dataConn is one TLS data connection for a STOR.
+type dataConn struct {
+	raw net.Conn
+	tc  *tls.Conn
+}
+
+// openData dials the passive address; the TLS handshake waits until the
+// server has answered STOR (handshake runs then).
+func (s *session) openData(ctx context.Context) (*dataConn, error) {
+	addr, err := s.passive()
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: s.c.cfg.Timeout}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if !s.setData(raw) {
+		raw.Close()
+		return nil, context.Canceled
+	}
+	return &dataConn{raw: raw}, nil
+}
+
+// handshake runs TLS on the data connection, bounded by Timeout and ctx.
+func (s *session) handshake(ctx context.Context, dc *dataConn) error {
+	dc.tc = tls.Client(dc.raw, s.tls)
+	hctx, cancel := context.WithTimeout(ctx, s.c.cfg.Timeout)
+	defer cancel()
+	return dc.tc.HandshakeContext(hctx)
+}
+
+// finish ends an upload's data connection so that the server reads every
+// byte: TLS close_notify, then TCP FIN, then read (the TLS 1.3 session
+// tickets the server sent after the handshake, and its own close) until the
+// server closes, before closing the socket. Closing with unread data would
+// send a RST, and the server could lose the tail of the file (vsftpd 3.0.3
+// with TLS 1.3 then answers 426).
+func (s *session) finish(dc *dataConn, buf []byte) error {
+	d := s.c.cfg.Timeout
+	dc.tc.SetWriteDeadline(time.Now().Add(d))
+	err := dc.tc.CloseWrite()
+	if tcp, ok := dc.raw.(*net.TCPConn); ok && err == nil {
+		tcp.CloseWrite()
+	}
+	if err == nil {
+		dc.tc.SetReadDeadline(time.Now().Add(d))
+		_, rerr := io.CopyBuffer(io.Discard, struct{ io.Reader }{dc.tc}, buf)
+		if rerr != nil && !isClosedErr(rerr) {
+			s.c.log.Debug("ftp data connection: reading the server's close", "err", rerr)
+		}
+	}
+	dc.raw.Close()
+	s.setData(nil)
+	return err
+}
+
+func isClosedErr(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		strings.Contains(err.Error(), "connection reset")
+}
+
+func (s *session) abortData(dc *dataConn) {
+	if dc == nil {
+		return
+	}
+	dc.raw.Close()
+	s.setData(nil)
+}
+
+// readReply reads the reply that ends a transfer.
+func (s *session) readReply() (int, string, error) {
+	code, msg, err := s.rc.ReadResponse()
+	if err != nil {
+		s.broken = true
+	}
+	return code, msg, err
+}
+
+// logger adapts goftp's debug output to slog at debug level.
+type logWriter struct{ l *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.l.Debug(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,145 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/camftpd/camftpd/transfer/ftpstest"
+)
+
+// TestHashVariants: the server's hash is used whichever way it offers it:
+// HASH (SHA-256), XSHA256, XMD5, XCRC; with none, size only.
+func TestHashVariants(t *testing.T) {
+	tg := startTarget(t, "inproc", false)
+	cases := []struct {
+		hide []string
+		verb string
+		want string
+	}{
+		{nil, "HASH", "size+sha256"},
+		{[]string{"HASH"}, "XSHA256", "size+sha256"},
+		{[]string{"HASH", "XSHA"}, "XMD5", "size+md5"},
+		{[]string{"HASH", "XSHA", "MD5"}, "XCRC", "size+crc32"},
+		{[]string{"HASH", "XSHA", "MD5", "XCRC"}, "", "size"},
+	}
+	for i, c := range cases {
+		tg.inproc.SetFaults(ftpstest.Faults{HideFeatures: c.hide})
+		tg.inproc.ResetStats()
+		p, data := localFile(t, 70000+i)
+		remote := "hv/" + strings.ToLower(c.want) + ".bin"
+		res, err := uploadOnce(t, tg.config(t, false), Job{LocalPath: p, Remote: remote})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Verified != c.want {
+			t.Errorf("hidden %v: verified %q, want %q", c.hide, res.Verified, c.want)
+		}
+		used := false
+		for _, cmd := range tg.inproc.Commands() {
+			used = used || c.verb != "" && strings.HasPrefix(cmd, c.verb+" ")
+		}
+		if c.verb != "" && !used {
+			t.Errorf("hidden %v: %s not used: %q", c.hide, c.verb, tg.inproc.Commands())
+		}
+		wantFile(t, tg, remote, data)
+	}
+}
+
+// TestHashMismatch: a server hash that differs is an error (never a
+// success); the temporary file is deleted and nothing is renamed.
+func TestHashMismatch(t *testing.T) {
+	tg := startTarget(t, "inproc", false)
+	tg.inproc.SetFaults(ftpstest.Faults{Replies: map[string]string{"HASH": "213 SHA-256 0-10 " + strings.Repeat("0", 64) + " x"}})
+	p, data := localFile(t, 10000)
+	_, err := uploadOnce(t, tg.config(t, false), Job{LocalPath: p, Remote: "hm/x.jpg", TempID: "hm"})
+	if ClassOf(err) != Transient || !strings.Contains(err.Error(), "sha256") {
+		t.Fatalf("%v (%v)", err, ClassOf(err))
+	}
+	if _, err := os.Stat(tg.path("hm/x.jpg")); err == nil {
+		t.Fatal("renamed after a hash mismatch")
+	}
+	noTemp(t, tg, "hm")
+	tg.inproc.SetFaults(ftpstest.Faults{})
+	if _, err := uploadOnce(t, tg.config(t, false), Job{LocalPath: p, Remote: "hm/x.jpg", TempID: "hm"}); err != nil {
+		t.Fatal(err)
+	}
+	wantFile(t, tg, "hm/x.jpg", data)
+}
+
+// TestNoRest: when the server refuses REST (or does not offer REST STREAM),
+// a leftover temporary file is not resumed: the upload starts again.
+func TestNoRest(t *testing.T) {
+	tg := startTarget(t, "inproc", false)
+	for _, f := range []ftpstest.Faults{
+		{Replies: map[string]string{"REST": "502 REST not implemented"}},
+		{HideFeatures: []string{"REST"}},
+	} {
+		tg.inproc.SetFaults(f)
+		p, data := localFile(t, 300<<10)
+		tg.write(t, "nr/"+tempPrefix+"nr"+tempSuffix, data[:100<<10])
+		res, err := uploadOnce(t, tg.config(t, false), Job{LocalPath: p, Remote: "nr/x.jpg", TempID: "nr"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ResumedFrom != 0 {
+			t.Fatalf("resumed from %d", res.ResumedFrom)
+		}
+		wantFile(t, tg, "nr/x.jpg", data)
+	}
+}
+
+// TestIdleSessionReplaced: an idle control connection the server no longer
+// wants (NOOP fails) is replaced by a new one, transparently.
+func TestIdleSessionReplaced(t *testing.T) {
+	tg := startTarget(t, "inproc", false)
+	c := New(tg.config(t, false))
+	defer c.Close()
+	p, data := localFile(t, 1000)
+	if _, err := c.Upload(t.Context(), Job{LocalPath: p, Remote: "is/a.jpg"}); err != nil {
+		t.Fatal(err)
+	}
+	logins := tg.inproc.Stats().Logins
+	tg.inproc.SetFaults(ftpstest.Faults{Replies: map[string]string{"NOOP": "421 Timeout, closing control connection"}})
+	if _, err := c.Upload(t.Context(), Job{LocalPath: p, Remote: "is/b.jpg"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := tg.inproc.Stats().Logins - logins; n != 1 {
+		t.Fatalf("%d new logins, want 1", n)
+	}
+	tg.inproc.SetFaults(ftpstest.Faults{})
+	if _, err := c.Upload(t.Context(), Job{LocalPath: p, Remote: "is/c.jpg"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := tg.inproc.Stats().Logins - logins; n != 1 {
+		t.Fatalf("%d new logins, want 1 (the idle connection is reused)", n)
+	}
+	wantFile(t, tg, "is/c.jpg", data)
+}
+
+// TestCancelDuringConnect: goftp's connect takes no context; canceling
+// returns at once anyway, and Close waits for the abandoned connect, so no
+// goroutine is left behind.
+func TestCancelDuringConnect(t *testing.T) {
+	tg := startTarget(t, "inproc", false)
+	base := runtime.NumGoroutine()
+	tg.inproc.SetFaults(ftpstest.Faults{Delay: 700 * time.Millisecond})
+	cfg := tg.config(t, false)
+	cfg.Timeout, cfg.ConnectTimeout = 2*time.Second, 10*time.Second
+	c := New(cfg)
+	p, _ := localFile(t, 10)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Upload(ctx, Job{LocalPath: p, Remote: "cc/x.jpg"})
+	if el := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || ClassOf(err) != Transient || el > 500*time.Millisecond {
+		t.Fatalf("%v (%v) after %v", err, ClassOf(err), el)
+	}
+	c.Close()
+	tg.inproc.SetFaults(ftpstest.Faults{})
+	goroutines(t, base)
+}
