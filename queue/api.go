@@ -1,17 +1,28 @@
 package queue
 
-import "time"
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // State of an item.
 type State string
 
+// The states of an item. Every item is in exactly one of them.
 const (
-	Pending  State = "pending"
-	InFlight State = "inflight"
-	Retry    State = "retry"
-	Done     State = "done"
-	Parked   State = "parked"
+	Pending  State = "pending"  // waiting for a worker, due now
+	InFlight State = "inflight" // leased to a worker until LeaseUntil
+	Retry    State = "retry"    // failed transiently, due at NextAttempt
+	Done     State = "done"     // uploaded; kept as history until pruned
+	Parked   State = "parked"   // failed permanently (or vanished); waits for RetryNow
 )
+
+// allStates lists the states in the order List reports them when called
+// without arguments.
+var allStates = []State{InFlight, Pending, Retry, Parked, Done}
 
 // Capture is a file found in the media directory.
 type Capture struct {
@@ -26,24 +37,106 @@ type Capture struct {
 // Item is a queued capture and its state.
 type Item struct {
 	ID          string
+	Seq         uint64 // enqueue sequence number (FIFO order within a priority)
 	Capture     Capture
 	State       State
-	Attempts    int
+	Attempts    int // upload attempts so far (a lease counts one; Release gives it back)
 	Enqueued    time.Time
 	NextAttempt time.Time // for Retry
 	LeaseUntil  time.Time // for InFlight
+	Worker      string    // for InFlight: who holds the lease
 	LastError   string
 	Reason      string // for Parked
 	Remote      string // for Done
 	SHA256      string // for Done
 	DoneAt      time.Time
+	Vanished    bool // for Parked: the local file was gone; never retried
 }
 
 // Options configures Open; the zero value means the defaults.
-type Options struct{}
+type Options struct {
+	// BackoffMin and BackoffMax bound the retry delay after a transient
+	// failure (defaults 5s and 10min). The delay doubles with every
+	// consecutive failure and is jittered to [d/2, d].
+	BackoffMin, BackoffMax time.Duration
+	// HistoryMaxAge and HistoryMaxCount bound the done history (defaults 30
+	// days and 10,000 items). A negative value disables that bound.
+	HistoryMaxAge   time.Duration
+	HistoryMaxCount int
+	// LeaseTime is how long a lease lasts without Renew (default 10min).
+	// An expired lease goes back to pending on the next Lease.
+	LeaseTime time.Duration
+	// LockTimeout is how long Open waits for the file lock held by another
+	// process (default 3s).
+	LockTimeout time.Duration
+	// MaxFileSize bounds the queue file in bytes (default 128 MiB); a write
+	// that needs more fails with ErrFull. Negative means no bound.
+	MaxFileSize int64
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives recovery and maintenance lines (default slog.Default()).
+	Logger *slog.Logger
+}
 
-// Queue is an open queue file.
-type Queue struct{}
+// Defaults applied by Open to zero fields of Options.
+const (
+	DefaultBackoffMin      = 5 * time.Second
+	DefaultBackoffMax      = 10 * time.Minute
+	DefaultHistoryMaxAge   = 30 * 24 * time.Hour
+	DefaultHistoryMaxCount = 10000
+	DefaultLeaseTime       = 10 * time.Minute
+	DefaultLockTimeout     = 3 * time.Second
+	DefaultMaxFileSize     = 128 << 20
+)
 
-// Open opens (or creates) the queue at path.
-func Open(path string, opts *Options) (*Queue, error) { panic("queue: not implemented") }
+// initialMmapSize is kept small so the mapping fits a 32-bit armv7 address
+// space comfortably; bbolt remaps as the file grows.
+const initialMmapSize = 1 << 20
+
+// Errors returned (wrapped) by the queue. Test with errors.Is.
+var (
+	ErrNotFound = errors.New("queue: no such item")
+	ErrState    = errors.New("queue: item is not in a state that allows this")
+	ErrClosed   = errors.New("queue: closed")
+	ErrLocked   = errors.New("queue: file is locked by another process")
+	ErrFull     = errors.New("queue: no space to write the queue file")
+)
+
+// Counts is the number of items in each state.
+type Counts struct{ Pending, InFlight, Retry, Done, Parked int }
+
+// Queue is an open queue file. Its methods are safe for concurrent use.
+type Queue struct {
+	db        *bolt.DB
+	path      string
+	opts      Options
+	log       *slog.Logger
+	recovered bool
+	wake      chan struct{}
+}
+
+// Recovered reports whether Open found the file corrupt or unreadable, moved
+// it aside and started a fresh queue: the caller should rescan the media
+// directory.
+func (q *Queue) Recovered() bool { return q.recovered }
+
+// Path returns the queue file's path.
+func (q *Queue) Path() string { return q.path }
+
+// Wake returns a channel signalled (non-blocking, capacity 1) when new work
+// may be due: after an Enqueue that added an item, Fail, Release, RetryNow,
+// ResetBackoff, and at Open when work is pending.
+func (q *Queue) Wake() <-chan struct{} { return q.wake }
+
+func (q *Queue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close closes the file. Leases still held stay in the file and go back to
+// pending at the next Open.
+func (q *Queue) Close() error {
+	return q.db.Close()
+}

@@ -1,0 +1,443 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+func (o *Options) withDefaults() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.BackoffMin <= 0 {
+		r.BackoffMin = DefaultBackoffMin
+	}
+	if r.BackoffMax <= 0 {
+		r.BackoffMax = DefaultBackoffMax
+	}
+	if r.BackoffMax < r.BackoffMin {
+		r.BackoffMax = r.BackoffMin
+	}
+	if r.HistoryMaxAge == 0 {
+		r.HistoryMaxAge = DefaultHistoryMaxAge
+	}
+	if r.HistoryMaxCount == 0 {
+		r.HistoryMaxCount = DefaultHistoryMaxCount
+	}
+	if r.LeaseTime <= 0 {
+		r.LeaseTime = DefaultLeaseTime
+	}
+	if r.LockTimeout <= 0 {
+		r.LockTimeout = DefaultLockTimeout
+	}
+	if r.MaxFileSize == 0 {
+		r.MaxFileSize = DefaultMaxFileSize
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	return r
+}
+
+// corruptError marks a file whose content cannot be trusted.
+type corruptError struct{ err error }
+
+func (e *corruptError) Error() string { return e.err.Error() }
+func (e *corruptError) Unwrap() error { return e.err }
+
+func corrupt(format string, a ...any) error {
+	return &corruptError{fmt.Errorf(format, a...)}
+}
+
+// Open opens (or creates) the queue at path. A corrupt or unreadable file
+// is moved aside to <path>.corrupt-<UTC time> with an error log line and a
+// fresh file is created; Recovered then reports true and the caller should
+// rescan the media directory. If another process holds the file, Open fails
+// with ErrLocked after Options.LockTimeout. In-flight leases left by a
+// crashed run go back to pending, and the done history is pruned.
+func Open(path string, opts *Options) (*Queue, error) {
+	o := opts.withDefaults()
+	q := &Queue{path: path, opts: o, log: o.Logger, wake: make(chan struct{}, 1)}
+
+	for attempt := 0; ; attempt++ {
+		db, err := q.openChecked()
+		if err == nil {
+			q.db = db
+			if err = q.afterOpen(); err != nil {
+				db.Close()
+			}
+		}
+		var ce *corruptError
+		if err == nil || !errors.As(err, &ce) || attempt > 0 {
+			if err != nil {
+				return nil, err
+			}
+			return q, nil
+		}
+		aside, merr := q.moveAside()
+		if merr != nil {
+			return nil, fmt.Errorf("queue: %s is corrupt (%v) and could not be moved aside: %v: remove or rename it by hand", path, err, merr)
+		}
+		q.log.Error("queue: queue file is corrupt or unreadable; moved aside, started an empty queue; rescan the media directory",
+			"path", path, "moved_to", aside, "err", err.Error())
+		q.recovered = true
+	}
+}
+
+func (q *Queue) boltOptions() *bolt.Options {
+	bo := &bolt.Options{
+		Timeout:         q.opts.LockTimeout,
+		InitialMmapSize: initialMmapSize,
+		FreelistType:    bolt.FreelistMapType,
+	}
+	if q.opts.MaxFileSize > 0 {
+		bo.MaxSize = int(min(q.opts.MaxFileSize, int64(^uint(0)>>1)))
+	}
+	return bo
+}
+
+// openChecked opens the bbolt file after checking its meta pages against
+// its size, then verifies every page and record. Content problems come back
+// as *corruptError.
+func (q *Queue) openChecked() (db *bolt.DB, err error) {
+	created := false
+	switch fi, err := os.Stat(q.path); {
+	case errors.Is(err, os.ErrNotExist):
+		created = true
+	case err != nil:
+		return nil, fmt.Errorf("queue: stat %s: %w: check the state directory", q.path, err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("queue: %s is not a regular file: point the queue at a file", q.path)
+	case fi.Size() == 0:
+		// A file created but never initialised (crash right after create).
+		return nil, corrupt("empty file")
+	default:
+		if err := checkMeta(q.path, fi.Size()); err != nil {
+			return nil, err
+		}
+	}
+
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = corrupt("reading the file panicked: %v", r)
+			// Close in the background: if the panic left a bbolt lock held,
+			// Close would block. At worst the descriptor (and its flock)
+			// leaks; the file is moved aside and a new inode is used.
+			if db != nil {
+				go db.Close()
+				db = nil
+			}
+		}
+	}()
+	db, err = bolt.Open(q.path, 0o600, q.boltOptions())
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("queue: open %s: still locked by another process after %s (another camftpd running?): stop it or use another state directory: %w",
+			q.path, q.opts.LockTimeout, ErrLocked)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+		return nil, corrupt("%v", err)
+	case errors.Is(err, os.ErrPermission):
+		return nil, fmt.Errorf("queue: open %s: %w: fix the owner or mode of the state directory", q.path, err)
+	case err != nil && isFull(err):
+		return nil, fmt.Errorf("queue: open %s: %v: free space on its filesystem: %w", q.path, err, ErrFull)
+	case err != nil:
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("queue: open %s: %w", q.path, err)
+		}
+		// Anything else from bbolt (file too small, bad mapping, I/O
+		// error while reading) is about the content.
+		return nil, corrupt("%v", err)
+	}
+	db.AllocSize = initialMmapSize
+	if created {
+		if err := syncDir(filepath.Dir(q.path)); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("queue: sync directory of %s: %w", q.path, err)
+		}
+	}
+	ready := false // all buckets there, schema known: no write needed
+	_ = db.View(func(tx *bolt.Tx) error {
+		ready = tx.Bucket(bucketItems) != nil && tx.Bucket(bucketMeta) != nil
+		for _, s := range allStates {
+			ready = ready && tx.Bucket(indexBucket[s]) != nil
+		}
+		if ready {
+			v := tx.Bucket(bucketMeta).Get(keySchema)
+			ready = len(v) == 1 && v[0] == schemaVersion
+		}
+		return nil
+	})
+	if !ready {
+		err = db.Update(func(tx *bolt.Tx) error { return createBuckets(tx) })
+	}
+	if err != nil {
+		db.Close()
+		if errors.Is(err, errNewerSchema) {
+			return nil, fmt.Errorf("queue: %s was written by a newer camftpd (%v): upgrade camftpd or move the file away", q.path, err)
+		}
+		if isFull(err) {
+			return nil, fmt.Errorf("queue: open %s: %v: free space on its filesystem: %w", q.path, err, ErrFull)
+		}
+		if _, ok := err.(*os.PathError); ok {
+			return nil, fmt.Errorf("queue: open %s: %w", q.path, err)
+		}
+		return nil, corrupt("%v", err)
+	}
+	if err := checkPages(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// metaInfo is what checkMeta takes from the meta page bbolt will use.
+type metaInfo struct {
+	ok                   bool
+	pageSize             uint32
+	root, freelist, pgid uint64
+	txid                 uint64
+}
+
+// checkMeta reads the two meta pages the way bbolt picks one, checks that
+// the pages it claims fit in the file (a truncated file would otherwise
+// fault when bbolt touches the missing pages through its mapping), then
+// walks the page tree with ReadAt (checkPageTree).
+func checkMeta(path string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("queue: open %s: %w: fix the owner or mode of the state directory", path, err)
+		}
+		return corrupt("read: %v", err)
+	}
+	defer f.Close()
+	read := func(off int64) metaInfo {
+		buf := make([]byte, 80)
+		if n, _ := f.ReadAt(buf, off); n < len(buf) {
+			return metaInfo{}
+		}
+		if le.Uint32(buf[16:]) != 0xED0CDAED || le.Uint32(buf[20:]) != 2 {
+			return metaInfo{}
+		}
+		h := fnv.New64a()
+		h.Write(buf[16:72])
+		if h.Sum64() != le.Uint64(buf[72:]) {
+			return metaInfo{}
+		}
+		return metaInfo{ok: true, pageSize: le.Uint32(buf[24:]), root: le.Uint64(buf[32:]), freelist: le.Uint64(buf[48:]),
+			pgid: le.Uint64(buf[56:]), txid: le.Uint64(buf[64:])}
+	}
+	m0 := read(0)
+	var m1 metaInfo
+	if m0.ok {
+		m1 = read(int64(m0.pageSize))
+	} else {
+		for i := 0; i <= 14 && !m1.ok; i++ {
+			if off := int64(1024) << i; off < size-80 {
+				m1 = read(off)
+			}
+		}
+	}
+	a, b := m0, m1
+	if !a.ok || (b.ok && b.txid > a.txid) {
+		a, b = b, a
+	}
+	if !a.ok {
+		return corrupt("no valid bbolt meta page (not a queue file, or overwritten)")
+	}
+	if a.pageSize < 512 || a.pageSize > 1<<24 {
+		return corrupt("implausible page size %d", a.pageSize)
+	}
+	if a.pgid < 3 || a.pgid > uint64(size) {
+		return corrupt("implausible page count %d", a.pgid)
+	}
+	need := int64(a.pgid) * int64(a.pageSize)
+	if a.root >= a.pgid || need > size {
+		return corrupt("file is truncated: its meta page (txid %d) needs %d pages of %d bytes = %d bytes, the file has %d",
+			a.txid, a.pgid, a.pageSize, need, size)
+	}
+	if err := checkPageTree(f, a); err != nil {
+		return corrupt("%v", err)
+	}
+	return nil
+}
+
+// checkPages reads every key and value through bbolt (after checkMeta has
+// walked the page tree) and decodes every record. Index
+// inconsistencies are repaired later by afterOpen; bad pages or records mean
+// the file is corrupt.
+func checkPages(db *bolt.DB) error {
+	return db.View(func(tx *bolt.Tx) error {
+		// Touch every key and value; this runs under SetPanicOnFault, so
+		// anything checkPageTree missed faults into a recoverable panic.
+		var sum byte
+		err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			return b.ForEach(func(k, v []byte) error {
+				for _, c := range k {
+					sum ^= c
+				}
+				for _, c := range v {
+					sum ^= c
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return corrupt("walk: %v", err)
+		}
+		return tx.Bucket(bucketItems).ForEach(func(k, v []byte) error {
+			r, err := decodeRec(v)
+			if err != nil {
+				return corrupt("item %q: %v", k, err)
+			}
+			if r.ID != string(k) {
+				return corrupt("item %q holds ID %q", k, r.ID)
+			}
+			return nil
+		})
+	})
+}
+
+// moveAside renames the corrupt file to <path>.corrupt-<UTC timestamp>.
+func (q *Queue) moveAside() (string, error) {
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	aside := q.path + ".corrupt-" + stamp
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(aside); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		aside = fmt.Sprintf("%s.corrupt-%s-%d", q.path, stamp, i)
+	}
+	if err := os.Rename(q.path, aside); err != nil {
+		return "", err
+	}
+	return aside, syncDir(filepath.Dir(q.path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// afterOpen repairs indexes if needed, returns leases of a crashed run to
+// pending, prunes history, and signals Wake if work is pending.
+func (q *Queue) afterOpen() error {
+	if err := q.Verify(); err != nil {
+		q.log.Warn("queue: indexes inconsistent; rebuilding them from the items", "path", q.path, "err", err.Error())
+		if err := q.rebuildIndexes(); err != nil {
+			return err
+		}
+		if err := q.Verify(); err != nil {
+			return corrupt("after rebuilding the indexes: %v", err)
+		}
+	}
+	reverted, pruned := 0, 0
+	err := q.update("open", q.path, func(t *txn) error {
+		var ids []string
+		err := t.bucket(indexBucket[InFlight]).ForEach(func(_, v []byte) error {
+			ids = append(ids, string(v))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			r, err := t.get(id)
+			if err != nil {
+				return err
+			}
+			if err := t.move(r, func(r *rec) {
+				r.State, r.LeaseUntil = Pending, time.Time{}
+				r.LastError = "lease of " + r.Worker + " lost in a restart"
+				r.Worker = ""
+			}); err != nil {
+				return err
+			}
+			reverted++
+		}
+		pruned, err = q.prune(t, q.now())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if reverted > 0 {
+		q.log.Info("queue: leases of the previous run went back to pending", "path", q.path, "items", reverted)
+	}
+	if pruned > 0 {
+		q.log.Info("queue: pruned done history", "path", q.path, "items", pruned)
+	}
+	c, err := q.Counts()
+	if err != nil {
+		return err
+	}
+	if c.Pending > 0 || c.Retry > 0 {
+		q.signal()
+	}
+	return nil
+}
+
+// rebuildIndexes recreates every index bucket and the counts from the items
+// bucket, in one transaction.
+func (q *Queue) rebuildIndexes() error {
+	return q.update("rebuild", q.path, func(t *txn) error {
+		for _, s := range allStates {
+			seq := t.bucket(indexBucket[s]).Sequence()
+			if err := t.tx.DeleteBucket(indexBucket[s]); err != nil {
+				return err
+			}
+			b, err := t.tx.CreateBucket(indexBucket[s])
+			if err != nil {
+				return err
+			}
+			if err := b.SetSequence(seq); err != nil {
+				return err
+			}
+		}
+		var zero [5]int64
+		t.counts = &zero
+		var recs []*rec
+		err := t.bucket(bucketItems).ForEach(func(_, v []byte) error {
+			r, err := decodeRec(v)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, r)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		sort.SliceStable(recs, func(i, j int) bool { return recs[i].doneSeq < recs[j].doneSeq })
+		for _, r := range recs {
+			if r.State == Done {
+				// done keys must be unique; renumber from the bucket sequence.
+				r.doneSeq = 0
+			}
+			if err := t.put(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,615 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// stateErr reports an operation that the item's state does not allow.
+func stateErr(op string, r *rec, why string) error {
+	return fmt.Errorf("queue: %s %s (%s): item is %s, %s: %w", op, r.ID, r.Capture.Path, r.State, why, ErrState)
+}
+
+// update runs fn in one read-write transaction (fsync'd on commit) and
+// turns storage errors into one clear line.
+func (q *Queue) update(op, what string, fn func(t *txn) error) error {
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		t := &txn{tx: tx}
+		if err := fn(t); err != nil {
+			return err
+		}
+		return t.flush()
+	})
+	return q.wrap(op, what, err)
+}
+
+func (q *Queue) view(op, what string, fn func(t *txn) error) error {
+	err := q.db.View(func(tx *bolt.Tx) error { return fn(&txn{tx: tx}) })
+	return q.wrap(op, what, err)
+}
+
+func isFull(err error) bool {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG) ||
+		errors.Is(err, berrors.ErrMaxSizeReached) {
+		return true
+	}
+	// bbolt formats some errno values with %s (file resize/sync errors).
+	s := err.Error()
+	return strings.Contains(s, "no space left") || strings.Contains(s, "quota exceeded") || strings.Contains(s, "file too large")
+}
+
+func (q *Queue) wrap(op, what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotFound):
+		return fmt.Errorf("queue: %s %s: no such item (dropped, or pruned from history): %w", op, what, ErrNotFound)
+	case errors.Is(err, ErrState) || errors.Is(err, ErrClosed):
+		return err
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
+		return fmt.Errorf("queue: %s %s: queue file %s is closed: %w", op, what, q.path, ErrClosed)
+	case errors.Is(err, berrors.ErrMaxSizeReached):
+		return fmt.Errorf("queue: %s %s: queue file %s reached its size bound (MaxFileSize %d bytes): let uploads drain, prune history or raise the bound; the item keeps its previous state: %w",
+			op, what, q.path, q.opts.MaxFileSize, ErrFull)
+	case isFull(err):
+		return fmt.Errorf("queue: %s %s: cannot write queue file %s (%v): free space on its filesystem (or raise MaxFileSize); the item keeps its previous state: %w",
+			op, what, q.path, err, ErrFull)
+	}
+	return fmt.Errorf("queue: %s %s: queue file %s: %w", op, what, q.path, err)
+}
+
+func (q *Queue) now() time.Time { return q.opts.Now() }
+
+// backoff returns the delay after the n-th consecutive failure (n >= 1):
+// BackoffMin doubled n-1 times, capped at BackoffMax, then jittered to a
+// uniform value in [d/2, d].
+func (q *Queue) backoff(n int) time.Duration {
+	d := q.opts.BackoffMin
+	for i := 1; i < n && d < q.opts.BackoffMax; i++ {
+		d *= 2
+	}
+	if d > q.opts.BackoffMax {
+		d = q.opts.BackoffMax
+	}
+	if half := d / 2; half > 0 {
+		d = half + rand.N(d-half+1)
+	}
+	return d
+}
+
+// Enqueue adds a capture as pending. It is idempotent by identity (path,
+// size, mtime in ns, inode): enqueueing a known capture returns the existing
+// item and added=false, whatever its state, without writing. A rewritten
+// file has a new identity and becomes a new item. A capture parked as
+// vanished comes back to pending (the file is there again), with
+// added=true.
+func (q *Queue) Enqueue(c Capture) (it Item, added bool, err error) {
+	its, addeds, err := q.EnqueueBatch([]Capture{c})
+	if err != nil {
+		return Item{}, false, err
+	}
+	return its[0], addeds[0], nil
+}
+
+// EnqueueBatch enqueues several captures in one transaction (one fsync),
+// all or none, with the semantics of Enqueue for each; for bursts and
+// rescans. Captures already known cost no write at all.
+func (q *Queue) EnqueueBatch(cs []Capture) (items []Item, added []bool, err error) {
+	what := fmt.Sprintf("%d captures", len(cs))
+	if len(cs) == 1 {
+		what = cs[0].Path
+	}
+	for _, c := range cs {
+		if c.Path == "" {
+			return nil, nil, fmt.Errorf("queue: enqueue: capture has an empty path")
+		}
+	}
+	items, added = make([]Item, len(cs)), make([]bool, len(cs))
+	// Read-only pass: a rescan mostly finds known captures.
+	todo := false
+	err = q.view("enqueue", what, func(t *txn) error {
+		for i, c := range cs {
+			r, _, err := t.find(c)
+			if err != nil {
+				return err
+			}
+			if r == nil || (r.State == Parked && r.Vanished) {
+				todo = true
+				return nil
+			}
+			items[i] = r.Item
+		}
+		return nil
+	})
+	if err != nil || !todo {
+		return items, added, err
+	}
+	err = q.update("enqueue", what, func(t *txn) error {
+		clear(added)
+		now := q.now()
+		for i, c := range cs {
+			r, id, err := t.find(c)
+			if err != nil {
+				return err
+			}
+			if r != nil {
+				if r.State == Parked && r.Vanished {
+					added[i] = true
+					if err := t.move(r, func(r *rec) {
+						r.State, r.Vanished, r.Reason, r.streak = Pending, false, "", 0
+					}); err != nil {
+						return err
+					}
+				}
+				items[i] = r.Item
+				continue
+			}
+			seq, err := t.bucket(bucketItems).NextSequence()
+			if err != nil {
+				return err
+			}
+			r = &rec{Item: Item{ID: id, Seq: seq, Capture: c, State: Pending, Enqueued: now}}
+			r.Capture.ModTime = nsTime(timeNs(c.ModTime))
+			if err := t.put(r); err != nil {
+				return err
+			}
+			added[i] = true
+			items[i] = r.Item
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	q.signal()
+	return items, added, nil
+}
+
+// dueWork reports whether a Lease could find work now (read-only, so an
+// idle scheduler costs no write).
+func (q *Queue) dueWork(now time.Time) (bool, error) {
+	due := false
+	err := q.view("lease", "", func(t *txn) error {
+		if k, _ := t.first(Pending); k != nil {
+			due = true
+		} else if k, _ := t.first(Retry); k != nil && !keyTime(k).After(now) {
+			due = true
+		} else if k, _ := t.first(InFlight); k != nil && !keyTime(k).After(now) {
+			due = true
+		}
+		return nil
+	})
+	return due, err
+}
+
+// Lease hands the next due item to worker: highest priority first, then
+// first-in first-out. In the same transaction, Retry items whose time has
+// come and expired leases go back to pending. It returns false when nothing
+// is due.
+func (q *Queue) Lease(worker string) (Item, bool, error) {
+	now := q.now()
+	if due, err := q.dueWork(now); err != nil || !due {
+		return Item{}, false, err
+	}
+	var it Item
+	var ok bool
+	err := q.update("lease", worker, func(t *txn) error {
+		for _, s := range []State{Retry, InFlight} {
+			for {
+				k, v := t.first(s)
+				if k == nil || keyTime(k).After(now) {
+					break
+				}
+				r, err := t.get(string(v))
+				if err != nil {
+					return err
+				}
+				if err := t.move(r, func(r *rec) {
+					if r.State == InFlight {
+						r.LastError = "lease of " + r.Worker + " expired"
+					}
+					r.State, r.Worker, r.LeaseUntil = Pending, "", time.Time{}
+				}); err != nil {
+					return err
+				}
+			}
+		}
+		_, v := t.first(Pending)
+		if v == nil {
+			return nil
+		}
+		r, err := t.get(string(v))
+		if err != nil {
+			return err
+		}
+		if err := t.move(r, func(r *rec) {
+			r.State, r.Worker, r.LeaseUntil = InFlight, worker, now.Add(q.opts.LeaseTime)
+			r.Attempts++
+		}); err != nil {
+			return err
+		}
+		it, ok = r.Item, true
+		return nil
+	})
+	if err != nil {
+		return Item{}, false, err
+	}
+	return it, ok, nil
+}
+
+// Renew extends the lease of an in-flight item by LeaseTime from now.
+func (q *Queue) Renew(id string) error {
+	return q.update("renew", id, func(t *txn) error {
+		r, err := t.get(id)
+		if err != nil {
+			return err
+		}
+		if r.State != InFlight {
+			return stateErr("renew", r, "not leased (expired and taken back?)")
+		}
+		return t.move(r, func(r *rec) { r.LeaseUntil = q.now().Add(q.opts.LeaseTime) })
+	})
+}
+
+// Ack records a finished upload: the item becomes Done with its remote path
+// and hash, whatever state it was in (the file is on the server). Acking a
+// done item again is a no-op. Done history is pruned in the same
+// transaction.
+func (q *Queue) Ack(id, remote, sha256 string) error {
+	return q.update("ack", id, func(t *txn) error {
+		r, err := t.get(id)
+		if err != nil {
+			return err
+		}
+		if r.State == Done {
+			return nil
+		}
+		now := q.now()
+		if err := t.move(r, func(r *rec) {
+			r.State, r.Remote, r.SHA256, r.DoneAt = Done, remote, sha256, now
+			r.Worker, r.LeaseUntil, r.NextAttempt, r.Reason, r.Vanished, r.streak = "", time.Time{}, time.Time{}, "", false, 0
+		}); err != nil {
+			return err
+		}
+		_, err = q.prune(t, now)
+		return err
+	})
+}
+
+// Fail records a transient failure: the item goes to Retry, due after a
+// capped, jittered exponential backoff, and next is that due time.
+func (q *Queue) Fail(id string, errMsg string) (next time.Time, err error) {
+	err = q.update("fail", id, func(t *txn) error {
+		r, err := t.get(id)
+		if err != nil {
+			return err
+		}
+		if r.State == Done || r.State == Parked {
+			return stateErr("fail", r, "a late failure does not change it")
+		}
+		return t.move(r, func(r *rec) {
+			r.streak++
+			next = q.now().Add(q.backoff(r.streak))
+			r.State, r.NextAttempt, r.LastError = Retry, next, errMsg
+			r.Worker, r.LeaseUntil = "", time.Time{}
+		})
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	q.signal()
+	return next, nil
+}
+
+// Park records a permanent failure: the item waits in Parked, with reason,
+// until RetryNow.
+func (q *Queue) Park(id, reason string) error {
+	return q.park(id, reason, false)
+}
+
+// Vanished records that the local file is gone: the item is parked with
+// Vanished set and is never retried (unless the same capture is enqueued
+// again).
+func (q *Queue) Vanished(id string) error {
+	return q.park(id, "local file vanished", true)
+}
+
+func (q *Queue) park(id, reason string, vanished bool) error {
+	op := "park"
+	if vanished {
+		op = "vanished"
+	}
+	return q.update(op, id, func(t *txn) error {
+		r, err := t.get(id)
+		if err != nil {
+			return err
+		}
+		if r.State == Done {
+			return stateErr(op, r, "done items stay done")
+		}
+		return t.move(r, func(r *rec) {
+			r.State, r.Reason, r.Vanished = Parked, reason, vanished
+			r.Worker, r.LeaseUntil, r.NextAttempt = "", time.Time{}, time.Time{}
+		})
+	})
+}
+
+// Release gives a lease back (shutdown): the item is pending again and the
+// attempt is not counted. Releasing an item that is not in flight is a
+// no-op.
+func (q *Queue) Release(id string) error {
+	released := false
+	err := q.update("release", id, func(t *txn) error {
+		r, err := t.get(id)
+		if err != nil {
+			return err
+		}
+		if r.State != InFlight {
+			return nil
+		}
+		released = true
+		return t.move(r, func(r *rec) {
+			r.State, r.Worker, r.LeaseUntil = Pending, "", time.Time{}
+			if r.Attempts > 0 {
+				r.Attempts--
+			}
+		})
+	})
+	if released {
+		q.signal()
+	}
+	return err
+}
+
+// RetryNow makes a parked or retrying item pending now, with a fresh
+// backoff. With id "", it does so for every parked item that did not vanish,
+// in one transaction. Pending and in-flight items are left alone; done and
+// vanished items are refused.
+func (q *Queue) RetryNow(id string) error {
+	what := id
+	if id == "" {
+		what = "all parked"
+	}
+	changed := 0
+	err := q.update("retry", what, func(t *txn) error {
+		revive := func(r *rec) error {
+			changed++
+			return t.move(r, func(r *rec) {
+				r.State, r.Reason, r.NextAttempt, r.streak = Pending, "", time.Time{}, 0
+			})
+		}
+		if id != "" {
+			r, err := t.get(id)
+			if err != nil {
+				return err
+			}
+			switch {
+			case r.State == Done:
+				return stateErr("retry", r, "done items stay done")
+			case r.State == Parked && r.Vanished:
+				return stateErr("retry", r, "its file vanished; enqueue the capture again if it is back")
+			case r.State == Parked || r.State == Retry:
+				return revive(r)
+			}
+			return nil
+		}
+		var ids []string
+		err := t.bucket(indexBucket[Parked]).ForEach(func(_, v []byte) error {
+			ids = append(ids, string(v))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			r, err := t.get(id)
+			if err != nil {
+				return err
+			}
+			if !r.Vanished {
+				if err := revive(r); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil && changed > 0 {
+		q.signal()
+	}
+	return err
+}
+
+// Drop forgets an item, whatever its state. A later Enqueue of the same
+// capture adds it again.
+func (q *Queue) Drop(id string) error {
+	return q.update("drop", id, func(t *txn) error {
+		r, err := t.get(id)
+		if err != nil {
+			return err
+		}
+		return t.remove(r)
+	})
+}
+
+// ResetBackoff is for "the link came back": every Retry item becomes
+// pending now and its backoff starts again from BackoffMin.
+func (q *Queue) ResetBackoff() error {
+	changed := 0
+	err := q.update("reset-backoff", "all", func(t *txn) error {
+		var ids []string
+		err := t.bucket(indexBucket[Retry]).ForEach(func(_, v []byte) error {
+			ids = append(ids, string(v))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			r, err := t.get(id)
+			if err != nil {
+				return err
+			}
+			changed++
+			if err := t.move(r, func(r *rec) {
+				r.State, r.NextAttempt, r.streak = Pending, time.Time{}, 0
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil && changed > 0 {
+		q.signal()
+	}
+	return err
+}
+
+// NextDue returns the earliest time at which an item that is not due now
+// becomes due: the earliest Retry due time, or the earliest lease expiry if
+// that comes first. Use it to arm a timer; false means nothing is waiting.
+// Pending items are due already (Wake signals them).
+func (q *Queue) NextDue() (time.Time, bool) {
+	var next time.Time
+	var ok bool
+	_ = q.view("next-due", "", func(t *txn) error {
+		for _, s := range []State{Retry, InFlight} {
+			if k, _ := t.first(s); k != nil {
+				if at := keyTime(k); !ok || at.Before(next) {
+					next, ok = at, true
+				}
+			}
+		}
+		return nil
+	})
+	return next, ok
+}
+
+// Counts returns the number of items in each state.
+func (q *Queue) Counts() (Counts, error) {
+	var c [5]int64
+	err := q.view("counts", "", func(t *txn) error {
+		var err error
+		c, err = readCounts(t.tx)
+		return err
+	})
+	return Counts{
+		Pending:  int(c[stateIndex(Pending)]),
+		InFlight: int(c[stateIndex(InFlight)]),
+		Retry:    int(c[stateIndex(Retry)]),
+		Done:     int(c[stateIndex(Done)]),
+		Parked:   int(c[stateIndex(Parked)]),
+	}, err
+}
+
+// List returns the items in the given states (all states if none), each
+// state in its own order: pending in lease order, in-flight and retry by
+// time, parked by enqueue, done oldest first.
+func (q *Queue) List(states ...State) ([]Item, error) {
+	if len(states) == 0 {
+		states = allStates
+	}
+	var out []Item
+	err := q.view("list", "", func(t *txn) error {
+		for _, s := range states {
+			name, ok := indexBucket[s]
+			if !ok {
+				return fmt.Errorf("unknown state %q", s)
+			}
+			err := t.bucket(name).ForEach(func(_, v []byte) error {
+				r, err := t.get(string(v))
+				if err != nil {
+					return err
+				}
+				out = append(out, r.Item)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Get returns an item by ID.
+func (q *Queue) Get(id string) (Item, error) {
+	var it Item
+	err := q.view("get", id, func(t *txn) error {
+		r, err := t.get(id)
+		if err == nil {
+			it = r.Item
+		}
+		return err
+	})
+	return it, err
+}
+
+// Lookup finds a capture by identity (for rescans).
+func (q *Queue) Lookup(c Capture) (Item, bool, error) {
+	var it Item
+	var ok bool
+	err := q.view("lookup", c.Path, func(t *txn) error {
+		r, _, err := t.find(c)
+		if err == nil && r != nil {
+			it, ok = r.Item, true
+		}
+		return err
+	})
+	return it, ok, err
+}
+
+// prune removes done items beyond HistoryMaxCount (oldest first) and those
+// done before now-HistoryMaxAge. It runs inside the caller's transaction.
+func (q *Queue) prune(t *txn, now time.Time) (int, error) {
+	n := 0
+	c := t.bucket(indexBucket[Done]).Cursor()
+	if max := q.opts.HistoryMaxCount; max >= 0 {
+		if t.counts == nil {
+			t.adjust(Done, 0)
+		}
+		for t.counts[stateIndex(Done)] > int64(max) {
+			_, v := c.First()
+			if v == nil {
+				break
+			}
+			r, err := t.get(string(v))
+			if err != nil {
+				return n, err
+			}
+			if err := t.remove(r); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	if q.opts.HistoryMaxAge >= 0 {
+		cutoff := now.Add(-q.opts.HistoryMaxAge)
+		for {
+			_, v := c.First()
+			if v == nil {
+				break
+			}
+			r, err := t.get(string(v))
+			if err != nil {
+				return n, err
+			}
+			if !r.DoneAt.Before(cutoff) {
+				break
+			}
+			if err := t.remove(r); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}

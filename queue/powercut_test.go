@@ -1,0 +1,601 @@
+package queue
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The power-cut test re-executes this test binary as a child (environment
+// switch envChild) that works on a real queue file in a loop and is killed
+// with SIGKILL at random moments. The child writes an append-only,
+// fsync'd intent log: "b" before each operation, "e" after it returns. After
+// each kill the parent reopens the file and checks it against the log.
+const (
+	envChild = "CAMFTPD_QUEUE_POWERCUT_CHILD"
+	envDB    = "CAMFTPD_QUEUE_POWERCUT_DB"
+	envLog   = "CAMFTPD_QUEUE_POWERCUT_LOG"
+	envGen   = "CAMFTPD_QUEUE_POWERCUT_GEN"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envChild) == "1" {
+		os.Exit(powerCutChild())
+	}
+	os.Exit(m.Run())
+}
+
+// powerCutHistory is small so that pruning runs inside many Acks.
+const powerCutHistory = 40
+
+type intentLog struct{ f *os.File }
+
+func (l *intentLog) rec(format string, a ...any) {
+	if _, err := fmt.Fprintf(l.f, format+"\n", a...); err != nil {
+		panic(err)
+	}
+	if err := l.f.Sync(); err != nil {
+		panic(err)
+	}
+}
+
+func capLine(c Capture) string {
+	return fmt.Sprintf("%s %d %d %d %d", c.Path, c.Size, c.ModTime.UnixNano(), c.Inode, c.Priority)
+}
+
+func powerCutChild() int {
+	gen, _ := strconv.Atoi(os.Getenv(envGen))
+	f, err := os.OpenFile(os.Getenv(envLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	l := &intentLog{f}
+	q, err := Open(os.Getenv(envDB), &Options{
+		BackoffMin: time.Millisecond, BackoffMax: 4 * time.Millisecond,
+		HistoryMaxCount: powerCutHistory, HistoryMaxAge: -1, Logger: quietLogger(),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child open:", err)
+		return 2
+	}
+	l.rec("open %d", gen)
+	fmt.Println("ready")
+	r := rand.New(rand.NewPCG(uint64(gen), uint64(time.Now().UnixNano())))
+	var known []Capture
+	acked := map[string]bool{} // by path: may be pruned, so not re-enqueued
+	leased := map[string]bool{}
+	pickLeased := func() string {
+		for id := range leased {
+			return id
+		}
+		return ""
+	}
+	fail := func(format string, a ...any) int {
+		l.rec("BUG "+format, a...)
+		fmt.Fprintf(os.Stderr, format+"\n", a...)
+		return 3
+	}
+	for n := 0; ; n++ {
+		switch p := r.IntN(100); {
+		case p < 35: // new capture
+			c := Capture{
+				Path:    fmt.Sprintf("/media/DCIM/%03d/IMG_%05d.JPG", gen, n),
+				Size:    int64(1 + r.IntN(30<<20)),
+				ModTime: time.Unix(1764000000+int64(n), int64(r.IntN(1e9))),
+				Inode:   uint64(r.Uint32()),
+			}
+			if r.IntN(8) == 0 {
+				c.Priority = 1
+			}
+			l.rec("enq-b %s", capLine(c))
+			it, added, err := q.Enqueue(c)
+			if err != nil {
+				return fail("enqueue: %v", err)
+			}
+			if !added {
+				return fail("new capture not added: %s", c.Path)
+			}
+			l.rec("enq-e %s %s", it.ID, capLine(c))
+			known = append(known, c)
+		case p < 40 && len(known) > 0: // the same capture again: must be a no-op
+			c := known[r.IntN(len(known))]
+			if acked[c.Path] {
+				continue
+			}
+			_, added, err := q.Enqueue(c)
+			if err != nil || added {
+				return fail("re-enqueue %s: added=%v err=%v", c.Path, added, err)
+			}
+		case p < 65:
+			l.rec("lease-b")
+			it, ok, err := q.Lease("child")
+			if err != nil {
+				return fail("lease: %v", err)
+			}
+			if ok {
+				leased[it.ID] = true
+				l.rec("lease-e %s", it.ID)
+			} else {
+				l.rec("lease-none")
+			}
+		case p < 80 && len(leased) > 0:
+			id := pickLeased()
+			delete(leased, id)
+			l.rec("ack-b %s", id)
+			if it, err := q.Get(id); err == nil {
+				acked[it.Capture.Path] = true
+			}
+			if err := q.Ack(id, "/remote/"+id, "sha"); err != nil {
+				return fail("ack: %v", err)
+			}
+			l.rec("ack-e %s", id)
+		case p < 92 && len(leased) > 0:
+			id := pickLeased()
+			delete(leased, id)
+			l.rec("fail-b %s", id)
+			if _, err := q.Fail(id, "transient"); err != nil {
+				return fail("fail: %v", err)
+			}
+			l.rec("fail-e %s", id)
+		case p < 95 && len(leased) > 0:
+			id := pickLeased()
+			delete(leased, id)
+			l.rec("park-b %s", id)
+			if err := q.Park(id, "permanent"); err != nil {
+				return fail("park: %v", err)
+			}
+			l.rec("park-e %s", id)
+		case p < 97 && len(leased) > 0:
+			id := pickLeased()
+			delete(leased, id)
+			l.rec("release-b %s", id)
+			if err := q.Release(id); err != nil {
+				return fail("release: %v", err)
+			}
+			l.rec("release-e %s", id)
+		case p < 99:
+			l.rec("retryall-b")
+			if err := q.RetryNow(""); err != nil {
+				return fail("retry all: %v", err)
+			}
+			l.rec("retryall-e")
+		default:
+			l.rec("reset-b")
+			if err := q.ResetBackoff(); err != nil {
+				return fail("reset: %v", err)
+			}
+			l.rec("reset-e")
+		}
+	}
+}
+
+// class folds the states a crash cannot tell apart: after a reopen nothing
+// is in flight, and a due Retry becomes Pending inside any Lease.
+type class int
+
+const (
+	clActive class = iota // pending, in flight or retry
+	clDone
+	clParked
+)
+
+func classOf(s State) class {
+	switch s {
+	case Done:
+		return clDone
+	case Parked:
+		return clParked
+	}
+	return clActive
+}
+
+type model struct {
+	caps  map[string]Capture // id -> capture (completed enqueues)
+	state map[string]class
+	// the operation begun but not completed when the child died
+	pendingOp   string
+	pendingArg  string
+	pendingCap  Capture
+	everDone    map[string]bool
+	ops, opened int
+}
+
+func parseCap(f []string) (Capture, error) {
+	if len(f) != 5 {
+		return Capture{}, fmt.Errorf("capture fields %q", f)
+	}
+	size, err1 := strconv.ParseInt(f[1], 10, 64)
+	ns, err2 := strconv.ParseInt(f[2], 10, 64)
+	ino, err3 := strconv.ParseUint(f[3], 10, 64)
+	prio, err4 := strconv.Atoi(f[4])
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return Capture{}, err
+	}
+	return Capture{Path: f[0], Size: size, ModTime: time.Unix(0, ns), Inode: ino, Priority: prio}, nil
+}
+
+// replay reads the whole log and builds the model.
+func replay(path string) (*model, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m := &model{caps: map[string]Capture{}, state: map[string]class{}, everDone: map[string]bool{}}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		fs := strings.Fields(line)
+		if len(fs) == 0 {
+			continue
+		}
+		op := fs[0]
+		arg := ""
+		if len(fs) > 1 {
+			arg = fs[1]
+		}
+		if strings.HasSuffix(op, "-b") {
+			m.pendingOp, m.pendingArg = strings.TrimSuffix(op, "-b"), arg
+			if op == "enq-b" {
+				c, err := parseCap(fs[1:])
+				if err != nil {
+					return nil, fmt.Errorf("log %q: %v", line, err)
+				}
+				m.pendingCap = c
+			}
+			continue
+		}
+		switch op {
+		case "BUG":
+			return nil, fmt.Errorf("child reported: %s", line)
+		case "resolved":
+			m.pendingOp = ""
+			continue
+		case "open":
+			m.opened++
+			m.pendingOp = ""
+			continue
+		case "enq-e":
+			c, err := parseCap(fs[2:])
+			if err != nil {
+				return nil, fmt.Errorf("log %q: %v", line, err)
+			}
+			m.caps[arg], m.state[arg] = c, clActive
+		case "lease-e", "lease-none", "release-e", "reset-e":
+		case "ack-e":
+			m.state[arg] = clDone
+			m.everDone[arg] = true
+		case "fail-e":
+			m.state[arg] = clActive
+		case "park-e":
+			m.state[arg] = clParked
+		case "retryall-e":
+			for id, s := range m.state {
+				if s == clParked {
+					m.state[id] = clActive
+				}
+			}
+		default:
+			return nil, fmt.Errorf("log line %q", line)
+		}
+		m.ops++
+		m.pendingOp = ""
+	}
+	return m, sc.Err()
+}
+
+// check compares the reopened queue with the model.
+func (m *model) check(q *Queue) error {
+	if err := q.Verify(); err != nil {
+		return err
+	}
+	items, err := q.List()
+	if err != nil {
+		return err
+	}
+	byID := map[string]Item{}
+	for _, it := range items {
+		if it.State == InFlight {
+			return fmt.Errorf("item %s still in flight after reopen", it.ID)
+		}
+		byID[it.ID] = it
+	}
+	extra, pruned := 0, 0
+	for id, want := range m.state {
+		it, ok := byID[id]
+		if !ok && (want == clDone || m.pendingOp == "ack" && m.pendingArg == id) {
+			pruned++ // done, then pruned from history
+			continue
+		}
+		if !ok {
+			return fmt.Errorf("enqueued capture %s (%s) lost", id, m.caps[id].Path)
+		}
+		got, found, err := q.Lookup(m.caps[id])
+		if err != nil || !found || got.ID != id {
+			return fmt.Errorf("lookup of %s by identity: %+v %v", id, got.ID, err)
+		}
+		have := classOf(it.State)
+		allowed := have == want
+		switch {
+		case allowed:
+		case m.pendingArg == id && m.pendingOp == "ack" && have == clDone:
+			allowed = true
+		case m.pendingArg == id && m.pendingOp == "park" && have == clParked:
+			allowed = true
+		case m.pendingOp == "retryall" && want == clParked && have == clActive:
+			allowed = true
+		}
+		if !allowed {
+			return fmt.Errorf("item %s (%s) is %s, log says class %d (unfinished op %q %s)", id, m.caps[id].Path, it.State, want, m.pendingOp, m.pendingArg)
+		}
+	}
+	for id, it := range byID {
+		if _, ok := m.state[id]; ok {
+			continue
+		}
+		// Only the capture whose enqueue was cut may be there without an "e".
+		if m.pendingOp != "enq" || identity(it.Capture) != identity(m.pendingCap) || it.State != Pending {
+			return fmt.Errorf("unexpected item %s (%s, %s)", id, it.Capture.Path, it.State)
+		}
+		extra++
+	}
+	if m.pendingOp == "retryall" {
+		// All or nothing: one transaction.
+		still, moved := 0, 0
+		for id, want := range m.state {
+			if want == clParked {
+				if classOf(byID[id].State) == clParked {
+					still++
+				} else {
+					moved++
+				}
+			}
+		}
+		if still > 0 && moved > 0 {
+			return fmt.Errorf("RetryNow(\"\") half applied: %d still parked, %d moved", still, moved)
+		}
+	}
+	if len(byID) != len(m.state)+extra-pruned {
+		return fmt.Errorf("%d items in the file, %d in the log (+%d cut enqueue, -%d pruned)", len(byID), len(m.state), extra, pruned)
+	}
+	if c, _ := q.Counts(); c.Done > powerCutHistory {
+		return fmt.Errorf("%d done items kept, history bound is %d", c.Done, powerCutHistory)
+	}
+	return nil
+}
+
+// resolve appends to the log what the reopened file says about the
+// operation the kill cut, so the next replay knows its outcome.
+func (m *model) resolve(q *Queue, logPath string) error {
+	var lines []string
+	switch m.pendingOp {
+	case "enq":
+		if it, ok, err := q.Lookup(m.pendingCap); err != nil {
+			return err
+		} else if ok {
+			lines = append(lines, fmt.Sprintf("enq-e %s %s", it.ID, capLine(m.pendingCap)))
+		}
+	case "ack", "park":
+		it, err := q.Get(m.pendingArg)
+		if errors.Is(err, ErrNotFound) && m.pendingOp == "ack" {
+			lines = append(lines, "ack-e "+m.pendingArg) // done and already pruned
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if classOf(it.State) != m.state[m.pendingArg] {
+			lines = append(lines, m.pendingOp+"-e "+m.pendingArg)
+		}
+	case "retryall":
+		for id, want := range m.state {
+			if want == clParked {
+				if it, _ := q.Get(id); it.State != Parked {
+					lines = append(lines, "retryall-e")
+				}
+				break
+			}
+		}
+	}
+	lines = append(lines, "resolved")
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteString(strings.Join(lines, "\n") + "\n"); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// startChild starts the test binary as a child; under qemu-user (no
+// binfmt_misc) the direct exec fails with ENOEXEC, so it goes through
+// qemu-<arch>-static instead.
+func startChild(t *testing.T, env []string) (*exec.Cmd, *bufio.Reader, *strings.Builder) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &strings.Builder{}
+	try := func(name string, args ...string) (*exec.Cmd, *bufio.Reader, error) {
+		cmd := exec.Command(name, args...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stderr = stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, nil, err
+		}
+		return cmd, bufio.NewReader(out), nil
+	}
+	cmd, out, err := try(exe)
+	if errors.Is(err, syscall.ENOEXEC) {
+		qemu := map[string]string{"arm": "qemu-arm-static", "arm64": "qemu-aarch64-static"}[runtime.GOARCH]
+		if qemu == "" {
+			t.Fatalf("exec %s: %v", exe, err)
+		}
+		p, lerr := exec.LookPath(qemu)
+		if lerr != nil {
+			t.Fatalf("exec %s: %v, and %s not found: apt-get install qemu-user-static", exe, err, qemu)
+		}
+		cmd, out, err = try(p, exe)
+	}
+	if err != nil {
+		t.Fatalf("start child: %v", err)
+	}
+	return cmd, out, stderr
+}
+
+func TestPowerCutSIGKILL(t *testing.T) {
+	runs := 30
+	if testing.Short() {
+		runs = 12
+	}
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "queue.db")
+	logPath := filepath.Join(dir, "intent.log")
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	start := time.Now()
+	everDone := map[string]bool{}
+	// fatal keeps the queue file and the intent log for a post-mortem.
+	fatal := func(format string, a ...any) {
+		t.Helper()
+		keep, err := os.MkdirTemp("", "queue-powercut-failure-")
+		if err == nil {
+			for _, name := range []string{"queue.db", "intent.log"} {
+				if b, rerr := os.ReadFile(filepath.Join(dir, name)); rerr == nil {
+					os.WriteFile(filepath.Join(keep, name), b, 0o600)
+				}
+			}
+			format += " (queue file and intent log kept in " + keep + ")"
+		}
+		t.Fatalf(format, a...)
+	}
+	var cutPending, cutOps int
+	for gen := 1; gen <= runs; gen++ {
+		cmd, out, stderr := startChild(t, []string{envChild + "=1", envDB + "=" + dbPath, envLog + "=" + logPath, envGen + "=" + strconv.Itoa(gen)})
+		var delay time.Duration
+		if gen%5 == 0 {
+			// Kill anywhere from exec to the first operations: inside Open
+			// (lease revert, pruning) too.
+			delay = time.Duration(r.IntN(40)) * time.Millisecond
+		} else {
+			line, err := out.ReadString('\n')
+			if err != nil || line != "ready\n" {
+				cmd.Process.Kill()
+				cmd.Wait()
+				fatal("gen %d: child did not start: %q %v (stderr: %s)", gen, line, err, stderr)
+			}
+			delay = time.Duration(r.IntN(300)) * time.Millisecond
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGKILL)
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			fatal("gen %d: child ended on its own: %v, stderr: %s", gen, err, stderr)
+		}
+
+		m, err := replay(logPath)
+		if err != nil {
+			fatal("gen %d: %v", gen, err)
+		}
+		var logbuf strings.Builder
+		q, err := Open(dbPath, &Options{HistoryMaxCount: powerCutHistory, HistoryMaxAge: -1, Logger: slog.New(slog.NewTextHandler(&logbuf, nil))})
+		if err != nil {
+			fatal("gen %d: reopen: %v", gen, err)
+		}
+		if q.Recovered() {
+			fatal("gen %d: a kill made the file look corrupt", gen)
+		}
+		if l := logbuf.String(); strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			fatal("gen %d: reopen had to repair: %s", gen, l)
+		}
+		if err := m.check(q); err != nil {
+			q.Close()
+			fatal("gen %d (killed %s after ready): %v", gen, delay, err)
+		}
+		for id := range everDone {
+			it, err := q.Get(id)
+			if errors.Is(err, ErrNotFound) {
+				continue // pruned from history
+			}
+			if err != nil || it.State != Done {
+				fatal("gen %d: done item %s went back to %s (%v)", gen, id, it.State, err)
+			}
+		}
+		for id := range m.everDone {
+			everDone[id] = true
+		}
+		done, _ := q.List(Done)
+		for _, it := range done {
+			everDone[it.ID] = true
+		}
+		if m.pendingOp != "" {
+			cutPending++
+			if err := m.resolve(q, logPath); err != nil {
+				fatal("gen %d: %v", gen, err)
+			}
+		}
+		cutOps = m.ops
+		c, _ := q.Counts()
+		q.Close()
+		if gen == runs {
+			t.Logf("power cut: %d SIGKILLs in %s, %d operations logged, %d kills inside an operation, final counts %+v",
+				runs, time.Since(start).Round(time.Millisecond), cutOps, cutPending, c)
+		}
+	}
+}
+
+// TestLockHeldByAnotherProcess: while a child process has the queue open,
+// Open in this process fails with ErrLocked after LockTimeout, not a hang.
+func TestLockHeldByAnotherProcess(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "queue.db")
+	cmd, out, stderr := startChild(t, []string{envChild + "=1", envDB + "=" + dbPath,
+		envLog + "=" + filepath.Join(dir, "intent.log"), envGen + "=1"})
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	if line, err := out.ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("child did not start: %q %v (stderr: %s)", line, err, stderr)
+	}
+	start := time.Now()
+	_, err := Open(dbPath, &Options{LockTimeout: 500 * time.Millisecond, Logger: quietLogger()})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("want ErrLocked, got %v", err)
+	}
+	if el := time.Since(start); el < 400*time.Millisecond || el > 10*time.Second {
+		t.Fatalf("lock wait took %s, want about 500ms", el)
+	}
+	t.Logf("%v", err)
+	cmd.Process.Kill()
+	cmd.Wait()
+	q, err := Open(dbPath, &Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("open after the holder died: %v", err)
+	}
+	defer q.Close()
+	if q.Recovered() {
+		t.Fatal("file looked corrupt after its holder was killed")
+	}
+	mustVerify(t, q)
+}

@@ -1,0 +1,626 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func openT(t testing.TB, path string, o *Options) *Queue {
+	t.Helper()
+	if o == nil {
+		o = &Options{}
+	}
+	if o.Logger == nil {
+		o.Logger = quietLogger()
+	}
+	q, err := Open(path, o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+func capN(i int) Capture {
+	return Capture{
+		Path:    fmt.Sprintf("/media/DCIM/100CAM/IMG_%05d.JPG", i),
+		Rel:     fmt.Sprintf("100CAM/IMG_%05d.JPG", i),
+		Size:    int64(4<<20 + i),
+		ModTime: time.Date(2026, 11, 25, 10, 0, 0, i*1000+7, time.UTC),
+		Inode:   uint64(1000 + i),
+	}
+}
+
+func mustVerify(t testing.TB, q *Queue) {
+	t.Helper()
+	if err := q.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEnqueueIdempotentAndStableID(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	q := openT(t, path, nil)
+	c := capN(1)
+	it, added, err := q.Enqueue(c)
+	if err != nil || !added || it.State != Pending || it.ID == "" {
+		t.Fatalf("first enqueue: %+v %v %v", it, added, err)
+	}
+	it2, added, err := q.Enqueue(c)
+	if err != nil || added || it2.ID != it.ID {
+		t.Fatalf("second enqueue must be a no-op: %+v %v %v", it2, added, err)
+	}
+	// Priority is not part of the identity.
+	c.Priority = 5
+	if _, added, _ := q.Enqueue(c); added {
+		t.Fatal("same capture with another priority was added again")
+	}
+	// Rewritten file: new mtime and size -> new item.
+	rw := capN(1)
+	rw.ModTime = rw.ModTime.Add(time.Second)
+	rw.Size++
+	it3, added, err := q.Enqueue(rw)
+	if err != nil || !added || it3.ID == it.ID {
+		t.Fatalf("rewritten file must be a new item: %+v %v %v", it3, added, err)
+	}
+	// Same path, same size and mtime, other inode (file replaced): new item.
+	in := capN(1)
+	in.Inode++
+	if _, added, _ := q.Enqueue(in); !added {
+		t.Fatal("new inode must be a new item")
+	}
+	// The ID survives a restart and does not depend on the file.
+	q.Close()
+	q = openT(t, path, nil)
+	got, ok, err := q.Lookup(capN(1))
+	if err != nil || !ok || got.ID != it.ID {
+		t.Fatalf("lookup after reopen: %+v %v %v", got, ok, err)
+	}
+	if !got.Capture.ModTime.Equal(capN(1).ModTime) || got.Capture.Rel != capN(1).Rel {
+		t.Fatalf("capture did not round-trip: %+v", got.Capture)
+	}
+	q2 := openT(t, filepath.Join(t.TempDir(), "other.db"), nil)
+	it4, _, _ := q2.Enqueue(capN(1))
+	if it4.ID != it.ID {
+		t.Fatalf("ID must derive from the identity alone: %s vs %s", it4.ID, it.ID)
+	}
+	if _, _, err := q.Enqueue(Capture{}); err == nil {
+		t.Fatal("empty path accepted")
+	}
+	mustVerify(t, q)
+}
+
+func TestOrderFIFOWithPriorityLane(t *testing.T) {
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
+	var want []string
+	ids := map[int]string{}
+	for i := 0; i < 6; i++ {
+		c := capN(i)
+		if i == 3 || i == 5 {
+			c.Priority = 1 // e.g. JPEG before RAW
+		}
+		it, _, err := q.Enqueue(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = it.ID
+	}
+	urgent := capN(9)
+	urgent.Priority = 10
+	u, _, _ := q.Enqueue(urgent)
+	want = []string{u.ID, ids[3], ids[5], ids[0], ids[1], ids[2], ids[4]}
+	for i, w := range want {
+		it, ok, err := q.Lease("w")
+		if err != nil || !ok {
+			t.Fatalf("lease %d: %v %v", i, ok, err)
+		}
+		if it.ID != w || it.State != InFlight || it.Worker != "w" || it.Attempts != 1 {
+			t.Fatalf("lease %d: got %s (%s), want %s", i, it.Capture.Path, it.State, w)
+		}
+	}
+	if _, ok, err := q.Lease("w"); ok || err != nil {
+		t.Fatalf("nothing due, got %v %v", ok, err)
+	}
+	mustVerify(t, q)
+}
+
+func TestLeasesOfCrashedRunGoBackToPending(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	q := openT(t, path, nil)
+	for i := 0; i < 3; i++ {
+		q.Enqueue(capN(i))
+	}
+	a, _, _ := q.Lease("w1")
+	q.Lease("w2")
+	q.Close() // as if the process died: leases stay in the file
+	q = openT(t, path, nil)
+	c, _ := q.Counts()
+	if c.InFlight != 0 || c.Pending != 3 {
+		t.Fatalf("counts after reopen: %+v", c)
+	}
+	select {
+	case <-q.Wake():
+	default:
+		t.Fatal("Open with pending work must signal Wake")
+	}
+	it, _ := q.Get(a.ID)
+	if it.State != Pending || it.LastError == "" || it.Attempts != 1 {
+		t.Fatalf("reverted item: %+v", it)
+	}
+	// FIFO order is kept: the first leased comes first again.
+	if it, _, _ := q.Lease("w"); it.ID != a.ID {
+		t.Fatalf("order after revert: %s", it.Capture.Path)
+	}
+	mustVerify(t, q)
+}
+
+func TestBackoffCappedJitteredAndReset(t *testing.T) {
+	clk := newClock()
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), &Options{Now: clk.Now})
+	it, _, _ := q.Enqueue(capN(1))
+	other, _, _ := q.Enqueue(capN(2))
+	lo, hi := DefaultBackoffMin/2, DefaultBackoffMin
+	for n := 1; n <= 12; n++ {
+		got, ok, err := q.Lease("w")
+		if err != nil || !ok || got.ID != it.ID {
+			t.Fatalf("round %d: lease %+v %v %v", n, got, ok, err)
+		}
+		next, err := q.Fail(it.ID, "421 service not available")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := next.Sub(clk.Now())
+		if d < lo || d > hi {
+			t.Fatalf("failure %d: delay %s outside [%s, %s]", n, d, lo, hi)
+		}
+		st, _ := q.Get(it.ID)
+		if st.State != Retry || !st.NextAttempt.Equal(next) || st.LastError == "" {
+			t.Fatalf("after fail: %+v", st)
+		}
+		if due, ok := q.NextDue(); !ok || !due.Equal(next) {
+			t.Fatalf("NextDue %v %v, want %v", due, ok, next)
+		}
+		// Not due yet: the other item (kept in flight) is not offered either.
+		if n == 1 {
+			if o, _, _ := q.Lease("w2"); o.ID != other.ID {
+				t.Fatal("other item should be leased")
+			}
+			if err := q.Renew(other.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, ok, _ := q.Lease("w"); ok {
+			t.Fatal("a retry item was leased before its time")
+		}
+		clk.Add(d)
+		hi *= 2
+		if hi > DefaultBackoffMax {
+			hi = DefaultBackoffMax
+		}
+		lo = hi / 2
+		if n == 12 && hi != DefaultBackoffMax {
+			t.Fatalf("backoff not capped: %s", hi)
+		}
+		q.Renew(other.ID)
+	}
+	// ResetBackoff: due now, next failure starts again from BackoffMin.
+	q.Lease("w")
+	q.Fail(it.ID, "x")
+	if err := q.ResetBackoff(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := q.Get(it.ID)
+	if st.State != Pending {
+		t.Fatalf("after ResetBackoff: %s", st.State)
+	}
+	q.Lease("w")
+	next, _ := q.Fail(it.ID, "x")
+	if d := next.Sub(clk.Now()); d > DefaultBackoffMin {
+		t.Fatalf("backoff not reset: %s", d)
+	}
+	mustVerify(t, q)
+}
+
+func TestLeaseExpiryAndRenew(t *testing.T) {
+	clk := newClock()
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), &Options{Now: clk.Now, LeaseTime: time.Minute})
+	it, _, _ := q.Enqueue(capN(1))
+	q.Lease("w1")
+	if due, ok := q.NextDue(); !ok || !due.Equal(clk.Now().Add(time.Minute)) {
+		t.Fatalf("NextDue must include the lease expiry: %v %v", due, ok)
+	}
+	clk.Add(50 * time.Second)
+	if err := q.Renew(it.ID); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(50 * time.Second)
+	if _, ok, _ := q.Lease("w2"); ok {
+		t.Fatal("renewed lease was taken")
+	}
+	clk.Add(11 * time.Second)
+	got, ok, _ := q.Lease("w2")
+	if !ok || got.ID != it.ID || got.Worker != "w2" || got.Attempts != 2 {
+		t.Fatalf("expired lease not re-leased: %+v %v", got, ok)
+	}
+	mustVerify(t, q)
+}
+
+func TestParkVanishedRetryNow(t *testing.T) {
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
+	a, _, _ := q.Enqueue(capN(1))
+	b, _, _ := q.Enqueue(capN(2))
+	c, _, _ := q.Enqueue(capN(3))
+	if err := q.Park(a.ID, "550 permission denied"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Park(b.ID, "553 bad name"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Vanished(c.ID); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := q.Get(c.ID)
+	if st.State != Parked || !st.Vanished {
+		t.Fatalf("vanished: %+v", st)
+	}
+	if _, ok, _ := q.Lease("w"); ok {
+		t.Fatal("parked item leased")
+	}
+	if err := q.RetryNow(c.ID); !errors.Is(err, ErrState) {
+		t.Fatalf("vanished must not be retried: %v", err)
+	}
+	if err := q.RetryNow(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := q.Get(a.ID); st.State != Pending || st.Reason != "" {
+		t.Fatalf("after RetryNow: %+v", st)
+	}
+	if err := q.RetryNow(""); err != nil {
+		t.Fatal(err)
+	}
+	cnt, _ := q.Counts()
+	if cnt.Pending != 2 || cnt.Parked != 1 {
+		t.Fatalf("counts: %+v", cnt)
+	}
+	// The vanished file is back: enqueue revives it.
+	it, added, _ := q.Enqueue(capN(3))
+	if !added || it.State != Pending || it.ID != c.ID {
+		t.Fatalf("re-enqueue of vanished: %+v %v", it, added)
+	}
+	if err := q.RetryNow("nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+	mustVerify(t, q)
+}
+
+func TestDoneNeverGoesBack(t *testing.T) {
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
+	a, _, _ := q.Enqueue(capN(1))
+	q.Lease("w")
+	if err := q.Ack(a.ID, "/up/IMG_00001.JPG", "ab12"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := q.Get(a.ID)
+	if st.State != Done || st.Remote != "/up/IMG_00001.JPG" || st.SHA256 != "ab12" || st.DoneAt.IsZero() || st.Capture.Size != capN(1).Size {
+		t.Fatalf("done: %+v", st)
+	}
+	if err := q.Ack(a.ID, "/other", "cd"); err != nil {
+		t.Fatal("second ack must be a no-op")
+	}
+	if _, err := q.Fail(a.ID, "late"); !errors.Is(err, ErrState) {
+		t.Fatalf("fail on done: %v", err)
+	}
+	if err := q.Park(a.ID, "late"); !errors.Is(err, ErrState) {
+		t.Fatalf("park on done: %v", err)
+	}
+	if err := q.Vanished(a.ID); !errors.Is(err, ErrState) {
+		t.Fatalf("vanished on done: %v", err)
+	}
+	if err := q.RetryNow(a.ID); !errors.Is(err, ErrState) {
+		t.Fatalf("retry on done: %v", err)
+	}
+	if err := q.Renew(a.ID); !errors.Is(err, ErrState) {
+		t.Fatalf("renew on done: %v", err)
+	}
+	q.Release(a.ID)
+	q.ResetBackoff()
+	if _, added, _ := q.Enqueue(capN(1)); added {
+		t.Fatal("done capture enqueued again")
+	}
+	if st, _ := q.Get(a.ID); st.State != Done || st.Remote != "/up/IMG_00001.JPG" {
+		t.Fatalf("done changed: %+v", st)
+	}
+	mustVerify(t, q)
+}
+
+func TestReleaseAndDrop(t *testing.T) {
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
+	a, _, _ := q.Enqueue(capN(1))
+	<-q.Wake()
+	q.Lease("w")
+	if err := q.Release(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-q.Wake():
+	default:
+		t.Fatal("Release must signal Wake")
+	}
+	st, _ := q.Get(a.ID)
+	if st.State != Pending || st.Attempts != 0 || st.Worker != "" {
+		t.Fatalf("released: %+v", st)
+	}
+	if err := q.Drop(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Get(a.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("dropped item: %v", err)
+	}
+	if err := q.Drop(a.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("drop twice: %v", err)
+	}
+	if c, _ := q.Counts(); c != (Counts{}) {
+		t.Fatalf("counts: %+v", c)
+	}
+	mustVerify(t, q)
+}
+
+func TestWakeAndNextDue(t *testing.T) {
+	clk := newClock()
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), &Options{Now: clk.Now})
+	select {
+	case <-q.Wake():
+		t.Fatal("empty queue signalled")
+	default:
+	}
+	if _, ok := q.NextDue(); ok {
+		t.Fatal("NextDue on empty queue")
+	}
+	a, _, _ := q.Enqueue(capN(1))
+	q.Enqueue(capN(2)) // second signal coalesces (capacity 1)
+	<-q.Wake()
+	select {
+	case <-q.Wake():
+		t.Fatal("Wake must coalesce")
+	default:
+	}
+	q.Enqueue(capN(1)) // no-op: no signal
+	select {
+	case <-q.Wake():
+		t.Fatal("no-op enqueue signalled")
+	default:
+	}
+	q.Lease("w")
+	q.Fail(a.ID, "x")
+	<-q.Wake()
+	if _, ok := q.NextDue(); !ok {
+		t.Fatal("NextDue missing")
+	}
+}
+
+func TestListCountsAndStates(t *testing.T) {
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
+	for i := 0; i < 5; i++ {
+		q.Enqueue(capN(i))
+	}
+	a, _, _ := q.Lease("w")
+	b, _, _ := q.Lease("w")
+	c, _, _ := q.Lease("w")
+	d, _, _ := q.Lease("w")
+	q.Ack(a.ID, "/r/a", "h")
+	q.Fail(b.ID, "x")
+	q.Park(c.ID, "y")
+	cnt, err := q.Counts()
+	if err != nil || cnt != (Counts{Pending: 1, InFlight: 1, Retry: 1, Done: 1, Parked: 1}) {
+		t.Fatalf("counts %+v %v", cnt, err)
+	}
+	all, _ := q.List()
+	if len(all) != 5 || all[0].ID != d.ID || all[4].ID != a.ID {
+		t.Fatalf("List(): %d items", len(all))
+	}
+	some, _ := q.List(Retry, Parked)
+	if len(some) != 2 || some[0].ID != b.ID || some[1].ID != c.ID {
+		t.Fatalf("List(Retry, Parked): %+v", some)
+	}
+	if _, err := q.List("bogus"); err == nil {
+		t.Fatal("unknown state accepted")
+	}
+	mustVerify(t, q)
+}
+
+func TestHistoryPrunedByAgeAndCount(t *testing.T) {
+	clk := newClock()
+	path := filepath.Join(t.TempDir(), "q.db")
+	q := openT(t, path, &Options{Now: clk.Now, HistoryMaxCount: 5, HistoryMaxAge: time.Hour})
+	var ids []string
+	for i := 0; i < 8; i++ {
+		it, _, _ := q.Enqueue(capN(i))
+		q.Lease("w")
+		if err := q.Ack(it.ID, "/r", "h"); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, it.ID)
+		clk.Add(10 * time.Minute)
+	}
+	done, _ := q.List(Done)
+	if len(done) != 5 || done[0].ID != ids[3] {
+		t.Fatalf("count prune: %d items, first %v", len(done), done[0].ID)
+	}
+	// Age: items done more than an hour ago go at the next Ack or Open.
+	clk.Add(25 * time.Minute) // now = 8*10+25 = 105 min after start
+	q.Close()
+	q = openT(t, path, &Options{Now: clk.Now, HistoryMaxCount: 5, HistoryMaxAge: time.Hour})
+	done, _ = q.List(Done)
+	// done at 0,10,...,70 min; cutoff 45 min: 50, 60, 70 remain.
+	if len(done) != 3 || done[0].ID != ids[5] {
+		t.Fatalf("age prune: %d items", len(done))
+	}
+	mustVerify(t, q)
+	// Negative values disable the bounds.
+	q.Close()
+	q = openT(t, path, &Options{Now: clk.Now, HistoryMaxCount: -1, HistoryMaxAge: -1})
+	clk.Add(1000 * time.Hour)
+	it, _, _ := q.Enqueue(capN(100))
+	q.Lease("w")
+	q.Ack(it.ID, "/r", "h")
+	if c, _ := q.Counts(); c.Done != 4 {
+		t.Fatalf("unbounded history: %+v", c)
+	}
+}
+
+func TestConcurrentWorkersAckEachOnce(t *testing.T) {
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
+	n := 60
+	if testing.Short() {
+		n = 30
+	}
+	var acked sync.Map
+	var dup atomic.Int32
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < n; i++ {
+			if _, _, err := q.Enqueue(capN(i)); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	var total atomic.Int32
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for total.Load() < int32(n) {
+				it, ok, err := q.Lease(fmt.Sprint("w", w))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !ok {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				if _, loaded := acked.LoadOrStore(it.ID, true); loaded {
+					dup.Add(1)
+				}
+				if err := q.Ack(it.ID, "/r/"+it.Capture.Rel, "h"); err != nil {
+					t.Error(err)
+				}
+				total.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if dup.Load() != 0 {
+		t.Fatalf("%d items leased twice", dup.Load())
+	}
+	if c, _ := q.Counts(); c.Done != n {
+		t.Fatalf("counts %+v", c)
+	}
+	mustVerify(t, q)
+}
+
+func TestClosedQueueErrors(t *testing.T) {
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
+	q.Close()
+	if _, _, err := q.Enqueue(capN(1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("enqueue on closed: %v", err)
+	}
+}
+
+func lastTxID(q *Queue) int {
+	var id int
+	q.db.View(func(tx *bboltTx) error { id = tx.ID(); return nil })
+	return id
+}
+
+func TestEnqueueBatchAndNoWriteForKnown(t *testing.T) {
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
+	var cs []Capture
+	for i := 0; i < 50; i++ {
+		cs = append(cs, capN(i))
+	}
+	cs = append(cs, capN(3)) // a duplicate inside the batch
+	before := lastTxID(q)
+	items, added, err := q.EnqueueBatch(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lastTxID(q) - before; got != 1 {
+		t.Fatalf("batch took %d write transactions, want 1", got)
+	}
+	if !added[0] || added[50] || items[50].ID != items[3].ID {
+		t.Fatalf("duplicate in batch: %v %v", added[50], items[50].ID)
+	}
+	if c, _ := q.Counts(); c.Pending != 50 {
+		t.Fatalf("counts %+v", c)
+	}
+	// A rescan of known captures writes nothing.
+	before = lastTxID(q)
+	for _, c := range cs {
+		if _, added, err := q.Enqueue(c); err != nil || added {
+			t.Fatal(added, err)
+		}
+	}
+	if _, _, err := q.EnqueueBatch(cs); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastTxID(q) - before; got != 0 {
+		t.Fatalf("rescan of known captures wrote %d transactions", got)
+	}
+	// Leasing on an idle queue writes nothing either.
+	q2 := openT(t, filepath.Join(t.TempDir(), "q2.db"), nil)
+	before = lastTxID(q2)
+	for i := 0; i < 10; i++ {
+		q2.Lease("w")
+	}
+	if got := lastTxID(q2) - before; got != 0 {
+		t.Fatalf("idle Lease wrote %d transactions", got)
+	}
+	// All or none: a batch that cannot be written leaves nothing.
+	q3 := openT(t, filepath.Join(t.TempDir(), "q3.db"), &Options{MaxFileSize: 128 << 10})
+	var big []Capture
+	for i := 0; i < 400; i++ {
+		c := capN(1000 + i)
+		c.Path += strings.Repeat("/deep", 100)
+		big = append(big, c)
+	}
+	if _, _, err := q3.EnqueueBatch(big); !errors.Is(err, ErrFull) {
+		t.Fatalf("want ErrFull, got %v", err)
+	}
+	if c, _ := q3.Counts(); c != (Counts{}) {
+		t.Fatalf("failed batch left items: %+v", c)
+	}
+	mustVerify(t, q3)
+}
