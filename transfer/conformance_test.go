@@ -221,7 +221,7 @@ func caseResumeCancel(t *testing.T, tg *target, cfg Config, dir string) {
 	if !errors.Is(err, context.Canceled) || ClassOf(err) != Transient {
 		t.Fatalf("canceled upload: %v (%v)", err, ClassOf(err))
 	}
-	if el := time.Since(start); el > 3*time.Second {
+	if el := time.Since(start); el > within(3*time.Second) {
 		t.Fatalf("cancel took %v", el)
 	}
 	if _, err := os.Stat(tg.path(job.Remote)); err == nil {
@@ -462,7 +462,7 @@ func caseSlow(t *testing.T, tg *target, cfg Config, dir string) {
 	start := time.Now()
 	_, err := uploadOnce(t, cfg, Job{LocalPath: p, Remote: dir + "/x.jpg"})
 	el := time.Since(start)
-	if ClassOf(err) != Transient || el > 3*time.Second {
+	if ClassOf(err) != Transient || el > within(3*time.Second) {
 		t.Fatalf("slow server: %v (%v) after %v", err, ClassOf(err), el)
 	}
 	tg.inproc.SetFaults(ftpstest.Faults{})
@@ -478,7 +478,7 @@ func caseStalled(t *testing.T, tg *target, cfg Config, dir string) {
 	start := time.Now()
 	_, err := uploadOnce(t, cfg, Job{LocalPath: p, Remote: dir + "/x.jpg", TempID: "st1"})
 	el := time.Since(start)
-	if ClassOf(err) != Transient || el > 4*time.Second || !strings.Contains(err.Error(), "stalled") {
+	if ClassOf(err) != Transient || el > within(4*time.Second) || !strings.Contains(err.Error(), "stalled") {
 		t.Fatalf("stalled data connection: %v (%v) after %v", err, ClassOf(err), el)
 	}
 	t.Logf("stalled: %v after %v", err, el.Round(time.Millisecond))

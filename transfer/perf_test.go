@@ -88,7 +88,7 @@ func TestCancelPrompt(t *testing.T) {
 	_, err := c.Upload(ctx, Job{LocalPath: p, Remote: "cp/x.raw", TempID: "cp"})
 	el := time.Since(start)
 	c.Close()
-	if !errors.Is(err, context.DeadlineExceeded) || el > 900*time.Millisecond {
+	if !errors.Is(err, context.DeadlineExceeded) || el > within(900*time.Millisecond) {
 		t.Fatalf("%v after %v", err, el)
 	}
 	goroutines(t, base)

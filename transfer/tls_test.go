@@ -110,7 +110,7 @@ func TestNoSessionReuse(t *testing.T) {
 				start := time.Now()
 				_, err := uploadOnce(t, cfg, Job{LocalPath: p, Remote: "x.jpg"})
 				el := time.Since(start)
-				if err == nil || !strings.Contains(err.Error(), "session") || el > 3*cfg.Timeout {
+				if err == nil || !strings.Contains(err.Error(), "session") || el > within(3*cfg.Timeout) {
 					t.Fatalf("%v after %v: want an error naming TLS session reuse within %v", err, el, 3*cfg.Timeout)
 				}
 				t.Logf("%v (%v) after %v", err, ClassOf(err), el.Round(time.Millisecond))

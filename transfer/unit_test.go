@@ -267,7 +267,7 @@ func TestLimiter(t *testing.T) {
 	}
 	el := time.Since(start)
 	// 512 KiB at 1 MiB/s: 0.5 s (the last chunk's wait included).
-	if el < 480*time.Millisecond || el > 600*time.Millisecond {
+	if el < 480*time.Millisecond || el > within(600*time.Millisecond) {
 		t.Fatalf("512 KiB at 1 MiB/s took %v", el)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
