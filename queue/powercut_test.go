@@ -2,6 +2,8 @@ package queue
 
 import (
 	"bufio"
+	"bytes"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -226,15 +228,23 @@ func parseCap(f []string) (Capture, error) {
 	return Capture{Path: f[0], Size: size, ModTime: time.Unix(0, ns), Inode: ino, Priority: prio}, nil
 }
 
-// replay reads the whole log and builds the model.
+// replay reads the whole log and builds the model. A last line without its
+// newline was torn by the kill (a write that crosses a page boundary can
+// be cut between pages by SIGKILL): the record was never written, so it is
+// cut off the file, before anything is appended after it.
 func replay(path string) (*model, error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	if i := bytes.LastIndexByte(data, '\n') + 1; i < len(data) {
+		if err := os.Truncate(path, int64(i)); err != nil {
+			return nil, fmt.Errorf("cut the torn last line %q of the intent log: %v", data[i:], err)
+		}
+		data = data[:i]
+	}
 	m := &model{caps: map[string]Capture{}, state: map[string]class{}, everDone: map[string]bool{}}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
@@ -422,45 +432,180 @@ func (m *model) resolve(q *Queue, logPath string) error {
 	return f.Sync()
 }
 
-// startChild starts the test binary as a child; under qemu-user (no
-// binfmt_misc) the direct exec fails with ENOEXEC, so it goes through
-// qemu-<arch>-static instead.
+// childArgv returns the program and arguments that run this test binary
+// as a child, chosen without a failing exec. Under qemu-user without
+// binfmt_misc the kernel cannot exec an arm/arm64 binary, and trying anyway
+// (then falling back on ENOEXEC) is not harmless: the forked child reports
+// the error and exits before exec, and qemu-user (7.2, Debian 12) can
+// deadlock in that exit when another thread of the parent was creating a
+// thread at the moment of the fork (a mutex its exit takes, most likely
+// clone_lock, is copied into the child held: the child waits on it in
+// FUTEX_WAIT). os/exec then waits for that child forever, inside Start.
+// Heavy load makes the window wide: the new thread takes long to start.
+// So: if the host's own binaries (/bin/sh) are not of this binary's
+// machine, the child is started through qemu-<arch>-static directly.
+func childArgv() ([]string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	qemu := map[string]string{"arm": "qemu-arm-static", "arm64": "qemu-aarch64-static"}[runtime.GOARCH]
+	if qemu == "" {
+		return []string{exe}, nil
+	}
+	ours, host := elfMachine(exe), elfMachine("/bin/sh")
+	if ours == 0 || host == 0 || ours == host || ours == elf.EM_ARM && host == elf.EM_AARCH64 {
+		return []string{exe}, nil // native (an arm64 kernel runs armv7 binaries)
+	}
+	p, err := exec.LookPath(qemu)
+	if err != nil {
+		return nil, fmt.Errorf("this %s test binary runs emulated on a %v host and %s is not in PATH: apt-get install qemu-user-static (scripts/setup)", runtime.GOARCH, host, qemu)
+	}
+	return []string{p, exe}, nil
+}
+
+func elfMachine(path string) elf.Machine {
+	f, err := elf.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	return f.Machine
+}
+
+// Bounds for starting a child; generous for qemu on a loaded 2-core machine.
+const (
+	childStartTimeout = 30 * time.Second
+	childReadyTimeout = 2 * time.Minute
+)
+
+// logTail returns the last n lines of the intent log, indented.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "\t(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	lines = lines[max(0, len(lines)-n):]
+	return "\t" + strings.Join(lines, "\n\t")
+}
+
+// startChild starts the test binary as a child with env added. It does not
+// return before the child has exec'd: a start that blocks longer than
+// childStartTimeout (a fork that deadlocked before exec, see childArgv) is
+// undone (the forked copy is killed; it never ran the child's code) and
+// retried, and reported with t.Fatalf after three tries.
 func startChild(t *testing.T, env []string) (*exec.Cmd, *bufio.Reader, *strings.Builder) {
 	t.Helper()
-	exe, err := os.Executable()
+	argv, err := childArgv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &strings.Builder{}
-	try := func(name string, args ...string) (*exec.Cmd, *bufio.Reader, error) {
-		cmd := exec.Command(name, args...)
+	try := func(argv []string) (*exec.Cmd, *bufio.Reader, *strings.Builder, error) {
+		stderr := &strings.Builder{}
+		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stderr = stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		if err := cmd.Start(); err != nil {
-			return nil, nil, err
+		started := make(chan error, 1)
+		go func() { started <- cmd.Start() }()
+		select {
+		case err := <-started:
+			return cmd, bufio.NewReader(out), stderr, err
+		case <-time.After(childStartTimeout):
 		}
-		return cmd, bufio.NewReader(out), nil
+		killed := killPreExecForks()
+		select {
+		case err := <-started:
+			if err == nil {
+				cmd.Wait()
+			}
+			if errors.Is(err, syscall.ENOEXEC) {
+				return nil, nil, nil, err // it hung exiting after a failed exec
+			}
+		case <-time.After(childStartTimeout):
+			return nil, nil, nil, fmt.Errorf("starting %q blocked for %s and %d forked copies were killed: the fork/exec is stuck", argv, 2*childStartTimeout, killed)
+		}
+		return nil, nil, nil, errStartHung
 	}
-	cmd, out, err := try(exe)
-	if errors.Is(err, syscall.ENOEXEC) {
-		qemu := map[string]string{"arm": "qemu-arm-static", "arm64": "qemu-aarch64-static"}[runtime.GOARCH]
-		if qemu == "" {
-			t.Fatalf("exec %s: %v", exe, err)
+	for attempt := 1; ; attempt++ {
+		cmd, out, stderr, err := try(argv)
+		if errors.Is(err, errStartHung) && attempt < 3 {
+			t.Logf("starting the child blocked for %s before exec (fork deadlock in the emulator?); killed the forked copy, retrying", childStartTimeout)
+			continue
 		}
-		p, lerr := exec.LookPath(qemu)
-		if lerr != nil {
-			t.Fatalf("exec %s: %v, and %s not found: apt-get install qemu-user-static", exe, err, qemu)
+		if errors.Is(err, syscall.ENOEXEC) && len(argv) == 1 {
+			// An armv7 binary on an arm64 kernel without 32-bit support.
+			qemu := map[string]string{"arm": "qemu-arm-static", "arm64": "qemu-aarch64-static"}[runtime.GOARCH]
+			if p, lerr := exec.LookPath(qemu); lerr == nil && qemu != "" {
+				argv = []string{p, argv[0]}
+				continue
+			}
+			t.Fatalf("exec %s: %v, and no %s to run it: apt-get install qemu-user-static", argv[0], err, qemu)
 		}
-		cmd, out, err = try(p, exe)
+		if err != nil {
+			t.Fatalf("start child %q (attempt %d, %s each): %v", argv, attempt, childStartTimeout, err)
+		}
+		return cmd, out, stderr
 	}
-	if err != nil {
-		t.Fatalf("start child: %v", err)
+}
+
+var errStartHung = errors.New("child start blocked before exec")
+
+// killPreExecForks kills this process's children that have not exec'd yet
+// (their environment is still ours, without envChild) and returns how many.
+func killPreExecForks() int {
+	me := strconv.Itoa(os.Getpid())
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	n := 0
+	for _, d := range dirs {
+		stat, err := os.ReadFile(d + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 2 || f[1] != me {
+			continue
+		}
+		environ, err := os.ReadFile(d + "/environ")
+		if err != nil || bytes.Contains(environ, []byte(envChild+"=1\x00")) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(d)); err == nil && syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
 	}
-	return cmd, out, stderr
+	return n
+}
+
+// waitReady waits for the child's "ready" line. On timeout or anything
+// else it kills the child and returns an error with the child's stderr.
+func waitReady(cmd *exec.Cmd, out *bufio.Reader, stderr *strings.Builder) error {
+	type res struct {
+		line string
+		err  error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		line, err := out.ReadString('\n')
+		ch <- res{line, err}
+	}()
+	var r res
+	select {
+	case r = <-ch:
+		if r.err == nil && r.line == "ready\n" {
+			return nil
+		}
+	case <-time.After(childReadyTimeout):
+		r.err = fmt.Errorf("no \"ready\" line within %s", childReadyTimeout)
+	}
+	cmd.Process.Kill()
+	werr := cmd.Wait()
+	return fmt.Errorf("child did not start: read %q, %v; child ended: %v; its stderr: %q", r.line, r.err, werr, stderr.String())
 }
 
 func TestPowerCutSIGKILL(t *testing.T) {
@@ -486,7 +631,7 @@ func TestPowerCutSIGKILL(t *testing.T) {
 			}
 			format += " (queue file and intent log kept in " + keep + ")"
 		}
-		t.Fatalf(format, a...)
+		t.Fatalf(format+"\nlast lines of the intent log:\n%s", append(a, logTail(logPath, 12))...)
 	}
 	var cutPending, cutOps int
 	for gen := 1; gen <= runs; gen++ {
@@ -497,11 +642,8 @@ func TestPowerCutSIGKILL(t *testing.T) {
 			// (lease revert, pruning) too.
 			delay = time.Duration(r.IntN(40)) * time.Millisecond
 		} else {
-			line, err := out.ReadString('\n')
-			if err != nil || line != "ready\n" {
-				cmd.Process.Kill()
-				cmd.Wait()
-				fatal("gen %d: child did not start: %q %v (stderr: %s)", gen, line, err, stderr)
+			if err := waitReady(cmd, out, stderr); err != nil {
+				fatal("gen %d: %v", gen, err)
 			}
 			delay = time.Duration(r.IntN(300)) * time.Millisecond
 		}
@@ -575,8 +717,8 @@ func TestLockHeldByAnotherProcess(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}()
-	if line, err := out.ReadString('\n'); err != nil || line != "ready\n" {
-		t.Fatalf("child did not start: %q %v (stderr: %s)", line, err, stderr)
+	if err := waitReady(cmd, out, stderr); err != nil {
+		t.Fatal(err)
 	}
 	start := time.Now()
 	_, err := Open(dbPath, &Options{LockTimeout: 500 * time.Millisecond, Logger: quietLogger()})
