@@ -353,19 +353,11 @@ func (q *Queue) afterOpen() error {
 	}
 	reverted, pruned := 0, 0
 	err := q.update("open", q.path, func(t *txn) error {
-		var ids []string
-		err := t.bucket(indexBucket[InFlight]).ForEach(func(_, v []byte) error {
-			ids = append(ids, string(v))
-			return nil
-		})
+		leased, err := t.inState(InFlight)
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
-			r, err := t.get(id)
-			if err != nil {
-				return err
-			}
+		for _, r := range leased {
 			if err := t.move(r, func(r *rec) {
 				r.State, r.LeaseUntil = Pending, time.Time{}
 				r.LastError = "lease of " + r.Worker + " lost in a restart"

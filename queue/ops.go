@@ -400,19 +400,11 @@ func (q *Queue) RetryNow(id string) error {
 			}
 			return nil
 		}
-		var ids []string
-		err := t.bucket(indexBucket[Parked]).ForEach(func(_, v []byte) error {
-			ids = append(ids, string(v))
-			return nil
-		})
+		parked, err := t.inState(Parked)
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
-			r, err := t.get(id)
-			if err != nil {
-				return err
-			}
+		for _, r := range parked {
 			if !r.Vanished {
 				if err := revive(r); err != nil {
 					return err
@@ -444,19 +436,11 @@ func (q *Queue) Drop(id string) error {
 func (q *Queue) ResetBackoff() error {
 	changed := 0
 	err := q.update("reset-backoff", "all", func(t *txn) error {
-		var ids []string
-		err := t.bucket(indexBucket[Retry]).ForEach(func(_, v []byte) error {
-			ids = append(ids, string(v))
-			return nil
-		})
+		retrying, err := t.inState(Retry)
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
-			r, err := t.get(id)
-			if err != nil {
-				return err
-			}
+		for _, r := range retrying {
 			changed++
 			if err := t.move(r, func(r *rec) {
 				r.State, r.NextAttempt, r.streak = Pending, time.Time{}, 0

@@ -316,6 +316,28 @@ func (t *txn) get(id string) (*rec, error) {
 	return r, nil
 }
 
+// inState loads every record in state s. It reads the whole index first,
+// so the caller may move the records it gets.
+func (t *txn) inState(s State) ([]*rec, error) {
+	var ids []string
+	err := t.bucket(indexBucket[s]).ForEach(func(_, v []byte) error {
+		ids = append(ids, string(v))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]*rec, 0, len(ids))
+	for _, id := range ids {
+		r, err := t.get(id)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, r)
+	}
+	return recs, nil
+}
+
 // unindex removes r from the index of its current state.
 func (t *txn) unindex(r *rec) error {
 	if err := t.bucket(indexBucket[r.State]).Delete(indexKey(r)); err != nil {
