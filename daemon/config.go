@@ -217,7 +217,7 @@ func ParseConfig(name, src string) (*Config, error) {
 	}
 	c.RawJPEG = p.enum(raw, "", "raw_jpeg", "both", "both", "jpeg", "raw")
 	c.Settle = p.dur(raw, "", "settle", time.Second, 50*time.Millisecond, time.Minute)
-	c.Workers = p.integer(raw, "", "workers", 1, 1, 16)
+	c.Workers = p.integer(raw, "", "workers", 2, 1, 16)
 	c.LogFormat = p.enum(raw, "", "log_format", "text", "text", "json")
 	switch p.enum(raw, "", "log_level", "info", "debug", "info", "warn", "error") {
 	case "debug":

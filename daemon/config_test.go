@@ -128,7 +128,7 @@ bandwidth_limit = "2MB/s"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Workers != 1 || cfg.Settle != time.Second || cfg.RawJPEG != "both" || cfg.Servers[0].Port != 21 ||
+	if cfg.Workers != 2 || cfg.Settle != time.Second || cfg.RawJPEG != "both" || cfg.Servers[0].Port != 21 ||
 		cfg.Servers[0].BandwidthLimit != 2_000_000 || cfg.Active != "server1" || !cfg.Servers[0].Passive {
 		t.Fatalf("defaults: %+v %+v", cfg, cfg.Servers[0])
 	}

@@ -53,6 +53,7 @@ type Daemon struct {
 	rate        rateMeter
 	w           *watcher
 	led         string
+	warm        []chan struct{} // one per upload worker; see prewarm
 }
 
 type upload struct {
@@ -186,6 +187,25 @@ func (d *Daemon) cancelUploads() {
 	}
 }
 
+// prewarm asks every idle upload worker to log in now, while a new capture
+// settles, so that its upload starts on a logged-in control connection
+// instead of spending the settle window idle and then the login's round
+// trips (TCP, AUTH TLS, TLS handshake, USER, PASS, FEAT, TYPE). Requests
+// coalesce; a worker with a live connection does nothing.
+func (d *Daemon) prewarm() {
+	if !d.canRun() {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ch := range d.warm {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // beforeEnqueue notes when a capture became complete (for latency figures),
 // before a worker can lease it.
 func (d *Daemon) beforeEnqueue(path string, at time.Time) {
@@ -216,6 +236,7 @@ func (d *Daemon) startWatcher(ctx context.Context, cfg *Config) *watcherRun {
 	w := newWatcher(cfg, d.q, d.log.With("part", "watcher"))
 	w.onComplete = d.onComplete
 	w.beforeEnqueue = d.beforeEnqueue
+	w.onSettling = d.prewarm
 	wctx, cancel := context.WithCancel(ctx)
 	r := &watcherRun{w: w, cancel: cancel, done: make(chan error, 1)}
 	d.mu.Lock()

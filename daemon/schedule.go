@@ -21,6 +21,7 @@ const (
 	renewEvery    = 30 * time.Second
 	progressEvery = 100 * time.Millisecond
 	idleClose     = 30 * time.Second // close server connections after this long without work
+	warmPause     = 30 * time.Second // after a failed prewarm, the uploads' own retries take over
 )
 
 // TLSInfo is what the last handshake negotiated.
@@ -41,6 +42,8 @@ type worker struct {
 	policies []*tlspolicy.Policy
 	clients  map[int]*transfer.Client
 	jobs     chan queue.Item
+	warm     chan struct{} // prewarm requests (buffered, coalescing)
+	warmErr  time.Time     // last failed prewarm: no other for warmPause
 }
 
 // schedule runs cfg.Workers upload workers fed by one dispatcher until ctx
@@ -66,9 +69,11 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
 
 	var wg sync.WaitGroup
 	ready := make(chan *worker)
+	warm := make([]chan struct{}, cfg.Workers)
 	for i := range cfg.Workers {
 		w := &worker{d: d, name: fmt.Sprintf("w%d", i+1), cfg: cfg, policies: policies,
-			clients: map[int]*transfer.Client{}, jobs: make(chan queue.Item)}
+			clients: map[int]*transfer.Client{}, jobs: make(chan queue.Item), warm: make(chan struct{}, 1)}
+		warm[i] = w.warm
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -76,6 +81,14 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
 		}()
 	}
 	defer wg.Wait()
+	d.mu.Lock()
+	d.warm = warm
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.warm = nil
+		d.mu.Unlock()
+	}()
 
 	for {
 		var w *worker
@@ -136,31 +149,53 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
 func (w *worker) loop(ctx context.Context, ready chan<- *worker) {
 	defer w.closeClients()
 	idle := time.NewTimer(idleClose)
+	idle.Stop()
 	defer idle.Stop()
+	offer := ready // nil while the dispatcher holds this worker
 	for {
 		select {
-		case ready <- w:
+		case offer <- w:
+			offer = nil
+		case it := <-w.jobs: // only ever sent to a worker the dispatcher holds
+			w.process(ctx, it)
+			offer = ready
+			if len(w.clients) > 0 {
+				idle.Reset(idleClose)
+			}
+		case <-w.warm:
+			if w.prewarm(ctx) {
+				idle.Reset(idleClose)
+			}
+		case <-idle.C:
+			w.closeClients()
 		case <-ctx.Done():
 			return
 		}
-		if len(w.clients) == 0 {
-			idle.Stop()
-		} else {
-			idle.Reset(idleClose)
-		}
-	wait:
-		for {
-			select {
-			case it := <-w.jobs:
-				w.process(ctx, it)
-				break wait
-			case <-idle.C:
-				w.closeClients()
-			case <-ctx.Done():
-				return
-			}
-		}
 	}
+}
+
+// prewarm logs the worker's client for the active server in (see
+// Daemon.prewarm); it reports whether the worker now holds a client. A
+// failure is only logged: the upload that follows meets it again and
+// handles it (retry, block).
+func (w *worker) prewarm(ctx context.Context) bool {
+	if !w.d.canRun() || time.Since(w.warmErr) < warmPause {
+		return len(w.clients) > 0
+	}
+	c, _, err := w.client(w.d.activeIndex())
+	if err != nil {
+		return len(w.clients) > 0
+	}
+	start := time.Now()
+	if err := c.Warm(ctx); err != nil {
+		if ctx.Err() == nil {
+			w.warmErr = time.Now()
+			w.d.log.Debug("prewarm: login failed; the upload will retry", "worker", w.name, "err", err)
+		}
+	} else {
+		w.d.log.Debug("prewarm: logged in", "worker", w.name, "seconds", time.Since(start).Seconds())
+	}
+	return true
 }
 
 func (w *worker) closeClients() {
@@ -303,7 +338,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 				Percent: pct(sent, total), Rate: float64(sent) / max(now.Sub(up.Started).Seconds(), 1e-3)})
 		}
 	}
-	res, err := client.Upload(uctx, transfer.Job{LocalPath: c.Path, Remote: remote, TempID: it.ID, Progress: progress})
+	res, err := client.Upload(uctx, transfer.Job{LocalPath: c.Path, Remote: remote, TempID: it.ID, Fresh: it.FirstLease, Progress: progress})
 	elapsed := time.Since(up.Started)
 	d.mu.Lock()
 	delete(d.uploads, w.name)

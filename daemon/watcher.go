@@ -34,6 +34,9 @@ type watcher struct {
 	// enqueued; added is false when the queue already knew it.
 	onComplete    func(it queue.Item, added bool, completedAt time.Time)
 	beforeEnqueue func(path string, completedAt time.Time)
+	// onSettling is called (from the run goroutine) when a file starts its
+	// settle window: an upload is likely within a settle window.
+	onSettling func()
 
 	pending map[string]*pendingFile
 	fw      *fsnotify.Watcher
@@ -216,6 +219,7 @@ func (w *watcher) touch(p string, st os.FileInfo) {
 	if pf == nil {
 		pf = &pendingFile{}
 		w.pending[p] = pf
+		w.settling()
 	}
 	pf.last = now
 	pf.size, pf.mtime, pf.ok = st.Size(), st.ModTime(), true
@@ -247,7 +251,14 @@ func (w *watcher) consider(p string, checkQueue bool) {
 		return
 	}
 	w.pending[p] = &pendingFile{last: now, size: st.Size(), mtime: st.ModTime(), ok: true}
+	w.settling()
 	w.arm(now.Add(w.settle))
+}
+
+func (w *watcher) settling() {
+	if w.onSettling != nil {
+		w.onSettling()
+	}
 }
 
 func (w *watcher) arm(at time.Time) {

@@ -51,6 +51,10 @@ type Item struct {
 	SHA256      string // for Done
 	DoneAt      time.Time
 	Vanished    bool // for Parked: the local file was gone; never retried
+	// FirstLease is set on the Item Lease returns when the item was never
+	// leased before (a released lease counts too): no upload of it can have
+	// begun, so no partial remote file of it can exist.
+	FirstLease bool
 }
 
 // Options configures Open; the zero value means the defaults.

@@ -229,13 +229,16 @@ func (q *Queue) Lease(worker string) (Item, bool, error) {
 		if err != nil {
 			return err
 		}
+		first := !r.leased && r.Attempts == 0
 		if err := t.move(r, func(r *rec) {
 			r.State, r.Worker, r.LeaseUntil = InFlight, worker, now.Add(q.opts.LeaseTime)
 			r.Attempts++
+			r.leased = true
 		}); err != nil {
 			return err
 		}
 		it, ok = r.Item, true
+		it.FirstLease = first
 		return nil
 	})
 	if err != nil {

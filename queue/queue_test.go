@@ -363,6 +363,40 @@ func TestDoneNeverGoesBack(t *testing.T) {
 	mustVerify(t, q)
 }
 
+// TestFirstLease: only the very first lease of an item is marked first; a
+// released lease (shutdown mid-upload) and a crashed run's lease count too,
+// across a reopen: an upload of the item may have begun.
+func TestFirstLease(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	q := openT(t, path, nil)
+	q.Enqueue(capN(1))
+	q.Enqueue(capN(2))
+	a, _, _ := q.Lease("w")
+	if !a.FirstLease {
+		t.Fatalf("first lease not marked: %+v", a)
+	}
+	q.Release(a.ID)
+	if again, _, _ := q.Lease("w"); again.ID != a.ID || again.FirstLease {
+		t.Fatalf("lease after Release marked first (or another item): %+v", again)
+	}
+	b, _, _ := q.Lease("w")
+	if b.ID == a.ID || !b.FirstLease {
+		t.Fatalf("second item's first lease: %+v", b)
+	}
+	q.Close()
+	q = openT(t, path, nil)
+	for range 2 {
+		it, ok, _ := q.Lease("w")
+		if !ok || it.FirstLease {
+			t.Fatalf("lease after reopen marked first: %+v", it)
+		}
+	}
+	if got, _ := q.Get(a.ID); got.FirstLease {
+		t.Fatal("Get must not mark FirstLease")
+	}
+	mustVerify(t, q)
+}
+
 func TestReleaseAndDrop(t *testing.T) {
 	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
 	a, _, _ := q.Enqueue(capN(1))

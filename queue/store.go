@@ -45,6 +45,7 @@ type rec struct {
 	Item
 	doneSeq uint64 // key in the done index
 	streak  int    // consecutive transient failures, drives the backoff
+	leased  bool   // leased at least once (Release keeps it)
 }
 
 // identity is the stable identity of a capture: path, size, mtime in
@@ -137,6 +138,9 @@ func encodeRec(r *rec) []byte {
 	if r.Vanished {
 		flags |= 1
 	}
+	if r.leased {
+		flags |= 2
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, r.Seq)
 	b = binary.AppendUvarint(b, r.doneSeq)
@@ -222,6 +226,7 @@ func decodeRec(b []byte) (*rec, error) {
 	r := &rec{}
 	r.State = st
 	r.Vanished = b[2]&1 != 0
+	r.leased = b[2]&2 != 0
 	d := &decoder{b: b[3:]}
 	r.Seq = d.uvarint()
 	r.doneSeq = d.uvarint()

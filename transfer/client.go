@@ -67,7 +67,13 @@ type Job struct {
 	// target directory. It must be unique per capture (the queue item ID):
 	// an upload resumes only onto its own temporary file. When empty it is
 	// derived from the local path, size and modification time.
-	TempID   string
+	TempID string
+	// Fresh says that no earlier attempt of this capture can have left a
+	// temporary file on the server (the queue item's first lease): the
+	// upload then skips the SIZE probe of the temporary name and starts
+	// with STOR at 0 (STOR replaces a file it might still find). Leave it
+	// false when in doubt; that costs one round trip.
+	Fresh    bool
 	Progress func(sent, total int64) // optional; called from Upload's goroutine
 }
 
@@ -102,8 +108,12 @@ type Client struct {
 }
 
 const (
-	maxIdle      = 2
-	idleMax      = 2 * time.Minute
+	maxIdle = 2
+	idleMax = 2 * time.Minute
+	// warmFor: an idle session used this recently is taken without a NOOP
+	// round trip; a stale one found dead by its first command is replaced
+	// once within the call (staleRetry).
+	warmFor      = 15 * time.Second
 	maxInCall    = 8 // data connections per call, as long as each makes progress
 	chunkSize    = 32 << 10
 	tempPrefix   = ".camftpd-"
@@ -290,8 +300,9 @@ func (c *Client) Upload(ctx context.Context, job Job) (Result, error) {
 		}
 	}()
 
+	staleRetried := false
 	for attempt := 1; ; attempt++ {
-		s, err := c.session(ctx, u)
+		s, unchecked, err := c.session(ctx, u)
 		if err != nil {
 			return Result{}, c.finalErr(ctx, op, err)
 		}
@@ -301,6 +312,16 @@ func (c *Client) Upload(ctx context.Context, job Job) (Result, error) {
 		if err == nil {
 			c.put(s)
 			return u.res, nil
+		}
+		if unchecked && !staleRetried && ctx.Err() == nil && !progressed && u.res.DataConns == before && (s.broken && codeOf(err) == 0 || codeOf(err) == 421) {
+			// The idle connection taken without NOOP was dead (server
+			// timeout, NAT, network change): log in again, once.
+			s.broken = true
+			s.close()
+			staleRetried = true
+			attempt--
+			c.log.Debug("idle connection was dead: logging in again", "err", err)
+			continue
 		}
 		if ctx.Err() != nil || s.broken {
 			s.close()
@@ -360,12 +381,13 @@ func sanitizeID(id string) string {
 	return b.String()
 }
 
-// session returns a logged-in session: an idle one that answers NOOP, or a
-// new one.
-func (c *Client) session(ctx context.Context, u *upload) (*session, error) {
+// session returns a logged-in session: an idle one used within warmFor, an
+// older idle one that answers NOOP, or a new one. unchecked reports a reused
+// session taken without NOOP.
+func (c *Client) session(ctx context.Context, u *upload) (s *session, unchecked bool, err error) {
 	for {
 		c.mu.Lock()
-		var s *session
+		s = nil
 		if n := len(c.idle); n > 0 {
 			s = c.idle[n-1]
 			c.idle = c.idle[:n-1]
@@ -380,28 +402,52 @@ func (c *Client) session(ctx context.Context, u *upload) (*session, error) {
 		}
 		if !u.setCur(s) {
 			s.close()
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
+		}
+		if time.Since(s.lastUsed) < warmFor {
+			return s, true, nil
 		}
 		if _, err := s.expect("NOOP", 2); err != nil {
 			u.setCur(nil)
 			s.broken = true
 			s.close()
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, false, ctx.Err()
 			}
 			continue
 		}
-		return s, nil
+		return s, false, nil
 	}
-	s, err := c.dial(ctx)
+	s, err = c.dial(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !u.setCur(s) {
 		s.close()
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	}
-	return s, nil
+	return s, false, nil
+}
+
+// Warm logs in ahead of an upload (the daemon calls it while a new capture
+// settles), so that the upload finds a logged-in control connection. It
+// does nothing when one is idle already.
+func (c *Client) Warm(ctx context.Context) error {
+	if c.cfgErr != nil {
+		return c.cfgErr
+	}
+	c.mu.Lock()
+	busy := c.closed || len(c.idle) > 0
+	c.mu.Unlock()
+	if busy {
+		return nil
+	}
+	s, err := c.dial(ctx)
+	if err != nil {
+		return c.finalErr(ctx, "connect", err)
+	}
+	c.put(s)
+	return nil
 }
 
 func (c *Client) put(s *session) {

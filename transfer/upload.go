@@ -76,9 +76,14 @@ func (u *upload) run(ctx context.Context, s *session) (progressed bool, err erro
 func (u *upload) send(ctx context.Context, s *session, cached bool) (progressed bool, err error) {
 	c := u.c
 	offset := int64(0)
-	have, exists, err := s.size(u.temp)
-	if err != nil && err != errNoSize {
-		return false, u.opErr("SIZE "+u.temp, err)
+	var have int64
+	var exists bool
+	if !u.job.Fresh || u.prevErr != nil {
+		// An earlier attempt may have left a temporary file: resume it.
+		have, exists, err = s.size(u.temp)
+		if err != nil && err != errNoSize {
+			return false, u.opErr("SIZE "+u.temp, err)
+		}
 	}
 	if exists {
 		switch {
@@ -515,7 +520,7 @@ func isHex(s string) bool {
 }
 
 // place renames the verified temporary file to its final name under the
-// same-name policy, then checks the final file's size.
+// same-name policy.
 func (u *upload) place(s *session) error {
 	c := u.c
 	final := u.remote
@@ -574,16 +579,10 @@ func (u *upload) place(s *session) error {
 			return e
 		}
 	}
+	// The temporary file was verified before the rename, and the server
+	// confirmed the rename (250): no SIZE of the final name (a round trip
+	// per file on a slow link, for nothing).
 	u.res.Remote = final
-	have, ok, err := s.size(final)
-	switch {
-	case err == errNoSize:
-	case err != nil:
-		return classify("SIZE "+final, err)
-	case !ok || have != u.size:
-		return &Error{Class: Transient, Op: "verify " + final,
-			Msg: fmt.Sprintf("after rename the server reports %d bytes (exists=%v), local file has %d; will upload again", have, ok, u.size)}
-	}
 	c.log.Info("uploaded", "remote", final, "size", u.size, "verified", u.res.Verified, "resumed_from", u.res.ResumedFrom)
 	return nil
 }

@@ -104,6 +104,7 @@ func TestIdleSessionReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	logins := tg.inproc.Stats().Logins
+	ageIdle(c, warmFor)
 	tg.inproc.SetFaults(ftpstest.Faults{Replies: map[string]string{"NOOP": "421 Timeout, closing control connection"}})
 	if _, err := c.Upload(t.Context(), Job{LocalPath: p, Remote: "is/b.jpg"}); err != nil {
 		t.Fatal(err)
@@ -119,6 +120,83 @@ func TestIdleSessionReplaced(t *testing.T) {
 		t.Fatalf("%d new logins, want 1 (the idle connection is reused)", n)
 	}
 	wantFile(t, tg, "is/c.jpg", data)
+}
+
+// ageIdle makes c's idle sessions look unused for d.
+func ageIdle(c *Client, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.idle {
+		s.lastUsed = time.Now().Add(-d)
+	}
+}
+
+// TestWarmSessionNoNOOP: a session used within warmFor is reused without a
+// NOOP; when the server dropped it meanwhile, the upload logs in again
+// once, transparently, and the file arrives once.
+func TestWarmSessionNoNOOP(t *testing.T) {
+	tg := startTarget(t, "inproc", false)
+	c := New(tg.config(t, false))
+	defer c.Close()
+	p, data := localFile(t, 1000)
+	if _, err := c.Upload(t.Context(), Job{LocalPath: p, Remote: "wn/a.jpg"}); err != nil {
+		t.Fatal(err)
+	}
+	tg.inproc.ResetStats()
+	if _, err := c.Upload(t.Context(), Job{LocalPath: p, Remote: "wn/b.jpg", Fresh: true}); err != nil {
+		t.Fatal(err)
+	}
+	st := tg.inproc.Stats()
+	if st.Logins != 0 {
+		t.Fatalf("%d new logins, want 0 (warm session reused)", st.Logins)
+	}
+	// Before STOR: neither a NOOP nor a SIZE probe of the temporary name.
+	want := []string{"EPSV", "STOR"}
+	if len(st.Commands) < 2 || strings.Fields(st.Commands[0])[0] != want[0] || strings.Fields(st.Commands[1])[0] != want[1] {
+		t.Fatalf("warm fresh upload began with %q, want EPSV, STOR", st.Commands)
+	}
+	tg.inproc.DropSessions()
+	time.Sleep(50 * time.Millisecond)
+	if _, err := c.Upload(t.Context(), Job{LocalPath: p, Remote: "wn/c.jpg", Fresh: true}); err != nil {
+		t.Fatalf("upload after the server dropped the idle session: %v", err)
+	}
+	if n := tg.inproc.Stats().Logins; n != 1 {
+		t.Fatalf("%d new logins after the drop, want 1", n)
+	}
+	wantFile(t, tg, "wn/b.jpg", data)
+	wantFile(t, tg, "wn/c.jpg", data)
+}
+
+// TestWarm: Warm logs in ahead, and the upload then uses that session.
+func TestWarm(t *testing.T) {
+	tg := startTarget(t, "inproc", false)
+	c := New(tg.config(t, false))
+	defer c.Close()
+	if err := c.Warm(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Warm(t.Context()); err != nil { // one idle: nothing to do
+		t.Fatal(err)
+	}
+	if n := tg.inproc.Stats().Logins; n != 1 {
+		t.Fatalf("%d logins after two Warm calls, want 1", n)
+	}
+	p, data := localFile(t, 5000)
+	if _, err := c.Upload(t.Context(), Job{LocalPath: p, Remote: "wm/a.jpg", Fresh: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := tg.inproc.Stats().Logins; n != 1 {
+		t.Fatalf("%d logins after the upload, want 1 (the warm session)", n)
+	}
+	wantFile(t, tg, "wm/a.jpg", data)
+
+	bad := tg.config(t, false)
+	bad.Password = "wrong"
+	cb := New(bad)
+	defer cb.Close()
+	if err := cb.Warm(t.Context()); ClassOf(err) != Auth {
+		t.Fatalf("Warm with a wrong password: %v (class %v), want class Auth", err, ClassOf(err))
+	}
 }
 
 // TestCancelDuringConnect: goftp's connect takes no context; canceling

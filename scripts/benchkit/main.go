@@ -166,13 +166,13 @@ func run() error {
 		return err
 	}
 	e.naive = filepath.Join(o.work, "bin", "goftp-naive")
-	if err := goBuild(e.naive, "./scripts/benchkit/naive"); err != nil {
+	if err := goBuild(e.naive, "./scripts/benchkit/naive", "-ldflags", "-s -w"); err != nil {
 		return err
 	}
 	var notes []string
 	if contains(tools, toolCamftpd) || contains(tools, toolCamftpd4) {
 		e.camftpd = filepath.Join(o.work, "bin", "camftpd")
-		if err := goBuild(e.camftpd, "./cmd/camftpd", "-ldflags", "-X github.com/camftpd/camftpd/daemon.Version="+gitVersion()); err != nil {
+		if err := goBuild(e.camftpd, "./cmd/camftpd", "-ldflags", "-s -w -X github.com/camftpd/camftpd/daemon.Version="+gitVersion()); err != nil {
 			fmt.Fprintf(log, "bench: camftpd does not build, measuring the peers only: %v\n", err)
 			notes = append(notes, "camftpd did not build: "+oneLine(err.Error()))
 			tools = remove(remove(tools, toolCamftpd), toolCamftpd4)
@@ -330,9 +330,12 @@ func run() error {
 	return nil
 }
 
+// goBuild builds pkg the way `make cross` builds the shipped daemon: static
+// (no cgo, no libc mapped), -trimpath, stripped.
 func goBuild(out, pkg string, flags ...string) error {
-	args := append(append([]string{"build", "-o", out}, flags...), pkg)
+	args := append(append([]string{"build", "-trimpath", "-o", out}, flags...), pkg)
 	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go build %s: %v: %s", pkg, err, lastLines(strings.TrimSpace(string(b)), 5))

@@ -282,6 +282,20 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// DropSessions closes every open control connection at once, the way a
+// server's idle timeout or a restart drops the clients' idle connections.
+func (s *Server) DropSessions() {
+	s.mu.Lock()
+	sess := make([]*session, 0, len(s.sessions))
+	for _, x := range s.sessions {
+		sess = append(sess, x)
+	}
+	s.mu.Unlock()
+	for _, x := range sess {
+		x.close()
+	}
+}
+
 // SetFaults replaces the injected faults.
 func (s *Server) SetFaults(f Faults) {
 	s.mu.Lock()

@@ -1,0 +1,82 @@
+package daemon
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPrewarmDuringSettle: a new capture makes every upload worker log in
+// while the capture settles; the upload then runs on that connection, with
+// no NOOP and no SIZE probe before its STOR, and no further login.
+func TestPrewarmDuringSettle(t *testing.T) {
+	e := newEnv(t)
+	settle := stretch(t, 1500*time.Millisecond)
+	cfg := e.writeConfig(settle.String(), 2)
+	d, _, _ := startDaemon(t, cfg, testLogger(t))
+	srv := e.server()
+	time.Sleep(200 * time.Millisecond) // start-up rescan done
+	if n := srv.Stats().Logins; n != 0 {
+		t.Fatalf("%d logins with nothing to upload, want 0", n)
+	}
+	srv.ResetStats()
+	p := filepath.Join(e.media, "100TEST", "DSC00001.JPG")
+	writeCapture(t, p, 300<<10, 1)
+	written := time.Now()
+	waitFor(t, settle, "both workers logged in while the capture settles", func() bool {
+		return srv.Stats().Logins == 2
+	})
+	if el := time.Since(written); el >= settle {
+		t.Fatalf("logins took %v, longer than the settle window", el)
+	}
+	if st := srv.Stats(); st.Stors != 0 {
+		t.Fatalf("STOR before the settle window ended: %d", st.Stors)
+	}
+	waitAllDone(t, d, 1, stretch(t, 10*time.Second))
+	st := srv.Stats()
+	if st.Logins != 2 || st.Stors != 1 {
+		t.Fatalf("after the upload: %d logins (want the 2 prewarmed), %d STOR (want 1)", st.Logins, st.Stors)
+	}
+	var upload []string
+	for i, c := range st.Commands {
+		if strings.HasPrefix(c, "EPSV") || strings.HasPrefix(c, "PASV") {
+			upload = st.Commands[i:]
+			break
+		}
+	}
+	if len(upload) < 2 || !strings.HasPrefix(upload[1], "STOR ") {
+		t.Fatalf("upload did not go straight to EPSV, STOR on the warm connection: %q", st.Commands)
+	}
+	for _, c := range st.Commands {
+		if c == "NOOP" {
+			t.Fatalf("NOOP on a connection logged in a second ago: %q", st.Commands)
+		}
+	}
+	verifyArrived(t, e.media, e.root)
+}
+
+// TestNoPrewarmWhilePaused: a paused daemon does not log in for new
+// captures.
+func TestNoPrewarmWhilePaused(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.writeConfig("300ms", 2)
+	d, _, _ := startDaemon(t, cfg, testLogger(t))
+	d.setState(func() { d.userPaused = true })
+	srv := e.server()
+	srv.ResetStats()
+	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00002.JPG"), 10<<10, 2)
+	time.Sleep(stretch(t, time.Second))
+	if n := srv.Stats().Connections; n != 0 {
+		t.Fatalf("%d connections while paused, want 0", n)
+	}
+}
+
+// stretch multiplies a wall-clock bound by 4 when this test binary runs
+// under qemu-user (TLS handshakes there take up to a second).
+func stretch(t testing.TB, d time.Duration) time.Duration {
+	if qemuFor(t) != "" {
+		return 4 * d
+	}
+	return d
+}
