@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -274,6 +275,7 @@ func (w *watcher) arm(at time.Time) {
 func (w *watcher) checkDue() {
 	now := w.now()
 	var next time.Time
+	var ready []doneFile
 	for p, pf := range w.pending {
 		due := pf.last.Add(w.settle)
 		if due.After(now) {
@@ -298,10 +300,67 @@ func (w *watcher) checkDue() {
 		}
 		delete(w.pending, p)
 		rel, _ := w.rel(p)
-		w.complete(p, rel, st, due)
+		ready = append(ready, doneFile{p, rel, st, due})
 	}
+	w.completeAll(ready)
 	if !next.IsZero() {
 		w.arm(next)
+	}
+}
+
+type doneFile struct {
+	path, rel string
+	st        os.FileInfo
+	at        time.Time
+}
+
+// completeAll queues files that completed together in capture order
+// (modification time, then name) and in one queue transaction: a burst's
+// shots go out in the order they were taken, and 20 files cost one fsync,
+// not 20.
+func (w *watcher) completeAll(files []doneFile) {
+	if len(files) <= 1 {
+		for _, f := range files {
+			w.complete(f.path, f.rel, f.st, f.at)
+		}
+		return
+	}
+	sort.Slice(files, func(i, j int) bool {
+		a, b := files[i].st.ModTime(), files[j].st.ModTime()
+		if !a.Equal(b) {
+			return a.Before(b)
+		}
+		return files[i].path < files[j].path
+	})
+	var caps []queue.Capture
+	var keep []doneFile
+	for _, f := range files {
+		if w.match.pairSkip(f.path) {
+			w.log.Debug("skipped by raw_jpeg choice", "file", f.rel, "raw_jpeg", w.match.rawJPEG)
+			continue
+		}
+		if w.beforeEnqueue != nil {
+			w.beforeEnqueue(f.path, f.at)
+		}
+		caps = append(caps, w.capture(f.path, f.rel, f.st))
+		keep = append(keep, f)
+	}
+	its, added, err := w.q.EnqueueBatch(caps)
+	if err != nil {
+		// One bad record must not hold the others back: one by one.
+		w.log.Warn("cannot queue captures in one transaction; queuing one by one", "files", len(caps), "err", err)
+		for _, f := range keep {
+			w.complete(f.path, f.rel, f.st, f.at)
+		}
+		return
+	}
+	for i, it := range its {
+		if added[i] {
+			w.log.Debug("queued", "file", keep[i].rel, "id", it.ID, "size", keep[i].st.Size())
+		}
+		if w.onComplete != nil {
+			w.onComplete(it, added[i], keep[i].at)
+		}
 	}
 }
 

@@ -242,3 +242,37 @@ func TestWatcherStartRescanPatternsAndRawJPEG(t *testing.T) {
 		t.Fatal("raw_jpeg=raw should skip the JPEG of a pair and keep the RAW")
 	}
 }
+
+// TestWatcherBurstQueuedInCaptureOrder: files that complete in the same
+// settle check are queued by modification time (then name), not in map
+// order, so a burst goes out in the order it was shot.
+func TestWatcherBurstQueuedInCaptureOrder(t *testing.T) {
+	t.Parallel()
+	media := t.TempDir()
+	we := startWatcher(t, media, nil, func(c *Config) { c.Settle = 500 * time.Millisecond })
+	dir := filepath.Join(media, "100TEST")
+	os.MkdirAll(dir, 0o755)
+	base := time.Now().Add(-time.Second) // within the window: no instant completion
+	var want []string
+	for i := range 30 {
+		// Names in reverse of capture order, to tell mtime order from name order.
+		name := fmt.Sprintf("DSC%05d.JPG", 100-i)
+		writeCapture(t, filepath.Join(dir, name), 1000, uint64(i))
+		mt := base.Add(time.Duration(i) * time.Millisecond)
+		if err := os.Chtimes(filepath.Join(dir, name), mt, mt); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, "100TEST/"+name)
+	}
+	waitFor(t, 5*time.Second, "30 queued", func() bool { return len(we.rels()) == 30 })
+	items, err := we.q.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].Seq < items[j].Seq })
+	for i, it := range items {
+		if it.Capture.Rel != want[i] {
+			t.Fatalf("queue position %d holds %s, want %s (capture order)", i, it.Capture.Rel, want[i])
+		}
+	}
+}

@@ -69,7 +69,12 @@ func (c *sessionCache) Put(key string, cs *tls.ClientSessionState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cs == nil {
-		delete(c.m, key)
+		// crypto/tls deletes a session whose resumption attempt failed. A
+		// data connection's handshake fails when we abort it (the server
+		// refused the STOR it ran alongside); the control connection's
+		// session is still the one the server wants resumed, and a
+		// session that went bad fails the next data connection, which
+		// ends this control connection and its cache.
 		return
 	}
 	if c.m == nil {

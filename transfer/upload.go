@@ -288,12 +288,22 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 		}
 	}
 	op := "STOR " + u.temp
+	// The data connection's TLS handshake runs while STOR waits for its
+	// 150: the ClientHello waits in the server's socket until the server
+	// takes the connection, and a round trip per file is saved (a server
+	// that handshakes before its 150 is served too). No file byte is sent
+	// before the handshake passed the policy (VerifyConnection) and the
+	// server said 150.
+	hsDone := make(chan error, 1)
+	go func() { hsDone <- s.handshake(ctx, dc) }()
 	code, msg, err := s.cmd("STOR " + u.temp)
-	if err != nil {
-		return 0, classify(op, err)
+	if err == nil && code/100 != 1 {
+		err = &replyError{code: code, msg: msg}
 	}
-	if code/100 != 1 {
-		return 0, classify(op, &replyError{code: code, msg: msg})
+	if err != nil {
+		s.abortData(dc) // ends the handshake
+		<-hsDone
+		return 0, classify(op, err)
 	}
 	u.res.DataConns++
 	if offset > u.res.ResumedFrom {
@@ -302,7 +312,7 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 	if offset > 0 {
 		c.log.Info("resuming upload", "remote", u.remote, "offset", offset, "size", u.size)
 	}
-	if err := s.handshake(ctx, dc); err != nil {
+	if err := <-hsDone; err != nil {
 		s.abortData(dc)
 		return 0, u.dataErr(ctx, s, dc, op, err, 0)
 	}
