@@ -205,6 +205,9 @@ type upload struct {
 	hashVia string // "HASH", "XSHA256", "XMD5", "XCRC"
 	local   map[string]string
 	stalled bool // a data connection made no progress for Timeout
+	// finalExists: whether the final name existed when the temporary file
+	// was verified (nil: not asked, or no SIZE on this server).
+	finalExists *bool
 	// An in-call retry goes on only when the server's temporary file grew
 	// since the previous attempt started at prevStart; else prevErr.
 	prevErr   error

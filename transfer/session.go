@@ -205,13 +205,57 @@ func (s *session) readFeatures() error {
 
 func (s *session) has(f string) bool { _, ok := s.feat[f]; return ok }
 
+// reply is one FTP reply.
+type reply struct {
+	code int
+	msg  string
+}
+
+// pipeline sends lines in one write and reads their replies in order: one
+// round trip for commands that do not depend on each other's result (RFC
+// 959 servers read and answer commands in sequence; the conformance suite
+// runs it against vsftpd, ProFTPD, Pure-FTPd and ftpserverlib). Each line
+// is checked like cmd's.
+func (s *session) pipeline(lines ...string) ([]reply, error) {
+	for _, l := range lines {
+		if strings.ContainsAny(l, "\r\n\x00") {
+			return nil, &Error{Class: Permanent, Op: "command", Msg: "refused to send a command holding CR, LF or NUL"}
+		}
+	}
+	// goftp writes the string and CRLF in one flush, then reads one reply.
+	code, msg, err := s.rc.SendCommand("%s", strings.Join(lines, "\r\n"))
+	if err != nil {
+		s.broken = true
+		return nil, err
+	}
+	out := make([]reply, 0, len(lines))
+	out = append(out, reply{code, msg})
+	for range lines[1:] {
+		code, msg, err := s.rc.ReadResponse()
+		if err != nil {
+			s.broken = true
+			return nil, err
+		}
+		out = append(out, reply{code, msg})
+	}
+	for i, l := range lines {
+		s.c.log.Debug("ftp", "cmd", verb(l), "code", out[i].code, "pipelined", len(lines))
+	}
+	return out, nil
+}
+
 // size returns the remote size of p; ok is false when p does not exist (or
-// is not a plain file). supported is false when the server has no SIZE.
+// is not a plain file). err is errNoSize when the server has no SIZE.
 func (s *session) size(p string) (n int64, ok bool, err error) {
 	code, msg, err := s.cmd("SIZE " + p)
 	if err != nil {
 		return 0, false, err
 	}
+	return sizeReply(p, code, msg)
+}
+
+// sizeReply interprets the reply to "SIZE p".
+func sizeReply(p string, code int, msg string) (n int64, ok bool, err error) {
 	switch {
 	case code == 213:
 		n, perr := strconv.ParseInt(strings.TrimSpace(msg), 10, 64)
@@ -254,12 +298,20 @@ func (s *session) dele(p string) error {
 	return &replyError{code: code, msg: msg}
 }
 
+// rename sends RNFR and RNTO together (when RNFR fails the server answers
+// the RNTO with 503 and nothing changes).
 func (s *session) rename(from, to string) error {
-	if _, err := s.expect("RNFR "+from, 350); err != nil {
+	rs, err := s.pipeline("RNFR "+from, "RNTO "+to)
+	if err != nil {
 		return err
 	}
-	_, err := s.expect("RNTO "+to, 2)
-	return err
+	if rs[0].code != 350 {
+		return &replyError{code: rs[0].code, msg: rs[0].msg}
+	}
+	if rs[1].code/100 != 2 {
+		return &replyError{code: rs[1].code, msg: rs[1].msg}
+	}
+	return nil
 }
 
 // passive asks for a passive data port (EPSV, else PASV) and returns the

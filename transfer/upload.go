@@ -429,7 +429,22 @@ func reuseErr(op string, err error, class Class) error {
 // verifyTemp checks the temporary file's size and, when the server can
 // compute one, its hash; a mismatch deletes it (the next attempt starts over).
 func (u *upload) verifyTemp(s *session) error {
-	have, ok, err := s.size(u.temp)
+	// Under skip and rename, place needs to know whether the final name
+	// exists: ask in the same round trip.
+	lines := []string{"SIZE " + u.temp}
+	if u.c.cfg.SameName != Overwrite {
+		lines = append(lines, "SIZE "+u.remote)
+	}
+	rs, err := s.pipeline(lines...)
+	if err != nil {
+		return classify("SIZE "+u.temp, err)
+	}
+	have, ok, err := sizeReply(u.temp, rs[0].code, rs[0].msg)
+	if len(rs) > 1 {
+		if _, exists, ferr := sizeReply(u.remote, rs[1].code, rs[1].msg); ferr == nil {
+			u.finalExists = &exists
+		}
+	}
 	verified := []string{}
 	switch {
 	case err == errNoSize:
@@ -536,7 +551,7 @@ func (u *upload) place(s *session) error {
 	final := u.remote
 	switch c.cfg.SameName {
 	case Skip:
-		ok, err := s.exists(final)
+		ok, err := u.exists(s, final)
 		if err != nil {
 			return classify("SIZE "+final, err)
 		}
@@ -547,7 +562,7 @@ func (u *upload) place(s *session) error {
 		}
 	case Rename:
 		for i := 1; ; i++ {
-			ok, err := s.exists(final)
+			ok, err := u.exists(s, final)
 			if err != nil {
 				return classify("SIZE "+final, err)
 			}
@@ -595,6 +610,17 @@ func (u *upload) place(s *session) error {
 	u.res.Remote = final
 	c.log.Info("uploaded", "remote", final, "size", u.size, "verified", u.res.Verified, "resumed_from", u.res.ResumedFrom)
 	return nil
+}
+
+// exists says whether remote p exists, from verifyTemp's answer for the
+// final name when it has one (used once: a later check asks the server).
+func (u *upload) exists(s *session, p string) (bool, error) {
+	if p == u.remote && u.finalExists != nil {
+		ok := *u.finalExists
+		u.finalExists = nil
+		return ok, nil
+	}
+	return s.exists(p)
 }
 
 // sameContent says whether remote p is this capture: same size and, only

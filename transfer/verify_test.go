@@ -221,3 +221,33 @@ func TestCancelDuringConnect(t *testing.T) {
 	tg.inproc.SetFaults(ftpstest.Faults{})
 	goroutines(t, base)
 }
+
+// TestPipelinedRenameRefused: RNFR and RNTO go out together; when the
+// server refuses the RNFR, the error names it, the pipelined RNTO's 503 is
+// read (the control connection stays in step), and the next upload on the
+// same connection works.
+func TestPipelinedRenameRefused(t *testing.T) {
+	tg := startTarget(t, "inproc", false)
+	cfg := tg.config(t, false)
+	cfg.SameName = Rename
+	c := New(cfg)
+	defer c.Close()
+	p, data := localFile(t, 2000)
+	tg.inproc.SetFaults(ftpstest.Faults{Replies: map[string]string{"RNFR": "550 Permission denied (ftpstest)"}})
+	_, err := c.Upload(t.Context(), Job{LocalPath: p, Remote: "pr/a.jpg"})
+	if err == nil || codeOf(err) != 550 || !strings.Contains(err.Error(), "rename") {
+		t.Fatalf("refused RNFR: %v", err)
+	}
+	tg.inproc.SetFaults(ftpstest.Faults{})
+	logins := tg.inproc.Stats().Logins
+	if _, err := c.Upload(t.Context(), Job{LocalPath: p, Remote: "pr/b.jpg"}); err != nil {
+		t.Fatalf("next upload on the same connection: %v", err)
+	}
+	if n := tg.inproc.Stats().Logins - logins; n != 0 {
+		t.Fatalf("%d new logins: the connection was not reused (out of step?)", n)
+	}
+	wantFile(t, tg, "pr/b.jpg", data)
+	if _, err := os.Stat(tg.inproc.Path("pr/a.jpg")); err == nil {
+		t.Fatal("pr/a.jpg exists although its rename was refused")
+	}
+}
