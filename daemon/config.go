@@ -33,6 +33,7 @@ type Config struct {
 	RawJPEG       string // both | jpeg | raw
 	Settle        time.Duration
 	Workers       int
+	RecordSHA256  bool   // hash every upload with SHA-256 for the done record, even when the server cannot check it
 	LogFormat     string // text | json
 	LogLevel      slog.Level
 	StatusSocket  string
@@ -152,7 +153,7 @@ func (p *cfgParser) add(key, msg, fix string) {
 	p.errs = append(p.errs, ConfigError{File: p.file, Line: p.lines.line(key), Key: key, Msg: msg, Fix: fix})
 }
 
-var topKeys = []string{"board", "media_dir", "state_dir", "include", "exclude", "raw_jpeg", "settle", "workers",
+var topKeys = []string{"board", "media_dir", "state_dir", "include", "exclude", "raw_jpeg", "settle", "workers", "record_sha256",
 	"log_format", "log_level", "status_socket", "storage_mount", "interface", "led", "active", "failover", "failover_after", "retry_min", "retry_max", "server"}
 var serverKeys = []string{"name", "host", "port", "user", "password", "password_file", "remote_template", "same_name",
 	"passive", "tls_mode", "max_tls12", "ca_files", "pins", "bandwidth_limit", "timeout", "connect_timeout"}
@@ -218,6 +219,7 @@ func ParseConfig(name, src string) (*Config, error) {
 	c.RawJPEG = p.enum(raw, "", "raw_jpeg", "both", "both", "jpeg", "raw")
 	c.Settle = p.dur(raw, "", "settle", time.Second, 50*time.Millisecond, time.Minute)
 	c.Workers = p.integer(raw, "", "workers", 2, 1, 16)
+	c.RecordSHA256 = p.boolean(raw, "", "record_sha256", false)
 	c.LogFormat = p.enum(raw, "", "log_format", "text", "text", "json")
 	switch p.enum(raw, "", "log_level", "info", "debug", "info", "warn", "error") {
 	case "debug":

@@ -18,7 +18,7 @@ type Event struct {
 	Rate    float64   `json:"bytes_per_sec,omitempty"`
 	Resumed int64     `json:"resumed_from,omitempty"`
 	Remote  string    `json:"remote,omitempty"`
-	SHA256  string    `json:"sha256,omitempty"`
+	Hash    string    `json:"hash,omitempty"` // "<algorithm>:<hex>" of the file as sent
 	Error   string    `json:"error,omitempty"`
 	State   string    `json:"state,omitempty"`
 	// Latency from the end of the settle window to the upload start (start events).

@@ -221,7 +221,8 @@ func (w *worker) client(idx int) (*transfer.Client, *tlspolicy.Policy, error) {
 	c := transfer.New(transfer.Config{
 		Host: s.Host, Port: s.Port, User: s.User, Password: s.Password.reveal(), TLS: pol.Config(),
 		Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout, BandwidthLimit: limit, SameName: s.SameName,
-		Logger: w.d.log.With("part", "transfer", "server", s.Name, "worker", w.name),
+		RecordSHA256: w.cfg.RecordSHA256,
+		Logger:       w.d.log.With("part", "transfer", "server", s.Name, "worker", w.name),
 	})
 	w.clients[idx] = c
 	return c, pol, nil
@@ -347,7 +348,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	defer d.publishState()
 
 	if err == nil {
-		if aerr := q.Ack(it.ID, res.Remote, res.SHA256); aerr != nil {
+		if aerr := q.Ack(it.ID, res.Remote, res.Hash); aerr != nil {
 			log.Error("upload done but queue not updated", "err", aerr)
 		}
 		d.mu.Lock()
@@ -358,7 +359,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		log.Info("uploaded", "remote", res.Remote, "size", res.Size, "resumed_from", res.ResumedFrom,
 			"skipped", res.Skipped, "seconds", elapsed.Seconds())
 		d.hub.publish(Event{Type: "done", ID: it.ID, File: c.Rel, Worker: w.name, Sent: res.Size, Total: res.Size,
-			Percent: 100, Remote: res.Remote, SHA256: res.SHA256, Resumed: res.ResumedFrom,
+			Percent: 100, Remote: res.Remote, Hash: res.Hash, Resumed: res.ResumedFrom,
 			Rate: float64(res.Size-res.ResumedFrom) / max(elapsed.Seconds(), 1e-3)})
 		return
 	}

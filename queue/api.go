@@ -48,7 +48,7 @@ type Item struct {
 	LastError   string
 	Reason      string // for Parked
 	Remote      string // for Done
-	SHA256      string // for Done
+	Hash        string // for Done: "<algorithm>:<hex>" of the file as sent
 	DoneAt      time.Time
 	Vanished    bool // for Parked: the local file was gone; never retried
 	// FirstLease is set on the Item Lease returns when the item was never

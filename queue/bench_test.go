@@ -25,7 +25,7 @@ func addDoneBatch(t testing.TB, q *Queue, from, n, batch int) {
 				}
 				seq, _ := tx.bucket(bucketItems).NextSequence()
 				r = &rec{Item: Item{ID: id, Seq: seq, Capture: c, State: Done, Enqueued: now, Attempts: 1,
-					Remote: "/upload/2026-11-25/" + c.Rel, SHA256: fmt.Sprintf("%064x", j), DoneAt: now}}
+					Remote: "/upload/2026-11-25/" + c.Rel, Hash: fmt.Sprintf("%064x", j), DoneAt: now}}
 				if err := tx.put(r); err != nil {
 					return err
 				}

@@ -14,7 +14,7 @@ import (
 // body; the test appends a valid CRC so the parser behind it is exercised.
 func FuzzDecodeRec(f *testing.F) {
 	r := &rec{Item: Item{ID: "0123456789abcdef", Seq: 7, Capture: capN(3), State: Done, Attempts: 2,
-		Enqueued: time.Unix(1764000000, 5), DoneAt: time.Unix(1764000100, 0), Remote: "/r/x.jpg", SHA256: "ab"}, doneSeq: 9, streak: 1}
+		Enqueued: time.Unix(1764000000, 5), DoneAt: time.Unix(1764000100, 0), Remote: "/r/x.jpg", Hash: "ab"}, doneSeq: 9, streak: 1}
 	body := func(b []byte) []byte { return b[:len(b)-4] }
 	f.Add(body(encodeRec(r)))
 	f.Add([]byte{})

@@ -265,7 +265,7 @@ func (q *Queue) Renew(id string) error {
 // and hash, whatever state it was in (the file is on the server). Acking a
 // done item again is a no-op. Done history is pruned in the same
 // transaction.
-func (q *Queue) Ack(id, remote, sha256 string) error {
+func (q *Queue) Ack(id, remote, hash string) error {
 	return q.update("ack", id, func(t *txn) error {
 		r, err := t.get(id)
 		if err != nil {
@@ -276,7 +276,7 @@ func (q *Queue) Ack(id, remote, sha256 string) error {
 		}
 		now := q.now()
 		if err := t.move(r, func(r *rec) {
-			r.State, r.Remote, r.SHA256, r.DoneAt = Done, remote, sha256, now
+			r.State, r.Remote, r.Hash, r.DoneAt = Done, remote, hash, now
 			r.Worker, r.LeaseUntil, r.NextAttempt, r.Reason, r.Vanished, r.streak = "", time.Time{}, time.Time{}, "", false, 0
 		}); err != nil {
 			return err

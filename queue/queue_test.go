@@ -331,7 +331,7 @@ func TestDoneNeverGoesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, _ := q.Get(a.ID)
-	if st.State != Done || st.Remote != "/up/IMG_00001.JPG" || st.SHA256 != "ab12" || st.DoneAt.IsZero() || st.Capture.Size != capN(1).Size {
+	if st.State != Done || st.Remote != "/up/IMG_00001.JPG" || st.Hash != "ab12" || st.DoneAt.IsZero() || st.Capture.Size != capN(1).Size {
 		t.Fatalf("done: %+v", st)
 	}
 	if err := q.Ack(a.ID, "/other", "cd"); err != nil {

@@ -42,7 +42,7 @@ func filledQueue(t *testing.T, path string, n int) {
 			}
 			if err := tx.move(r, func(r *rec) {
 				r.State, r.DoneAt = Done, time.Now()
-				r.Remote, r.SHA256 = "/remote/"+r.Capture.Rel+strings.Repeat("x", 200), strings.Repeat("ab", 32)
+				r.Remote, r.Hash = "/remote/"+r.Capture.Rel+strings.Repeat("x", 200), strings.Repeat("ab", 32)
 			}); err != nil {
 				return err
 			}

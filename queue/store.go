@@ -132,7 +132,7 @@ var stateCode = map[State]byte{Pending: 1, InFlight: 2, Retry: 3, Done: 4, Parke
 var codeState = map[byte]State{1: Pending, 2: InFlight, 3: Retry, 4: Done, 5: Parked}
 
 func encodeRec(r *rec) []byte {
-	b := make([]byte, 0, 160+len(r.Capture.Path)+len(r.Capture.Rel)+len(r.LastError)+len(r.Reason)+len(r.Remote)+len(r.SHA256))
+	b := make([]byte, 0, 160+len(r.Capture.Path)+len(r.Capture.Rel)+len(r.LastError)+len(r.Reason)+len(r.Remote)+len(r.Hash))
 	b = append(b, recVersion, stateCode[r.State])
 	var flags byte
 	if r.Vanished {
@@ -152,7 +152,7 @@ func encodeRec(r *rec) []byte {
 	for _, t := range []time.Time{r.Capture.ModTime, r.Enqueued, r.NextAttempt, r.LeaseUntil, r.DoneAt} {
 		b = binary.AppendVarint(b, timeNs(t))
 	}
-	for _, s := range []string{r.ID, r.Capture.Path, r.Capture.Rel, r.Worker, r.LastError, r.Reason, r.Remote, r.SHA256} {
+	for _, s := range []string{r.ID, r.Capture.Path, r.Capture.Rel, r.Worker, r.LastError, r.Reason, r.Remote, r.Hash} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
@@ -247,7 +247,7 @@ func decodeRec(b []byte) (*rec, error) {
 	r.LastError = d.str()
 	r.Reason = d.str()
 	r.Remote = d.str()
-	r.SHA256 = d.str()
+	r.Hash = d.str()
 	if d.err != nil {
 		return nil, d.err
 	}

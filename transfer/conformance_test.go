@@ -141,7 +141,7 @@ func caseUpload(t *testing.T, tg *target, cfg Config, dir string) {
 		t.Fatal(err)
 	}
 	wantFile(t, tg, job.Remote, data)
-	if res.Remote != job.Remote || res.Size != int64(len(data)) || res.SHA256 != sumHex(data) || res.Skipped || res.ResumedFrom != 0 || res.DataConns != 1 {
+	if res.Remote != job.Remote || res.Size != int64(len(data)) || !hashOf(res.Hash, data) || res.Skipped || res.ResumedFrom != 0 || res.DataConns != 1 {
 		t.Fatalf("result %+v", res)
 	}
 	if !strings.HasPrefix(res.Verified, "size") {
@@ -182,7 +182,7 @@ func caseResumeRestart(t *testing.T, tg *target, cfg Config, dir string) {
 	if res.ResumedFrom != int64(half) || res.DataConns != 1 {
 		t.Fatalf("resumed from %d with %d data connections, want %d and 1", res.ResumedFrom, res.DataConns, half)
 	}
-	if res.SHA256 != sumHex(data) {
+	if !hashOf(res.Hash, data) {
 		t.Fatal("sha256 of the result is not the file's")
 	}
 	wantFile(t, tg, dir+"/x.jpg", data)

@@ -3,10 +3,13 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -161,6 +164,23 @@ func localFile(t testing.TB, n int) (string, []byte) {
 }
 
 func sumHex(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// hashOf says whether an "alg:hex" Result.Hash is data's.
+func hashOf(h string, data []byte) bool {
+	alg, v, _ := strings.Cut(h, ":")
+	switch alg {
+	case "sha256":
+		return v == sumHex(data)
+	case "md5":
+		s := md5.Sum(data)
+		return v == hex.EncodeToString(s[:])
+	case "crc32":
+		return v == fmt.Sprintf("%08x", crc32.ChecksumIEEE(data))
+	case "crc32c":
+		return v == fmt.Sprintf("%08x", crc32.Checksum(data, castagnoli))
+	}
+	return false
+}
 
 // noTemp fails when a temporary upload file is left in the remote dir.
 func noTemp(t testing.TB, tg *target, remoteDir string) {

@@ -64,7 +64,7 @@ func (u *upload) run(ctx context.Context, s *session) (progressed bool, err erro
 		}
 		c.log.Info("server refused the temporary name: trying a visible one", "temp", name, "err", err)
 	}
-	u.res.SHA256 = u.local["sha256"]
+	u.res.Hash = u.recordHash()
 	if err := u.verifyTemp(s); err != nil {
 		return false, err
 	}
@@ -205,16 +205,37 @@ func (u *upload) pickHash(s *session) {
 	}
 }
 
-// hashers returns fresh hashers for SHA-256 and the server's algorithm.
+// hashers returns fresh hashers: the server's algorithm, SHA-256 when the
+// configuration wants it recorded, CRC-32C when there is neither.
 func (u *upload) hashers() map[string]hash.Hash {
-	h := map[string]hash.Hash{"sha256": sha256.New()}
+	h := map[string]hash.Hash{}
 	switch u.hashAlg {
+	case "sha256":
+		h["sha256"] = sha256.New()
 	case "md5":
 		h["md5"] = md5.New()
 	case "crc32":
 		h["crc32"] = crc32.NewIEEE()
 	}
+	if u.c.cfg.RecordSHA256 && h["sha256"] == nil {
+		h["sha256"] = sha256.New()
+	}
+	if len(h) == 0 {
+		h["crc32c"] = crc32.New(castagnoli)
+	}
 	return h
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// recordHash is Result.Hash: the strongest local sum computed.
+func (u *upload) recordHash() string {
+	for _, alg := range []string{"sha256", "md5", "crc32", "crc32c"} {
+		if v, ok := u.local[alg]; ok {
+			return alg + ":" + v
+		}
+	}
+	return ""
 }
 
 // hashLocal feeds the local bytes [from, to) to hs (fresh hashers when hs is

@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -249,5 +250,35 @@ func TestPipelinedRenameRefused(t *testing.T) {
 	wantFile(t, tg, "pr/b.jpg", data)
 	if _, err := os.Stat(tg.inproc.Path("pr/a.jpg")); err == nil {
 		t.Fatal("pr/a.jpg exists although its rename was refused")
+	}
+}
+
+// TestRecordedHash: the file is hashed with what the server checks
+// (SHA-256 here), else with CRC-32C; RecordSHA256 adds a SHA-256 anyway.
+func TestRecordedHash(t *testing.T) {
+	tg := startTarget(t, "inproc", false)
+	p, data := localFile(t, 70000)
+	for _, tc := range []struct {
+		noHash, record bool
+		alg, verified  string
+	}{
+		{false, false, "sha256", "size+sha256"},
+		{true, false, "crc32c", "size"},
+		{true, true, "sha256", "size"},
+	} {
+		tg.inproc.SetFaults(ftpstest.Faults{})
+		if tc.noHash {
+			tg.inproc.SetFaults(ftpstest.Faults{HideFeatures: []string{"HASH", "XSHA", "XMD5", "XCRC", "MD5"}})
+		}
+		cfg := tg.config(t, false)
+		cfg.RecordSHA256 = tc.record
+		res, err := uploadOnce(t, cfg, Job{LocalPath: p, Remote: fmt.Sprintf("rh/%v-%v.jpg", tc.noHash, tc.record)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(res.Hash, tc.alg+":") || !hashOf(res.Hash, data) || res.Verified != tc.verified {
+			t.Errorf("server hash %v, RecordSHA256 %v: Hash %q verified %q, want %s of the file, verified %q",
+				!tc.noHash, tc.record, res.Hash, res.Verified, tc.alg, tc.verified)
+		}
 	}
 }

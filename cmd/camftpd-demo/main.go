@@ -238,7 +238,7 @@ tls_mode = "compatible"
 		}
 	}
 	for _, it := range items {
-		if h, ok := local[it.Capture.Rel]; ok && it.SHA256 != "" && it.SHA256 != h.sum {
+		if h, ok := local[it.Capture.Rel]; ok && strings.HasPrefix(it.Hash, "sha256:") && it.Hash != "sha256:"+h.sum {
 			bad = append(bad, "queue sha256 differs: "+it.Capture.Rel)
 		}
 	}
