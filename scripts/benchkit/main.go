@@ -41,7 +41,7 @@ var full = sizes{
 	BigSize: 1 << 30,
 	BurstN:  300, BurstMin: 4_000_000, BurstMax: 12_000_000,
 	SmallN: 1000, SmallSize: 100_000,
-	LinkN: 20, Shots: 60, Runs: 3,
+	LinkN: 40, Shots: 60, Runs: 3,
 }
 
 var quick = sizes{
@@ -84,7 +84,7 @@ func run() error {
 	flag.StringVar(&o.work, "work", "/tmp/camftpd-bench", "work folder (staged files are kept there and reused)")
 	flag.StringVar(&o.out, "md", "", "write the results (markdown) here; default: BENCHMARKS.md's results section for a full run, WORK/results.md with -quick")
 	flag.StringVar(&o.png, "png", "", "write the burst timeline plot here; default: docs/bench-burst.png for a full run, WORK/bench-burst.png with -quick")
-	flag.IntVar(&o.linkN, "link-files", 0, "files of the burst sent over the emulated link (d); default 20, 3 with -quick")
+	flag.IntVar(&o.linkN, "link-files", 0, "files of the burst sent over the emulated link (d); default 40, 3 with -quick")
 	flag.IntVar(&o.shots, "shots", 0, "single shots for the latency run; default 60, 5 with -quick")
 	flag.IntVar(&o.workers, "camftpd-workers", 0, "camftpd workers setting (0 = the daemon's default)")
 	flag.DurationVar(&o.repeatMax, "repeat-limit", time.Minute, "a tool whose first run on a workload takes longer than this is not repeated (its many files already average out)")
