@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,4 +80,41 @@ func stretch(t testing.TB, d time.Duration) time.Duration {
 		return 4 * d
 	}
 	return d
+}
+
+// TestCaptureGrowsDuringUpload: a writer that pauses longer than the settle
+// window makes camftpd start on a half-written capture; when the rest is
+// written during the upload, the half is never shown under the final name,
+// and the whole capture arrives once.
+func TestCaptureGrowsDuringUpload(t *testing.T) {
+	e := newEnv(t)
+	e.srvExtra = "bandwidth_limit = \"1MB/s\"\n"
+	cfg := e.writeConfig("200ms", 1)
+	d, _, _ := startDaemon(t, cfg, testLogger(t))
+	p := filepath.Join(e.media, "100TEST", "DSC00003.JPG")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := make([]byte, 1<<20)
+	for i := range half {
+		half[i] = byte(i * 7)
+	}
+	f.Write(half)
+	// Paused past the settle window: the upload of the first half starts.
+	waitFor(t, stretch(t, 5*time.Second), "upload of the half-written capture started", func() bool {
+		st := d.Status()
+		return len(st.Uploads) > 0 && st.Uploads[0].Sent > 0
+	})
+	f.Write(half)
+	f.Close()
+	waitFor(t, stretch(t, 20*time.Second), "the whole capture uploaded", func() bool {
+		c := counts(t, d.Queue())
+		return c.Done == 1 && c.Pending+c.InFlight+c.Retry == 0
+	})
+	verifyArrived(t, e.media, e.root)
+	checkNoPartial(t, e.media, e.root)
 }

@@ -392,12 +392,20 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		log.Error("upload refused; parked", "err", msg)
 		d.hub.publish(Event{Type: "parked", ID: it.ID, File: c.Rel, Error: msg})
 	case transfer.Local:
-		if _, serr := os.Stat(c.Path); serr != nil && errors.Is(serr, fs.ErrNotExist) {
+		st, serr := os.Stat(c.Path)
+		if serr != nil && errors.Is(serr, fs.ErrNotExist) {
 			if _, merr := os.Stat(w.cfg.MediaDir); merr == nil {
 				_ = q.Vanished(it.ID)
 				d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel})
 				return
 			}
+		}
+		if serr == nil && (st.Size() != c.Size || !st.ModTime().Equal(c.ModTime)) {
+			// Written to during the upload: the watcher queues the new version.
+			_ = q.Vanished(it.ID)
+			log.Warn("capture changed during its upload; the new version is queued separately", "err", msg)
+			d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel, Error: "changed during upload"})
+			return
 		}
 		next, _ := q.Fail(it.ID, msg)
 		log.Warn("upload failed (local); will retry", "err", msg, "next", next)

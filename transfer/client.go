@@ -215,7 +215,8 @@ type upload struct {
 	hashAlg string // "", "sha256", "md5", "crc32": what the server can check
 	hashVia string // "HASH", "XSHA256", "XMD5", "XCRC"
 	local   map[string]string
-	stalled bool // a data connection made no progress for Timeout
+	opened  os.FileInfo // the local file when Upload opened it
+	stalled bool        // a data connection made no progress for Timeout
 	// finalExists: whether the final name existed when the temporary file
 	// was verified (nil: not asked, or no SIZE on this server).
 	finalExists *bool
@@ -299,7 +300,7 @@ func (c *Client) Upload(ctx context.Context, job Job) (Result, error) {
 		id = hex.EncodeToString(sum[:8])
 	}
 	u := &upload{
-		c: c, job: job, f: f, size: st.Size(), remote: job.Remote, dir: dir, name: name,
+		c: c, job: job, f: f, size: st.Size(), opened: st, remote: job.Remote, dir: dir, name: name,
 		temp:  dir + tempPrefix + id + tempSuffix,
 		temps: []string{dir + tempPrefix + id + tempSuffix, dir + plainPrefix + id + tempSuffix},
 		buf:   make([]byte, chunkSize),

@@ -282,3 +282,32 @@ func TestRecordedHash(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalFileChangedDuringUpload: a capture that grows while it is sent
+// is not renamed into place: the upload fails with class Local, the final
+// name does not exist and the temporary file is gone.
+func TestLocalFileChangedDuringUpload(t *testing.T) {
+	tg := startTarget(t, "inproc", false)
+	p, _ := localFile(t, 2<<20)
+	grown := false
+	job := Job{LocalPath: p, Remote: "ch/x.jpg", TempID: "ch1", Progress: func(sent, total int64) {
+		if !grown && sent > total/2 {
+			grown = true
+			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			f.Write(make([]byte, 1000))
+			f.Close()
+		}
+	}}
+	_, err := uploadOnce(t, tg.config(t, false), job)
+	if ClassOf(err) != Local || !strings.Contains(err.Error(), "changed during the upload") {
+		t.Fatalf("upload of a growing file: %v (class %v), want class Local, changed during the upload", err, ClassOf(err))
+	}
+	if _, err := os.Stat(tg.inproc.Path("ch/x.jpg")); err == nil {
+		t.Fatal("the half-written capture was renamed into place")
+	}
+	noTemp(t, tg, "ch")
+}
