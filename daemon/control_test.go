@@ -206,16 +206,66 @@ func TestMountAndLinkEvents(t *testing.T) {
 
 	// Server unreachable: the capture waits out a 15-30 s backoff...
 	e.stopServer()
-	link <- board.LinkEvent{Iface: "fake0", Up: false}
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00003.JPG"), 50<<10, 3)
 	waitFor(t, 10*time.Second, "retry scheduled", func() bool { return counts(t, d.Queue()).Retry == 1 })
 	e.startServer()
-	// ...unless the link comes up.
+	// ...link down: nothing is tried, not even a login for a new capture...
+	link <- board.LinkEvent{Iface: "fake0", Up: false}
+	waitFor(t, 5*time.Second, "waiting for the link", func() bool { return d.Status().State == "waiting: network link down" })
+	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00004.JPG"), 50<<10, 4)
+	waitFor(t, 5*time.Second, "queued while the link is down", func() bool { return counts(t, d.Queue()).Pending == 1 })
+	time.Sleep(500 * time.Millisecond)
+	if n := e.server().Stats().Connections; n != 0 {
+		t.Fatalf("%d connections to the server while the link was down", n)
+	}
+	// ...and link up retries everything at once, backoff or not.
 	start := time.Now()
 	link <- board.LinkEvent{Iface: "fake0", Up: true}
-	waitFor(t, 5*time.Second, "upload right after link up", func() bool { return counts(t, d.Queue()).Done == 3 })
+	waitFor(t, 5*time.Second, "upload right after link up", func() bool { return counts(t, d.Queue()).Done == 4 })
 	t.Logf("uploaded %v after link up (backoff was 15-30 s)", time.Since(start))
 	verifyArrived(t, e.media, e.root)
+}
+
+// TestLinkDownMidUpload: link down stops a running upload at once (released,
+// not failed: no backoff); link up resumes it from the server's temporary
+// file with REST.
+func TestLinkDownMidUpload(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.srvExtra = "bandwidth_limit = \"1MB/s\"\n"
+	cfg := e.writeConfig("200ms", 1)
+	cfg.Profile.Interface = "fake0"
+	link := make(chan board.LinkEvent, 4)
+	d := New(cfg, testLogger(t))
+	d.watchLink = func(context.Context, string) (<-chan board.LinkEvent, error) { return link, nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-d.Ready()
+	link <- board.LinkEvent{Iface: "fake0", Up: true}
+	const size = 3 << 20
+	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00005.JPG"), size, 5)
+	waitFor(t, stretch(t, 10*time.Second), "1 MiB sent", func() bool {
+		st := d.Status()
+		return len(st.Uploads) > 0 && st.Uploads[0].Sent > 1<<20
+	})
+	link <- board.LinkEvent{Iface: "fake0", Up: false}
+	waitFor(t, stretch(t, time.Second), "upload stopped at link down", func() bool { return len(d.Status().Uploads) == 0 })
+	time.Sleep(300 * time.Millisecond)
+	if c := counts(t, d.Queue()); c.Pending != 1 || c.Retry != 0 {
+		t.Fatalf("after link down: %+v, want the capture pending (released), not retrying", c)
+	}
+	stors := e.server().Stats().Stors
+	link <- board.LinkEvent{Iface: "fake0", Up: true}
+	waitFor(t, stretch(t, 10*time.Second), "upload done after link up", func() bool { return counts(t, d.Queue()).Done == 1 })
+	st := e.server().Stats()
+	if st.Stors != stors+1 || st.BytesReceived > size+size/8 {
+		t.Fatalf("after link up: %d STOR (want %d), %d bytes received for a %d-byte capture (want a resume, not a restart)",
+			st.Stors, stors+1, st.BytesReceived, size)
+	}
+	verifyArrived(t, e.media, e.root)
+	checkNoPartial(t, e.media, e.root)
 }
 
 // TestFailoverToNextServer: the active server refuses connections; after

@@ -160,7 +160,7 @@ func (d *Daemon) changedCh() <-chan struct{} {
 func (d *Daemon) canRun() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return !d.userPaused && !d.mediaGone && d.blocked == "" && !d.clockWait
+	return !d.userPaused && !d.mediaGone && d.blocked == "" && !d.clockWait && d.link != "down"
 }
 
 func (d *Daemon) stateLocked() string {
@@ -173,6 +173,8 @@ func (d *Daemon) stateLocked() string {
 		return "paused"
 	case d.clockWait:
 		return "waiting: system clock not set"
+	case d.link == "down":
+		return "waiting: network link down"
 	case len(d.uploads) > 0:
 		return "uploading"
 	}
@@ -420,8 +422,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 				}
 				d.log.Info("network link up: retrying now", "iface", ev.Iface)
 			} else {
+				// Stop at once (the uploads are released and resume with
+				// REST when the link is up) rather than retrying into a
+				// dead link and holding a stalled upload for Timeout.
 				d.setState(func() { d.link = "down" })
-				d.log.Warn("network link down", "iface", ev.Iface)
+				d.cancelUploads()
+				d.log.Warn("network link down: uploads paused until it is up", "iface", ev.Iface)
 			}
 
 		case ncfg := <-d.reloadCh:

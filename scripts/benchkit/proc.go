@@ -16,7 +16,8 @@ import (
 // usage is what a client cost: CPU (user+system) and peak resident memory.
 type usage struct {
 	CPU    time.Duration
-	MaxRSS int64 // bytes
+	User   time.Duration // user space only (TLS, hashing, the tool's own work)
+	MaxRSS int64         // bytes
 }
 
 // timeBin is GNU time. It measures peak RSS: a child that Go starts (with
@@ -59,6 +60,7 @@ func runTree(ctx context.Context, args []string) (usage, error) {
 	var u usage
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		u.CPU = time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
+		u.User = time.Duration(syscall.TimevalToNsec(ru.Utime))
 	}
 	if b, rerr := os.ReadFile(rssFile.Name()); rerr == nil {
 		lines := strings.Fields(string(b))
@@ -97,28 +99,28 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
-// procCPU returns the CPU time (user+system, all threads) of a running
-// process from /proc/PID/stat.
-func procCPU(pid int) (time.Duration, error) {
+// procCPU returns the CPU time (user+system, and user alone; all threads)
+// of a running process from /proc/PID/stat.
+func procCPU(pid int) (total, user time.Duration, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, errors.New("cannot parse /proc/PID/stat")
+		return 0, 0, errors.New("cannot parse /proc/PID/stat")
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, errors.New("short /proc/PID/stat")
+		return 0, 0, errors.New("short /proc/PID/stat")
 	}
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, errors.New("cannot parse utime/stime")
+		return 0, 0, errors.New("cannot parse utime/stime")
 	}
 	const hz = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / hz, nil
+	return time.Duration(ut+st) * time.Second / hz, time.Duration(ut) * time.Second / hz, nil
 }
 
 // procHWM returns the peak resident set (VmHWM) of a running process.

@@ -120,6 +120,7 @@ type row struct {
 	Tool      string
 	N         int
 	Wall, CPU time.Duration
+	User      time.Duration
 	Start     time.Duration // drop -> first file activity on the server
 	Busy      time.Duration // first file activity -> last file complete
 	BusyMin   time.Duration // the same, fastest run
@@ -175,16 +176,18 @@ func (r *results) summarize() {
 			if len(runs) == 0 {
 				continue
 			}
-			var walls, cpus, starts, busy []time.Duration
+			var walls, cpus, users, starts, busy []time.Duration
 			var rss []int64
 			for _, x := range runs {
 				walls = append(walls, x.Wall)
 				starts = append(starts, x.Start)
 				busy = append(busy, x.Wall-x.Start)
 				cpus = append(cpus, x.CPU)
+				users = append(users, x.User)
 				rss = append(rss, x.RSS)
 			}
 			rw.Wall, rw.CPU, rw.RSS, rw.Start = median(walls), median(cpus), median(rss), median(starts)
+			rw.User = median(users)
 			rw.Busy = median(busy)
 			rw.BusyMin = slices.Min(busy)
 			sort.Slice(runs, func(i, j int) bool { return runs[i].Wall < runs[j].Wall })
@@ -220,13 +223,14 @@ type fig struct {
 	ok bool
 }
 
-func (r *results) figures(rw *row) (wall, cpuGiB, rssMiB, perFile, linkPct fig) {
+func (r *results) figures(rw *row) (wall, cpuGiB, userGiB, rssMiB, perFile, linkPct fig) {
 	if rw == nil || rw.N == 0 {
 		return
 	}
 	w := rw.Work
 	wall = fig{rw.Wall.Seconds(), true}
 	cpuGiB = fig{rw.CPU.Seconds() / (float64(w.Bytes) / (1 << 30)), true}
+	userGiB = fig{rw.User.Seconds() / (float64(w.Bytes) / (1 << 30)), true}
 	rssMiB = fig{float64(rw.RSS) / (1 << 20), true}
 	// Per-file overhead: the time from the first file appearing on the
 	// server to the last one complete, minus the time the same bytes take
@@ -270,13 +274,13 @@ func ratio(a, b fig) string {
 	return fmt.Sprintf("%.2f", a.v/b.v)
 }
 
-var header = []string{"workload", "tool", "runs", "wall s", "start s", "CPU s/GiB", "peak RSS MiB", "per-file ms", "link use", "wall ÷ curl", "CPU ÷ curl", "RSS ÷ curl"}
+var header = []string{"workload", "tool", "runs", "wall s", "start s", "CPU s/GiB", "user s/GiB", "peak RSS MiB", "per-file ms", "link use", "wall ÷ curl", "CPU ÷ curl", "user ÷ curl", "RSS ÷ curl"}
 
 func (r *results) tableRows() [][]string {
 	var out [][]string
 	for _, w := range r.Workloads {
 		refTool := r.reference(w)
-		cw, cc, cr, _, _ := r.figures(r.rows[key(w.Key, refTool)])
+		cw, cc, cu, cr, _, _ := r.figures(r.rows[key(w.Key, refTool)])
 		for _, t := range w.Tools {
 			rw := r.rows[key(w.Key, t)]
 			if rw.N == 0 {
@@ -284,10 +288,10 @@ func (r *results) tableRows() [][]string {
 				if rw.Failed != "" {
 					msg = "FAILED (below)"
 				}
-				out = append(out, []string{w.Title, t, fmt.Sprintf("0 (+%d failed)", rw.Fails), msg, "", "", "", "", "", "", "", ""})
+				out = append(out, []string{w.Title, t, fmt.Sprintf("0 (+%d failed)", rw.Fails), msg, "", "", "", "", "", "", "", "", "", ""})
 				continue
 			}
-			wall, cpu, rss, pf, lp := r.figures(rw)
+			wall, cpu, user, rss, pf, lp := r.figures(rw)
 			title := w.Title
 			if refTool != toolCurl {
 				title += " [ratios to " + refTool + "]"
@@ -296,8 +300,8 @@ func (r *results) tableRows() [][]string {
 			if rw.Fails > 0 {
 				runs += fmt.Sprintf(" (+%d failed)", rw.Fails)
 			}
-			out = append(out, []string{title, t, runs, wall.str("%.2f"), fmt.Sprintf("%.2f", rw.Start.Seconds()), cpu.str("%.2f"), rss.str("%.1f"), pf.str("%.1f"),
-				lp.str("%.0f%%"), ratio(wall, cw), ratio(cpu, cc), ratio(rss, cr)})
+			out = append(out, []string{title, t, runs, wall.str("%.2f"), fmt.Sprintf("%.2f", rw.Start.Seconds()), cpu.str("%.2f"), user.str("%.2f"), rss.str("%.1f"), pf.str("%.1f"),
+				lp.str("%.0f%%"), ratio(wall, cw), ratio(cpu, cc), ratio(user, cu), ratio(rss, cr)})
 		}
 	}
 	return out

@@ -73,6 +73,7 @@ type runResult struct {
 	Rep        int
 	Wall       time.Duration // drop -> last file complete on the server
 	CPU        time.Duration
+	User       time.Duration
 	RSS        int64
 	Bytes      int64
 	Files      int
@@ -124,7 +125,7 @@ func (e *env) runOnce(ctx context.Context, tool string, w *workload, rep int, ve
 			return r, err
 		}
 		defer d.Stop()
-		cpu0, err := procCPU(d.Pid())
+		cpu0, user0, err := procCPU(d.Pid())
 		if err != nil {
 			return r, err
 		}
@@ -144,11 +145,11 @@ func (e *env) runOnce(ctx context.Context, tool string, w *workload, rep int, ve
 				r.TLS += " (data connections resumed)"
 			}
 		}
-		cpu1, err := procCPU(d.Pid())
+		cpu1, user1, err := procCPU(d.Pid())
 		if err != nil {
 			return r, err
 		}
-		r.CPU = cpu1 - cpu0
+		r.CPU, r.User = cpu1-cpu0, user1-user0
 		if r.RSS, err = procHWM(d.Pid()); err != nil {
 			return r, err
 		}
@@ -182,7 +183,7 @@ func (e *env) runOnce(ctx context.Context, tool string, w *workload, rep int, ve
 		if runErr != nil {
 			return r, fmt.Errorf("%s: all files arrived but the tool failed: %w", tool, runErr)
 		}
-		r.CPU, r.RSS = u.CPU, u.MaxRSS
+		r.CPU, r.User, r.RSS = u.CPU, u.User, u.MaxRSS
 	}
 	times := arr.Times()
 	for _, at := range times {
