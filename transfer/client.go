@@ -125,8 +125,8 @@ const (
 	// round trip; a stale one found dead by its first command is replaced
 	// once within the call (staleRetry).
 	warmFor      = 15 * time.Second
-	maxInCall    = 8 // data connections per call, as long as each makes progress
-	chunkSize    = 32 << 10
+	maxInCall    = 8         // data connections per call, as long as each makes progress
+	chunkSize    = 128 << 10 // file read and TLS write unit (8 records, one write(2))
 	tempPrefix   = ".camftpd-"
 	plainPrefix  = "camftpd-" // when the server refuses names starting with a dot
 	tempSuffix   = ".part"
@@ -303,7 +303,7 @@ func (c *Client) Upload(ctx context.Context, job Job) (Result, error) {
 		c: c, job: job, f: f, size: st.Size(), opened: st, remote: job.Remote, dir: dir, name: name,
 		temp:  dir + tempPrefix + id + tempSuffix,
 		temps: []string{dir + tempPrefix + id + tempSuffix, dir + plainPrefix + id + tempSuffix},
-		buf:   make([]byte, chunkSize),
+		buf:   make([]byte, min(chunkSize, max(st.Size(), 4<<10))),
 	}
 	u.res.Size = u.size
 

@@ -224,3 +224,21 @@ func rssChild(t *testing.T) {
 	}
 	fmt.Printf("RSS-RESULT hwm=%d before=%d secs=%f\n", vmHWM(t), before, time.Since(start).Seconds())
 }
+
+// BenchmarkUploadVsftpd: one 256 MiB upload to vsftpd on loopback per
+// iteration, on a warm Client (MB/s; profile the client's CPU with
+// -cpuprofile). The bench suite (scripts/bench) compares the daemon with
+// curl and lftp; this is the transfer path alone.
+func BenchmarkUploadVsftpd(b *testing.B) {
+	tg := startTarget(b, "vsftpd", false)
+	p, _ := localFile(b, 256<<20)
+	c := New(tg.config(b, false))
+	defer c.Close()
+	b.SetBytes(256 << 20)
+	for i := 0; b.Loop(); i++ {
+		if _, err := c.Upload(b.Context(), Job{LocalPath: p, Remote: fmt.Sprintf("bu/%d.raw", i), Fresh: true}); err != nil {
+			b.Fatal(err)
+		}
+		os.Remove(tg.path(fmt.Sprintf("bu/%d.raw", i)))
+	}
+}

@@ -392,7 +392,11 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 			return sent, err
 		}
 		dc.tc.SetWriteDeadline(time.Now().Add(timeout))
+		dc.bc.hold = true
 		w, werr := dc.tc.Write(u.buf[:m])
+		if ferr := dc.bc.flush(); werr == nil && ferr != nil {
+			w, werr = 0, ferr
+		}
 		sent += int64(w)
 		off += int64(w)
 		if werr != nil {
