@@ -40,6 +40,7 @@ type Config struct {
 	Active        string
 	Failover      bool
 	FailoverAfter int
+	FailbackAfter time.Duration // while failed over: how often the active server is tried again
 	RetryMin      time.Duration
 	RetryMax      time.Duration
 	Servers       []Server
@@ -154,7 +155,7 @@ func (p *cfgParser) add(key, msg, fix string) {
 }
 
 var topKeys = []string{"board", "media_dir", "state_dir", "include", "exclude", "raw_jpeg", "settle", "workers", "record_sha256",
-	"log_format", "log_level", "status_socket", "storage_mount", "interface", "led", "active", "failover", "failover_after", "retry_min", "retry_max", "server"}
+	"log_format", "log_level", "status_socket", "storage_mount", "interface", "led", "active", "failover", "failover_after", "failback_after", "retry_min", "retry_max", "server"}
 var serverKeys = []string{"name", "host", "port", "user", "password", "password_file", "remote_template", "same_name",
 	"passive", "tls_mode", "max_tls12", "ca_files", "pins", "bandwidth_limit", "timeout", "connect_timeout"}
 
@@ -239,6 +240,7 @@ func ParseConfig(name, src string) (*Config, error) {
 	}
 	c.Failover = p.boolean(raw, "", "failover", false)
 	c.FailoverAfter = p.integer(raw, "", "failover_after", 3, 1, 1000)
+	c.FailbackAfter = p.dur(raw, "", "failback_after", 5*time.Minute, time.Second, 24*time.Hour)
 	c.RetryMin = p.dur(raw, "", "retry_min", 2*time.Second, 100*time.Millisecond, time.Hour)
 	c.RetryMax = p.dur(raw, "", "retry_max", 5*time.Minute, 100*time.Millisecond, 24*time.Hour)
 	if c.RetryMax < c.RetryMin {

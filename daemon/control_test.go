@@ -16,6 +16,7 @@ import (
 
 	"github.com/camftpd/camftpd/board"
 	"github.com/camftpd/camftpd/queue"
+	"github.com/camftpd/camftpd/transfer/ftpstest"
 )
 
 // eventLog reads GET /events from the socket.
@@ -319,5 +320,58 @@ func TestCheckCommand(t *testing.T) {
 	if code := Main(context.Background(), []string{"check", "-config", bad}, &out, &errb); code != 2 ||
 		!strings.Contains(errb.String(), "bad.toml:1: workers") || !strings.Contains(errb.String(), "bad.toml:2: settle") {
 		t.Fatalf("bad config: exit %d\n%s", code, errb.String())
+	}
+}
+
+// TestFailbackToPrimary: after a failover, the configured server is tried
+// again every failback_after with a login; once it answers, the next
+// capture goes to it.
+func TestFailbackToPrimary(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	primary := newProxy(t, "") // down at first
+	t.Cleanup(primary.close)
+	e.extra = "active = \"primary\"\nfailover = true\nfailover_after = 2\nfailback_after = \"1s\""
+	e.srvExtra = fmt.Sprintf(`
+[[server]]
+name = "primary"
+host = "127.0.0.1"
+port = %d
+user = "camftpd"
+password = "secret"
+ca_files = [%q]
+remote_template = "{dir}/{name}"
+timeout = "2s"
+connect_timeout = "2s"
+`, primary.port(), e.caPath)
+	cfg := e.writeConfig("200ms", 1)
+	d, _, _ := startDaemon(t, cfg, testLogger(t))
+	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00001.JPG"), 50<<10, 1)
+	waitFor(t, 20*time.Second, "upload through the failover server", func() bool { return counts(t, d.Queue()).Done == 1 })
+	if s := d.Status().Server; s != "test" {
+		t.Fatalf("active server after failover %q", s)
+	}
+	time.Sleep(1500 * time.Millisecond) // failback tries while the primary is still down
+	if s := d.Status().Server; s != "test" {
+		t.Fatalf("failed back to a server that is down: %q", s)
+	}
+	root2 := filepath.Join(t.TempDir(), "primary")
+	if err := os.MkdirAll(root2, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv2, err := ftpstest.Start(ftpstest.Options{Root: root2, CA: e.ca, Cert: e.cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv2.Close() })
+	primary.setBackend(srv2.Addr)
+	waitFor(t, stretch(t, 5*time.Second), "back on the primary", func() bool { return d.Status().Server == "primary" })
+	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00002.JPG"), 50<<10, 2)
+	waitFor(t, 10*time.Second, "second upload", func() bool { return counts(t, d.Queue()).Done == 2 })
+	if _, err := os.Stat(filepath.Join(root2, "100TEST", "DSC00002.JPG")); err != nil {
+		t.Fatalf("second capture not on the primary: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "100TEST", "DSC00002.JPG")); err == nil {
+		t.Fatal("second capture went to the failover server too")
 	}
 }

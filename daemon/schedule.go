@@ -80,6 +80,13 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
 			w.loop(ctx, ready)
 		}()
 	}
+	if cfg.Failover && len(cfg.Servers) > 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.failback(ctx, cfg, policies)
+		}()
+	}
 	defer wg.Wait()
 	d.mu.Lock()
 	d.warm = warm
@@ -415,6 +422,48 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		log.Warn("upload failed; will retry", "err", msg, "next", next)
 		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: msg})
 		d.noteTransient(srv.Name)
+	}
+}
+
+// failback runs while failover is on: whenever another server than the
+// configured active one is in use, it tries the configured one every
+// FailbackAfter with a login only (no upload waits on it), and when that
+// works, uploads go back to it. On the configured server it waits for a
+// state change, without a timer.
+func (d *Daemon) failback(ctx context.Context, cfg *Config, policies []*tlspolicy.Policy) {
+	primary := cfg.ActiveIndex()
+	for {
+		changed := d.changedCh()
+		if d.activeIndex() == primary || policies[primary] == nil {
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		t := time.NewTimer(cfg.FailbackAfter)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		if d.activeIndex() == primary || !d.canRun() {
+			continue
+		}
+		s := cfg.Servers[primary]
+		c := transfer.New(transfer.Config{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password.reveal(),
+			TLS: policies[primary].Config(), Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout,
+			Logger: d.log.With("part", "transfer", "server", s.Name, "worker", "failback")})
+		err := c.Warm(ctx)
+		_ = c.Close()
+		if err != nil {
+			d.log.Info("active server still unreachable; staying on the failover server", "server", s.Name, "err", oneLine(err.Error()))
+			continue
+		}
+		d.setState(func() { d.active, d.failStreak = primary, 0 })
+		d.log.Warn("active server answers again: uploads go back to it", "server", s.Name)
 	}
 }
 
