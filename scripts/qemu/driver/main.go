@@ -61,13 +61,14 @@ var scenarios = []struct {
 	{"boot", bootCheck},
 	{"steady", steady},
 	{"linkcut", linkCut},
+	{"cardpull", cardPull},
 	{"powercut", powerCut},
 	{"clock", wrongClock},
 }
 
 func run() error {
 	image := flag.String("image", "bin/qemu", "folder made by scripts/qemu/build-image")
-	only := flag.String("run", "", "comma-separated scenarios to run (default all: steady,linkcut,powercut,clock)")
+	only := flag.String("run", "", "comma-separated scenarios to run (default all: boot,steady,linkcut,cardpull,powercut,clock)")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (power-cut moments)")
 	flag.Parse()
 	for _, tool := range []string{"qemu-system-aarch64", "mkfs.ext4", "cpio"} {

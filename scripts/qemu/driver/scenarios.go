@@ -349,3 +349,105 @@ func (e *env) restOffsets() []int64 {
 	}
 	return out
 }
+
+// cardPull: the card is pulled (lazy unmount: gone from the tree at once,
+// as when the slot is emptied) while a 6 MiB capture uploads at 1 MiB/s.
+// The daemon must notice through /proc/self/mountinfo (no fake events),
+// stop and report "paused: media unmounted"; captures taken meanwhile on
+// another camera (written to the card mounted elsewhere) are found by the
+// rescan when the card is back, and every capture arrives once, the
+// interrupted one resumed.
+func cardPull(e *env) result {
+	const size = 6 << 20
+	state, media, err := e.disks("cardpull", nil)
+	if err != nil {
+		return fail("%v", err)
+	}
+	g, err := e.boot("cardpull", state, media, "", "")
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer g.Shutdown()
+	e.srv.SetFaults(ftpstest.Faults{DataRate: 1 << 20})
+	mark := g.Mark()
+	g.Send(fmt.Sprintf("shoot PULL 1 %d", size>>10))
+	if _, _, err := g.WaitPrefix(mark, 120*time.Second, "SHOOT-DONE PULL"); err != nil {
+		return fail("writing the capture: %v", err)
+	}
+	want := map[string]string{}
+	synced(g.Lines(mark), want)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		_, temps := e.remote()
+		var at int64
+		for _, n := range temps {
+			at = max(at, n)
+		}
+		if at >= size/4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fail("the upload did not reach %d bytes within 90s", size/4)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	markPull := g.Mark()
+	tPull := time.Now()
+	if _, code, err := g.Run("umount -l /media; echo pulled", 10*time.Second); err != nil || code != 0 {
+		return fail("pulling the card (umount -l /media): %v (exit %d)", err, code)
+	}
+	_, _, tPaused, err := g.WaitLine(markPull, 10*time.Second, func(l string) bool { return strings.Contains(l, "media unmounted") })
+	if err != nil {
+		return fail("the daemon did not log the unmount within 10s: %v", err)
+	}
+	noticed := tPaused.Sub(tPull)
+	// Another camera writes to the card meanwhile.
+	if _, code, err := g.Run("mkdir -p /mnt/card && mount -t ext4 \"$(findfs LABEL=card)\" /mnt/card && echo ok", 20*time.Second); err != nil || code != 0 {
+		return fail("mounting the card elsewhere: %v (exit %d)", err, code)
+	}
+	mark = g.Mark()
+	g.Send("shoot AWAY 5 300 0 /mnt/card/DCIM/101TEST")
+	if _, _, err := g.WaitPrefix(mark, 60*time.Second, "SHOOT-DONE AWAY"); err != nil {
+		return fail("shooting on the other camera: %v", err)
+	}
+	synced(g.Lines(mark), want)
+	if _, code, err := g.Run("umount /mnt/card && echo ok", 20*time.Second); err != nil || code != 0 {
+		return fail("unmounting the other camera's card: %v (exit %d)", err, code)
+	}
+	time.Sleep(2 * time.Second)
+	if final, _ := e.remote(); len(final["PULL0001.JPG"])+len(final["AWAY0001.JPG"]) > 0 {
+		return fail("something was uploaded while the card was out")
+	}
+	markIn := g.Mark()
+	tIn := time.Now()
+	if _, code, err := g.Run("mount -t ext4 -o noatime \"$(findfs LABEL=card)\" /media && echo ok", 20*time.Second); err != nil || code != 0 {
+		return fail("putting the card back: %v (exit %d)", err, code)
+	}
+	if _, err := e.waitArrived(want, 120*time.Second); err != nil {
+		v := e.check(want, nil)
+		return fail("after the card came back: %v; %s", err, v.why())
+	}
+	back := time.Since(tIn)
+	time.Sleep(2 * time.Second)
+	v := e.check(want, nil)
+	var resumedFrom int64
+	for _, n := range e.restOffsets() {
+		resumedFrom = max(resumedFrom, n)
+	}
+	sawMount := false
+	for _, l := range g.Lines(markIn) {
+		if strings.Contains(l, "media mounted") {
+			sawMount = true
+		}
+	}
+	r := result{pass: v.ok() && v.temps == 0 && v.reuploads == 0 && resumedFrom > 0 && sawMount, why: v.why()}
+	r.figures = fmt.Sprintf("card pulled at a quarter of a 6 MiB upload: paused after %.2fs; 5 captures written elsewhere meanwhile; card back -> all %d arrived in %.1fs (daemon logged the mount: %v), interrupted upload resumed from %.1f MiB; %s",
+		noticed.Seconds(), len(want), back.Seconds(), sawMount, float64(resumedFrom)/(1<<20), v)
+	if resumedFrom == 0 {
+		r.why = strings.TrimPrefix(r.why+"; the interrupted upload restarted from 0", "; ")
+	}
+	if !sawMount {
+		r.why = strings.TrimPrefix(r.why+"; the daemon did not log the remount", "; ")
+	}
+	return r
+}
