@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -185,11 +184,7 @@ func TestMountAndLinkEvents(t *testing.T) {
 	d := New(cfg, testLogger(t))
 	d.watchMount = func(context.Context, string) (<-chan board.MountEvent, error) { return mount, nil }
 	d.watchLink = func(context.Context, string) (<-chan board.LinkEvent, error) { return link, nil }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-d.Ready()
+	runDaemon(t, d)
 	mount <- board.MountEvent{Path: "/fake/card", Mounted: true}
 	link <- board.LinkEvent{Iface: "fake0", Up: true}
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00001.JPG"), 50<<10, 1)
@@ -239,11 +234,7 @@ func TestLinkDownMidUpload(t *testing.T) {
 	link := make(chan board.LinkEvent, 4)
 	d := New(cfg, testLogger(t))
 	d.watchLink = func(context.Context, string) (<-chan board.LinkEvent, error) { return link, nil }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-d.Ready()
+	runDaemon(t, d)
 	link <- board.LinkEvent{Iface: "fake0", Up: true}
 	const size = 3 << 20
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00005.JPG"), size, 5)
@@ -277,17 +268,7 @@ func TestFailoverToNextServer(t *testing.T) {
 	dead := newProxy(t, "")
 	t.Cleanup(dead.close)
 	e.extra = "active = \"down\"\nfailover = true\nfailover_after = 2"
-	e.srvExtra = fmt.Sprintf(`
-[[server]]
-name = "down"
-host = "127.0.0.1"
-port = %d
-user = "camftpd"
-password = "secret"
-ca_files = [%q]
-timeout = "2s"
-connect_timeout = "2s"
-`, dead.port(), e.caPath)
+	e.srvExtra = e.serverSlot("down", dead.port())
 	cfg := e.writeConfig("200ms", 1)
 	d, _, _ := startDaemon(t, cfg, testLogger(t))
 	if s := d.Status().Server; s != "down" {
@@ -332,18 +313,7 @@ func TestFailbackToPrimary(t *testing.T) {
 	primary := newProxy(t, "") // down at first
 	t.Cleanup(primary.close)
 	e.extra = "active = \"primary\"\nfailover = true\nfailover_after = 2\nfailback_after = \"1s\""
-	e.srvExtra = fmt.Sprintf(`
-[[server]]
-name = "primary"
-host = "127.0.0.1"
-port = %d
-user = "camftpd"
-password = "secret"
-ca_files = [%q]
-remote_template = "{dir}/{name}"
-timeout = "2s"
-connect_timeout = "2s"
-`, primary.port(), e.caPath)
+	e.srvExtra = e.serverSlot("primary", primary.port())
 	cfg := e.writeConfig("200ms", 1)
 	d, _, _ := startDaemon(t, cfg, testLogger(t))
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00001.JPG"), 50<<10, 1)

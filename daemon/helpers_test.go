@@ -139,6 +139,23 @@ connect_timeout = "3s"
 	return c
 }
 
+// serverSlot is an extra [[server]] table for srvExtra: the test login on
+// 127.0.0.1:port, short timeouts.
+func (e *testEnv) serverSlot(name string, port int) string {
+	return fmt.Sprintf(`
+[[server]]
+name = %q
+host = "127.0.0.1"
+port = %d
+user = "camftpd"
+password = "secret"
+ca_files = [%q]
+remote_template = "{dir}/{name}"
+timeout = "2s"
+connect_timeout = "2s"
+`, name, port, e.caPath)
+}
+
 func or(s, def string) string {
 	if s == "" {
 		return def
@@ -162,6 +179,14 @@ func (w tWriter) Write(b []byte) (int, error) {
 func startDaemon(t *testing.T, cfg *Config, log *slog.Logger) (*Daemon, context.CancelFunc, chan error) {
 	t.Helper()
 	d := New(cfg, log)
+	cancel, done := runDaemon(t, d)
+	return d, cancel, done
+}
+
+// runDaemon runs d (its test hooks set) until the test ends; it returns
+// when d is ready.
+func runDaemon(t *testing.T, d *Daemon) (context.CancelFunc, chan error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -181,7 +206,7 @@ func startDaemon(t *testing.T, cfg *Config, log *slog.Logger) (*Daemon, context.
 			t.Error("daemon did not stop within 10s")
 		}
 	})
-	return d, cancel, done
+	return cancel, done
 }
 
 // writeCapture writes a file like a camera: in a few chunks, then closes it.

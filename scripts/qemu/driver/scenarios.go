@@ -69,23 +69,11 @@ func steady(e *env) result {
 // must arrive once, resumed from an offset, with no partial file visible.
 func linkCut(e *env) result {
 	const size = 16 << 20
-	state, media, err := e.disks("linkcut", nil)
-	if err != nil {
-		return fail("%v", err)
-	}
-	g, err := e.boot("linkcut", state, media, "", "")
+	g, want, err := e.bootAndShootSlow("linkcut", "BIG", size)
 	if err != nil {
 		return fail("%v", err)
 	}
 	defer g.Shutdown()
-	e.srv.SetFaults(ftpstest.Faults{DataRate: 1 << 20})
-	mark := g.Mark()
-	g.Send(fmt.Sprintf("shoot BIG 1 %d", size>>10))
-	if _, _, err := g.WaitPrefix(mark, 120*time.Second, "SHOOT-DONE BIG"); err != nil {
-		return fail("writing the capture: %v", err)
-	}
-	want := map[string]string{}
-	synced(g.Lines(mark), want)
 	// Wait until the upload is a good part in, as the server sees it.
 	var cutAt int64
 	deadline := time.Now().Add(90 * time.Second)
@@ -359,23 +347,11 @@ func (e *env) restOffsets() []int64 {
 // interrupted one resumed.
 func cardPull(e *env) result {
 	const size = 6 << 20
-	state, media, err := e.disks("cardpull", nil)
-	if err != nil {
-		return fail("%v", err)
-	}
-	g, err := e.boot("cardpull", state, media, "", "")
+	g, want, err := e.bootAndShootSlow("cardpull", "PULL", size)
 	if err != nil {
 		return fail("%v", err)
 	}
 	defer g.Shutdown()
-	e.srv.SetFaults(ftpstest.Faults{DataRate: 1 << 20})
-	mark := g.Mark()
-	g.Send(fmt.Sprintf("shoot PULL 1 %d", size>>10))
-	if _, _, err := g.WaitPrefix(mark, 120*time.Second, "SHOOT-DONE PULL"); err != nil {
-		return fail("writing the capture: %v", err)
-	}
-	want := map[string]string{}
-	synced(g.Lines(mark), want)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		_, temps := e.remote()
@@ -405,7 +381,7 @@ func cardPull(e *env) result {
 	if _, code, err := g.Run("mkdir -p /mnt/card && mount -t ext4 \"$(findfs LABEL=card)\" /mnt/card && echo ok", 20*time.Second); err != nil || code != 0 {
 		return fail("mounting the card elsewhere: %v (exit %d)", err, code)
 	}
-	mark = g.Mark()
+	mark := g.Mark()
 	g.Send("shoot AWAY 5 300 0 /mnt/card/DCIM/101TEST")
 	if _, _, err := g.WaitPrefix(mark, 60*time.Second, "SHOOT-DONE AWAY"); err != nil {
 		return fail("shooting on the other camera: %v", err)
@@ -450,4 +426,28 @@ func cardPull(e *env) result {
 		r.why = strings.TrimPrefix(r.why+"; the daemon did not log the remount", "; ")
 	}
 	return r
+}
+
+// bootAndShootSlow boots a guest on fresh disks, slows the server to 1 MiB/s
+// and has the camera write one capture PREFIX0001.JPG of size bytes; it
+// returns the guest (the caller shuts it down) and the capture's checksum.
+func (e *env) bootAndShootSlow(name, prefix string, size int) (*Guest, map[string]string, error) {
+	state, media, err := e.disks(name, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := e.boot(name, state, media, "", "")
+	if err != nil {
+		return nil, nil, err
+	}
+	e.srv.SetFaults(ftpstest.Faults{DataRate: 1 << 20})
+	mark := g.Mark()
+	g.Send(fmt.Sprintf("shoot %s 1 %d", prefix, size>>10))
+	if _, _, err := g.WaitPrefix(mark, 120*time.Second, "SHOOT-DONE "+prefix); err != nil {
+		g.Shutdown()
+		return nil, nil, fmt.Errorf("writing the capture: %w", err)
+	}
+	want := map[string]string{}
+	synced(g.Lines(mark), want)
+	return g, want, nil
 }
