@@ -220,19 +220,25 @@ func (w *worker) client(idx int) (*transfer.Client, *tlspolicy.Policy, error) {
 	if c := w.clients[idx]; c != nil {
 		return c, pol, nil
 	}
-	s := w.cfg.Servers[idx]
-	limit := s.BandwidthLimit
-	if limit > 0 && w.cfg.Workers > 1 {
-		limit = max(limit/int64(w.cfg.Workers), 1) // the limit is for the whole daemon
-	}
-	c := transfer.New(transfer.Config{
-		Host: s.Host, Port: s.Port, User: s.User, Password: s.Password.reveal(), TLS: pol.Config(),
-		Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout, BandwidthLimit: limit, SameName: s.SameName,
-		RecordSHA256: w.cfg.RecordSHA256,
-		Logger:       w.d.log.With("part", "transfer", "server", s.Name, "worker", w.name),
-	})
+	c := transfer.New(w.d.clientConfig(w.cfg, idx, pol, w.name))
 	w.clients[idx] = c
 	return c, pol, nil
+}
+
+// clientConfig is the transfer configuration of server idx for one worker
+// (who: its name in the logs).
+func (d *Daemon) clientConfig(cfg *Config, idx int, pol *tlspolicy.Policy, who string) transfer.Config {
+	s := cfg.Servers[idx]
+	limit := s.BandwidthLimit
+	if limit > 0 && cfg.Workers > 1 {
+		limit = max(limit/int64(cfg.Workers), 1) // the limit is for the whole daemon
+	}
+	return transfer.Config{
+		Host: s.Host, Port: s.Port, User: s.User, Password: s.Password.reveal(), TLS: pol.Config(),
+		Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout, BandwidthLimit: limit, SameName: s.SameName,
+		RecordSHA256: cfg.RecordSHA256,
+		Logger:       d.log.With("part", "transfer", "server", s.Name, "worker", who),
+	}
 }
 
 func (w *worker) dropClient(idx int) {
@@ -453,9 +459,7 @@ func (d *Daemon) failback(ctx context.Context, cfg *Config, policies []*tlspolic
 			continue
 		}
 		s := cfg.Servers[primary]
-		c := transfer.New(transfer.Config{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password.reveal(),
-			TLS: policies[primary].Config(), Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout,
-			Logger: d.log.With("part", "transfer", "server", s.Name, "worker", "failback")})
+		c := transfer.New(d.clientConfig(cfg, primary, policies[primary], "failback"))
 		err := c.Warm(ctx)
 		_ = c.Close()
 		if err != nil {
