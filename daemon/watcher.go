@@ -319,12 +319,6 @@ type doneFile struct {
 // shots go out in the order they were taken, and 20 files cost one fsync,
 // not 20.
 func (w *watcher) completeAll(files []doneFile) {
-	if len(files) <= 1 {
-		for _, f := range files {
-			w.complete(f.path, f.rel, f.st, f.at)
-		}
-		return
-	}
 	sort.Slice(files, func(i, j int) bool {
 		a, b := files[i].st.ModTime(), files[j].st.ModTime()
 		if !a.Equal(b) {
@@ -345,13 +339,20 @@ func (w *watcher) completeAll(files []doneFile) {
 		caps = append(caps, w.capture(f.path, f.rel, f.st))
 		keep = append(keep, f)
 	}
+	if len(caps) == 0 {
+		return
+	}
 	its, added, err := w.q.EnqueueBatch(caps)
-	if err != nil {
+	if err != nil && len(keep) > 1 {
 		// One bad record must not hold the others back: one by one.
 		w.log.Warn("cannot queue captures in one transaction; queuing one by one", "files", len(caps), "err", err)
 		for _, f := range keep {
-			w.complete(f.path, f.rel, f.st, f.at)
+			w.completeAll([]doneFile{f})
 		}
+		return
+	}
+	if err != nil {
+		w.log.Error("cannot queue capture", "file", keep[0].rel, "err", err)
 		return
 	}
 	for i, it := range its {
@@ -375,22 +376,5 @@ func (w *watcher) capture(p, rel string, st os.FileInfo) queue.Capture {
 // complete enqueues a finished capture; completedAt is when its settle
 // window ended (for latency figures).
 func (w *watcher) complete(p, rel string, st os.FileInfo, completedAt time.Time) {
-	if w.match.pairSkip(p) {
-		w.log.Debug("skipped by raw_jpeg choice", "file", rel, "raw_jpeg", w.match.rawJPEG)
-		return
-	}
-	if w.beforeEnqueue != nil {
-		w.beforeEnqueue(p, completedAt)
-	}
-	it, added, err := w.q.Enqueue(w.capture(p, rel, st))
-	if err != nil {
-		w.log.Error("cannot queue capture", "file", rel, "err", err)
-		return
-	}
-	if added {
-		w.log.Debug("queued", "file", rel, "id", it.ID, "size", st.Size())
-	}
-	if w.onComplete != nil {
-		w.onComplete(it, added, completedAt)
-	}
+	w.completeAll([]doneFile{{p, rel, st, completedAt}})
 }
