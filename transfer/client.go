@@ -116,6 +116,12 @@ type Client struct {
 	wg     sync.WaitGroup // background goroutines (abandoned connects)
 
 	plainTemp atomic.Bool // the server refused ".camftpd-*" names
+
+	// Bulk mode (bulk_linux.go): a window of bulkWindow bytes sent faster
+	// than bulkRate turns it on for the next window. bulkWindows counts
+	// the windows sent in bulk mode.
+	bulkRate    float64 // bytes/s
+	bulkWindows atomic.Int64
 }
 
 const (
@@ -124,9 +130,13 @@ const (
 	// warmFor: an idle session used this recently is taken without a NOOP
 	// round trip; a stale one found dead by its first command is replaced
 	// once within the call (staleRetry).
-	warmFor      = 15 * time.Second
-	maxInCall    = 8         // data connections per call, as long as each makes progress
-	chunkSize    = 128 << 10 // file read and TLS write unit (8 records, one write(2))
+	warmFor   = 15 * time.Second
+	maxInCall = 8         // data connections per call, as long as each makes progress
+	chunkSize = 128 << 10 // file read and TLS write unit (8 records, one write(2))
+	// Bulk mode (bulk_linux.go): measured per window, on above the rate.
+	bulkWindow   = 8 << 20
+	bulkMinRate  = 50e6 // bytes/s
+	bulkYield    = 4 * time.Millisecond
 	tempPrefix   = ".camftpd-"
 	plainPrefix  = "camftpd-" // when the server refuses names starting with a dot
 	tempSuffix   = ".part"
@@ -148,7 +158,7 @@ func New(cfg Config) *Client {
 	if cfg.SameName == "" {
 		cfg.SameName = Overwrite
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, lim: newLimiter(cfg.BandwidthLimit), dirs: map[string]bool{}}
+	c := &Client{cfg: cfg, log: cfg.Logger, lim: newLimiter(cfg.BandwidthLimit), dirs: map[string]bool{}, bulkRate: bulkMinRate}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

@@ -35,7 +35,7 @@
 //     canceling ctx closes the sockets at once. A stalled server is a
 //     transient error within about Timeout.
 //   - Progress callbacks and a token-bucket bandwidth limit shared by all
-//     uploads of a Client. The file is streamed in 32 KiB chunks, never
+//     uploads of a Client. The file is streamed in 128 KiB chunks, never
 //     buffered.
 //
 // RenderRemote renders the remote path template; CheckPath refuses control

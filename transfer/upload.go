@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -371,6 +372,10 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 		u.job.Progress(offset, u.size)
 	}
 	timeout := c.cfg.Timeout
+	bulk := newBulk(dc.raw) // see bulk_linux.go
+	defer bulk.set(false)
+	winStart, winBytes := time.Now(), int64(0)
+	lastYield := winStart
 	for off := offset; off < u.size; {
 		n := int64(chunk)
 		if u.size-off < n {
@@ -391,7 +396,12 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 			// another goroutine; do not race it with more writes).
 			return sent, err
 		}
-		dc.tc.SetWriteDeadline(time.Now().Add(timeout))
+		now := time.Now()
+		if bulk.active() && now.Sub(lastYield) >= bulkYield {
+			runtime.Gosched()
+			lastYield = now
+		}
+		dc.tc.SetWriteDeadline(now.Add(timeout))
 		dc.bc.hold = true
 		w, werr := dc.tc.Write(u.buf[:m])
 		if ferr := dc.bc.flush(); werr == nil && ferr != nil {
@@ -403,10 +413,20 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 			s.abortData(dc)
 			return sent, u.dataErr(ctx, s, dc, op, werr, sent)
 		}
+		if winBytes += int64(w); winBytes >= bulkWindow {
+			// Bulk mode for the next window if this one was fast.
+			if bulk.active() {
+				c.bulkWindows.Add(1)
+			}
+			t := time.Now()
+			bulk.set(float64(winBytes)/t.Sub(winStart).Seconds() >= c.bulkRate)
+			winStart, winBytes = t, 0
+		}
 		if u.job.Progress != nil {
 			u.job.Progress(off, u.size)
 		}
 	}
+	bulk.set(false)
 	if err := s.finish(dc, u.buf); err != nil {
 		return sent, u.dataErr(ctx, s, dc, op, err, sent)
 	}
