@@ -521,6 +521,11 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	hs := &hsState{}
 	tcfg := c.tls.Clone()
 	tcfg.ClientSessionCache = &sessionCache{}
+	// Full 16 KiB records from the first byte: crypto/tls otherwise sends
+	// the first 128 KB of every connection in records growing from one TCP
+	// segment (for an HTTP page's first paint): a 100 kB file in 13 records
+	// instead of 7.
+	tcfg.DynamicRecordSizingDisabled = true
 	inner := tcfg.VerifyConnection
 	tcfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		if hs.abandoned.Load() {
