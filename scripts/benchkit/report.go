@@ -347,8 +347,12 @@ const (
 func (r *results) markdown() string {
 	var b strings.Builder
 	m := r.Machine
-	fmt.Fprintf(&b, "Measured %s with `%s` (%d runs per tool and workload, medians; a tool whose first run took over %v ran once; whole run %s).\n\n",
-		m.Date, r.Command, r.Runs, r.RepeatMax, r.Elapsed.Round(time.Second))
+	runs := fmt.Sprintf("%d runs per tool and workload", r.Runs)
+	if r.Sizes.BigRuns != r.Runs {
+		runs = fmt.Sprintf("%d runs per tool on (a), %d on the other workloads", r.Sizes.BigRuns, r.Runs)
+	}
+	fmt.Fprintf(&b, "Measured %s with `%s` (%s, medians; a tool whose first run took over %v ran once; whole run %s).\n\n",
+		m.Date, r.Command, runs, r.RepeatMax, r.Elapsed.Round(time.Second))
 	fmt.Fprintf(&b, "- Machine: %s, %d cores (nproc), %s, kernel %s; load average %s at start, %s at end (the machine was shared).\n",
 		m.CPU, m.Cores, m.OS, m.Kernel, m.LoadStart, m.LoadEnd)
 	fmt.Fprintf(&b, "- CPU yardstick (crypto/sha256 over 256 MiB in memory, CPU time): %.0f ms at start, %.0f ms at end. CPU seconds on a shared virtual machine drift with the host's load: compare the tools within one run (the runs are interleaved), not across runs.\n",

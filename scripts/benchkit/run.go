@@ -65,6 +65,7 @@ type workload struct {
 	Files []srcFile
 	Bytes int64
 	Link  bool
+	Runs  int // repetitions per tool
 }
 
 // runResult is one run of one tool on one workload.
