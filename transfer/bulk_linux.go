@@ -22,7 +22,7 @@ import (
 //
 // In bulk mode the socket blocks in the kernel instead, for at most
 // bulkSendWait per write(2): the P stays in its system call, so sysmon backs
-// off to its 10 ms period (about 650 wake-ups for the same upload). A write
+// off to its 10 ms period (about 700 wake-ups for the same upload). A write
 // that waits longer returns EAGAIN and Go's poller takes over as usual,
 // deadlines included: a stalled server is still caught by the write
 // deadline. Closing the socket from another goroutine (cancel) waits for
@@ -30,48 +30,36 @@ import (
 //
 // Bulk mode is for fast connections only: on a slow link every write waits
 // long, and blocking keeps sysmon awake where the poller would let it sleep
-// (on the bench's 100 Mbit/s link it doubled sysmon's wake-ups). The upload
-// loop measures each bulkWindow of the stream and uses bulk mode for the
-// next one only when it went faster than bulkMinRate. The runtime also
-// retakes a P that runs one goroutine for 10 ms without a reschedule, and a
-// retake resets sysmon to 20 µs polling, so the loop yields every bulkYield
-// while in bulk mode. With GOMAXPROCS 1 there is never an idle P and sysmon
-// would retake the P of every write that blocks longer than 20 µs: bulk
-// mode is off there.
+// (a version that left bulk mode only after three slow writes in a row had
+// 2.5 times sysmon's wake-ups on the bench's 100 Mbit/s link). bulkMode
+// measures each bulkWindow of the stream and uses bulk mode for the next one
+// only when it went faster than bulkMinRate. The runtime also retakes a P
+// that runs one goroutine for 10 ms without a reschedule, and a retake
+// resets sysmon to 20 µs polling, so the loop yields every bulkYield while
+// in bulk mode. With GOMAXPROCS 1 there is never an idle P and sysmon would
+// retake the P of every write that blocks longer than 20 µs: bulk mode is
+// off there.
 const bulkSendWait = 5 * time.Millisecond
 
-// bulkMode switches one TCP socket between the poller and bulk mode. A nil
-// *bulkMode (bulk mode not available) is always off.
-type bulkMode struct {
-	rc syscall.RawConn
-	on bool
-}
+// bulkSocket is a TCP socket's file descriptor.
+type bulkSocket struct{ rc syscall.RawConn }
 
-// newBulk returns c's bulk switch, off; nil when bulk mode does not apply
-// (not TCP, GOMAXPROCS 1, or CAMFTPD_BULK=0 for measurements).
-func newBulk(c net.Conn) *bulkMode {
+// bulkSocketOf returns c's socket when bulk mode applies: TCP, GOMAXPROCS
+// above 1, and not CAMFTPD_BULK=0 (for measurements).
+func bulkSocketOf(c net.Conn) (bulkSocket, bool) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok || runtime.GOMAXPROCS(0) < 2 || os.Getenv("CAMFTPD_BULK") == "0" {
-		return nil
+		return bulkSocket{}, false
 	}
 	rc, err := tc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return &bulkMode{rc: rc}
+	return bulkSocket{rc}, err == nil
 }
 
-// active reports whether bulk mode is on.
-func (b *bulkMode) active() bool { return b != nil && b.on }
-
-// set turns bulk mode on or off; on failure (the socket was closed) it
-// stays off. Turn it off before reading from the socket.
-func (b *bulkMode) set(on bool) {
-	if b == nil || b.on == on {
-		return
-	}
+// setBlocking makes the socket blocking with a send timeout of
+// bulkSendWait, or non-blocking again; false if that failed.
+func (s bulkSocket) setBlocking(on bool) bool {
 	var serr error
-	cerr := b.rc.Control(func(fd uintptr) {
+	cerr := s.rc.Control(func(fd uintptr) {
 		if on {
 			tv := syscall.NsecToTimeval(int64(bulkSendWait))
 			if serr = syscall.SetsockoptTimeval(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv); serr != nil {
@@ -80,5 +68,5 @@ func (b *bulkMode) set(on bool) {
 		}
 		serr = syscall.SetNonblock(int(fd), !on)
 	})
-	b.on = on && cerr == nil && serr == nil
+	return cerr == nil && serr == nil
 }

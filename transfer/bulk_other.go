@@ -4,9 +4,8 @@ package transfer
 
 import "net"
 
-// bulkMode: bulk mode is Linux only (see bulk_linux.go); always off here.
-type bulkMode struct{}
+// Bulk mode is Linux only (see bulk_linux.go).
+type bulkSocket struct{}
 
-func newBulk(net.Conn) *bulkMode { return nil }
-func (b *bulkMode) active() bool { return false }
-func (b *bulkMode) set(on bool)  {}
+func bulkSocketOf(net.Conn) (bulkSocket, bool) { return bulkSocket{}, false }
+func (bulkSocket) setBlocking(bool) bool       { return false }

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,7 +83,7 @@ func TestBulkSwitch(t *testing.T) {
 	if nb, _ := sockState(t, c); !nb {
 		t.Fatal("a Go socket should start non-blocking")
 	}
-	b := newBulk(c)
+	b := newBulk(c, 0, new(atomic.Int64))
 	if b == nil || b.active() {
 		t.Fatalf("newBulk: %+v, want a switch that is off", b)
 	}
@@ -103,7 +104,7 @@ func TestBulkSwitch(t *testing.T) {
 
 	c2, _ := tcpPair(t)
 	n := runtime.GOMAXPROCS(1)
-	b2 := newBulk(c2)
+	b2 := newBulk(c2, 0, new(atomic.Int64))
 	runtime.GOMAXPROCS(n)
 	if b2 != nil || b2.active() {
 		t.Fatal("bulk mode offered with GOMAXPROCS 1")
@@ -136,7 +137,7 @@ func TestBulkBlockedWrite(t *testing.T) {
 	unblock := func(peer net.Conn) { go io.Copy(io.Discard, peer) }
 
 	c, peer := tcpPair(t)
-	b := newBulk(c)
+	b := newBulk(c, 0, new(atomic.Int64))
 	b.set(true)
 	if !b.active() {
 		t.Fatal("bulk mode did not turn on")
@@ -154,7 +155,7 @@ func TestBulkBlockedWrite(t *testing.T) {
 	}
 
 	c2, peer2 := tcpPair(t)
-	b2 := newBulk(c2)
+	b2 := newBulk(c2, 0, new(atomic.Int64))
 	b2.set(true)
 	done := fill(c2, time.Time{})
 	time.Sleep(200 * time.Millisecond) // the send buffer is full by now

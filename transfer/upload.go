@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -372,10 +371,8 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 		u.job.Progress(offset, u.size)
 	}
 	timeout := c.cfg.Timeout
-	bulk := newBulk(dc.raw) // see bulk_linux.go
+	bulk := newBulk(dc.raw, c.bulkRate, &c.bulkWindows) // see bulk_linux.go
 	defer bulk.set(false)
-	winStart, winBytes := time.Now(), int64(0)
-	lastYield := winStart
 	for off := offset; off < u.size; {
 		n := int64(chunk)
 		if u.size-off < n {
@@ -397,10 +394,7 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 			return sent, err
 		}
 		now := time.Now()
-		if bulk.active() && now.Sub(lastYield) >= bulkYield {
-			runtime.Gosched()
-			lastYield = now
-		}
+		bulk.beforeWrite(now)
 		dc.tc.SetWriteDeadline(now.Add(timeout))
 		dc.bc.hold = true
 		w, werr := dc.tc.Write(u.buf[:m])
@@ -413,15 +407,7 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 			s.abortData(dc)
 			return sent, u.dataErr(ctx, s, dc, op, werr, sent)
 		}
-		if winBytes += int64(w); winBytes >= bulkWindow {
-			// Bulk mode for the next window if this one was fast.
-			if bulk.active() {
-				c.bulkWindows.Add(1)
-			}
-			t := time.Now()
-			bulk.set(float64(winBytes)/t.Sub(winStart).Seconds() >= c.bulkRate)
-			winStart, winBytes = t, 0
-		}
+		bulk.wrote(w)
 		if u.job.Progress != nil {
 			u.job.Progress(off, u.size)
 		}
