@@ -222,8 +222,9 @@ func printStatus(w io.Writer, st Status) {
 	fmt.Fprintf(w, "state:      %s\n", st.State)
 	fmt.Fprintf(w, "server:     %s (link %s)\n", st.Server, st.Link)
 	q := st.Queue
-	fmt.Fprintf(w, "queue:      %d pending, %d uploading, %d retry, %d parked, %d done\n", q.Pending, q.InFlight, q.Retry, q.Parked, q.Done)
-	fmt.Fprintf(w, "uploaded:   %d files, %s since start; throughput %s/s\n", st.UploadedFiles, humanBytes(st.UploadedBytes), humanBytes(int64(st.ThroughputBps)))
+	fmt.Fprintf(w, "queue:      %d pending, %d uploading, %d retry, %d parked, %d held, %d done, %d skipped (name taken on the server)\n",
+		q.Pending, q.InFlight, q.Retry, q.Parked, q.Held, q.Done, q.Skipped)
+	fmt.Fprintf(w, "uploaded:   %d files, %s since start (%d skipped); throughput %s/s\n", st.UploadedFiles, humanBytes(st.UploadedBytes), st.SkippedFiles, humanBytes(int64(st.ThroughputBps)))
 	for _, u := range st.Uploads {
 		fmt.Fprintf(w, "uploading:  %s  %s / %s  %.1f%%  %s/s\n", u.File, humanBytes(u.Sent), humanBytes(u.Total), u.Percent, humanBytes(int64(u.BytesPerSec)))
 	}

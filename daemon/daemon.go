@@ -49,11 +49,13 @@ type Daemon struct {
 	completedAt map[string]time.Time // capture path -> end of settle window
 	latencies   []time.Duration
 	doneFiles   int64
-	doneBytes   int64
-	rate        rateMeter
-	w           *watcher
-	led         string
-	warm        []chan struct{} // one per upload worker; see prewarm
+	// skippedFiles counts captures not sent under same_name skip.
+	skippedFiles int64
+	doneBytes    int64
+	rate         rateMeter
+	w            *watcher
+	led          string
+	warm         []chan struct{} // one per upload worker; see prewarm
 }
 
 type upload struct {

@@ -1,12 +1,14 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -265,7 +267,8 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	c := it.Capture
 	log := d.log.With("file", c.Rel, "id", it.ID, "worker", w.name)
 
-	st, err := os.Stat(c.Path)
+	local := filepath.Join(w.cfg.MediaDir, filepath.FromSlash(c.Rel))
+	same, err := sameCapture(local, c)
 	switch {
 	case err != nil && errors.Is(err, fs.ErrNotExist):
 		if _, merr := os.Stat(w.cfg.MediaDir); merr != nil {
@@ -280,7 +283,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		next, _ := q.Fail(it.ID, "cannot read local file: "+unwrapPathErr(err))
 		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: err.Error(), State: next.Format(time.RFC3339)})
 		return
-	case st.Size() != c.Size || !st.ModTime().Equal(c.ModTime):
+	case !same:
 		// Rewritten since it was queued; the watcher queues the new version.
 		_ = q.Vanished(it.ID)
 		log.Info("capture changed since it was queued; the new version is queued separately")
@@ -312,9 +315,9 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	var lat time.Duration
 	d.mu.Lock()
 	d.uploads[w.name] = up
-	if at, ok := d.completedAt[c.Path]; ok {
+	if at, ok := d.completedAt[local]; ok {
 		lat = up.Started.Sub(at)
-		delete(d.completedAt, c.Path)
+		delete(d.completedAt, local)
 		if len(d.latencies) < 100000 {
 			d.latencies = append(d.latencies, lat)
 		}
@@ -352,7 +355,16 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 				Percent: pct(sent, total), Rate: float64(sent) / max(now.Sub(up.Started).Seconds(), 1e-3)})
 		}
 	}
-	res, err := client.Upload(uctx, transfer.Job{LocalPath: c.Path, Remote: remote, TempID: it.ID, Fresh: it.FirstLease, Progress: progress})
+	job := transfer.Job{LocalPath: local, Remote: remote, TempID: it.ID, Fresh: it.FirstLease, Progress: progress,
+		BeforeRename: func(temp, final string) error {
+			// Durable before RNTO: a power cut between the server's rename
+			// and Ack is settled by what the server shows, not by a re-send.
+			return q.Intend(it.ID, queue.Intent{Temp: temp, Final: final, Size: c.Size})
+		}}
+	if it.Intent != (queue.Intent{}) {
+		job.Intent = &transfer.Intent{Temp: it.Intent.Temp, Final: it.Intent.Final, Size: it.Intent.Size}
+	}
+	res, err := client.Upload(uctx, job)
 	elapsed := time.Since(up.Started)
 	d.mu.Lock()
 	delete(d.uploads, w.name)
@@ -360,6 +372,10 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	d.noteTLS(srv.Name, pol)
 	defer d.publishState()
 
+	if err == nil && res.Skipped {
+		w.skipped(it, res)
+		return
+	}
 	if err == nil {
 		if aerr := q.Ack(it.ID, res.Remote, res.Hash); aerr != nil {
 			log.Error("upload done but queue not updated", "err", aerr)
@@ -370,7 +386,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		d.failStreak = 0
 		d.mu.Unlock()
 		log.Info("uploaded", "remote", res.Remote, "size", res.Size, "resumed_from", res.ResumedFrom,
-			"skipped", res.Skipped, "seconds", elapsed.Seconds())
+			"already_there", res.Existing, "seconds", elapsed.Seconds())
 		d.hub.publish(Event{Type: "done", ID: it.ID, File: c.Rel, Worker: w.name, Sent: res.Size, Total: res.Size,
 			Percent: 100, Remote: res.Remote, Hash: res.Hash, Resumed: res.ResumedFrom,
 			Rate: float64(res.Size-res.ResumedFrom) / max(elapsed.Seconds(), 1e-3)})
@@ -405,7 +421,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		log.Error("upload refused; parked", "err", msg)
 		d.hub.publish(Event{Type: "parked", ID: it.ID, File: c.Rel, Error: msg})
 	case transfer.Local:
-		st, serr := os.Stat(c.Path)
+		same, serr := sameCapture(local, c)
 		if serr != nil && errors.Is(serr, fs.ErrNotExist) {
 			if _, merr := os.Stat(w.cfg.MediaDir); merr == nil {
 				_ = q.Vanished(it.ID)
@@ -413,7 +429,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 				return
 			}
 		}
-		if serr == nil && (st.Size() != c.Size || !st.ModTime().Equal(c.ModTime)) {
+		if serr == nil && !same {
 			// Written to during the upload: the watcher queues the new version.
 			_ = q.Vanished(it.ID)
 			log.Warn("capture changed during its upload; the new version is queued separately", "err", msg)
@@ -514,4 +530,41 @@ func pct(sent, total int64) float64 {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// sameCapture says whether the file at p is still capture c: same size and,
+// when its modification time moved (a FAT card mounted with another time
+// zone offset), same content fingerprint.
+func sameCapture(p string, c queue.Capture) (bool, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return false, err
+	}
+	if !st.Mode().IsRegular() || st.Size() != c.Size {
+		return false, nil
+	}
+	if st.ModTime().Equal(c.ModTime) {
+		return true, nil
+	}
+	fp, err := fingerprintFile(p)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(fp, c.Fingerprint), nil
+}
+
+// skipped settles an item whose remote name is held by another file under
+// same_name skip: recorded as skipped, never as done, and counted apart.
+func (w *worker) skipped(it queue.Item, res transfer.Result) {
+	d := w.d
+	reason := "the name is taken on the server by another file (same_name = \"skip\")"
+	if err := d.Queue().Skip(it.ID, res.Remote, reason); err != nil {
+		d.log.Error("capture skipped but queue not updated", "file", it.Capture.Rel, "id", it.ID, "err", err)
+	}
+	d.mu.Lock()
+	d.skippedFiles++
+	d.failStreak = 0
+	d.mu.Unlock()
+	d.log.Info("not uploaded: remote name taken by another file", "file", it.Capture.Rel, "remote", res.Remote)
+	d.hub.publish(Event{Type: "skipped", ID: it.ID, File: it.Capture.Rel, Worker: w.name, Remote: res.Remote, Error: reason})
 }

@@ -29,13 +29,17 @@ type Status struct {
 	Uploads       []UploadStatus `json:"uploads"`
 	ThroughputBps float64        `json:"throughput_bytes_per_sec"`
 	UploadedFiles int64          `json:"uploaded_files"`
-	UploadedBytes int64          `json:"uploaded_bytes"`
-	TLS           *TLSInfo       `json:"tls,omitempty"`
-	Errors        []ItemError    `json:"errors,omitempty"` // last error per capture still retrying or parked
-	Watching      int64          `json:"settling_files"`
-	Rescans       int64          `json:"rescans"`
-	Overflows     int64          `json:"overflows"`
-	UptimeSec     float64        `json:"uptime_sec"`
+	// SkippedFiles counts captures not sent since start because their
+	// remote name was held by another file (same_name = "skip"); they are
+	// not in UploadedFiles.
+	SkippedFiles  int64       `json:"skipped_files"`
+	UploadedBytes int64       `json:"uploaded_bytes"`
+	TLS           *TLSInfo    `json:"tls,omitempty"`
+	Errors        []ItemError `json:"errors,omitempty"` // last error per capture still retrying or parked
+	Watching      int64       `json:"settling_files"`
+	Rescans       int64       `json:"rescans"`
+	Overflows     int64       `json:"overflows"`
+	UptimeSec     float64     `json:"uptime_sec"`
 }
 
 // UploadStatus is one upload in flight.
@@ -68,7 +72,7 @@ func (d *Daemon) Status() Status {
 	s := Status{
 		Version: Version, State: d.stateLocked(), Paused: d.userPaused || d.mediaGone, Blocked: d.blocked,
 		MediaError: d.mediaErr, Link: d.link, ThroughputBps: d.rate.perSec(now),
-		UploadedFiles: d.doneFiles, UploadedBytes: d.doneBytes, TLS: d.tls, UptimeSec: now.Sub(d.started).Seconds(),
+		UploadedFiles: d.doneFiles, SkippedFiles: d.skippedFiles, UploadedBytes: d.doneBytes, TLS: d.tls, UptimeSec: now.Sub(d.started).Seconds(),
 	}
 	if d.active < len(d.cfg.Servers) {
 		s.Server = d.cfg.Servers[d.active].Name

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -118,15 +119,61 @@ func (w *watcher) run(ctx context.Context) error {
 	}
 }
 
-// rescan adds watches for every directory and looks at every file.
+// rescan adds watches for every directory and reconciles every folder's
+// listing with the queue (queue.ScanDir): a folder whose listing is as it
+// was when all its captures were known costs no file read and no per-file
+// lookup; a file the queue does not know is considered as new. Shots the
+// queue knows from an earlier mount (another inode, mount point or time
+// zone) are recognised by size and content fingerprint. After a scan that
+// found captures, the history of folders that are gone is marked absent.
 func (w *watcher) rescan(why string) {
 	w.rescans.Add(1)
-	n := 0
+	n, unknown := 0, 0
+	seen := map[string]bool{}
+	byDir := map[string][]queue.FileInfo{}
 	w.walk(w.root, func(p string, d fs.DirEntry) {
+		rel, ok := w.rel(p)
+		if !ok || !w.match.wanted(rel) {
+			return
+		}
+		if _, busy := w.pending[p]; busy {
+			return
+		}
+		st, err := d.Info()
+		if err != nil || !st.Mode().IsRegular() {
+			return
+		}
 		n++
-		w.consider(p, true)
+		dir := path.Dir(rel)
+		if dir == "." {
+			dir = ""
+		}
+		byDir[dir] = append(byDir[dir], queue.FileInfo{Name: path.Base(rel), Size: st.Size(), ModTime: st.ModTime()})
 	})
-	w.log.Debug("rescanned media directory", "why", why, "files", n)
+	for dir, files := range byDir {
+		seen[dir] = true
+		abs := filepath.Join(w.root, filepath.FromSlash(dir))
+		idx, err := w.q.ScanDir(dir, files, func(name string) ([]byte, error) {
+			return fingerprintFile(filepath.Join(abs, name))
+		})
+		if err != nil {
+			w.log.Error("cannot reconcile a media folder with the queue; its files are considered one by one", "dir", dir, "err", err)
+			idx = idx[:0]
+			for i := range files {
+				idx = append(idx, i)
+			}
+		}
+		for _, i := range idx {
+			unknown++
+			w.consider(filepath.Join(abs, files[i].Name))
+		}
+	}
+	if n > 0 {
+		if err := w.q.DirsGone(seen); err != nil {
+			w.log.Warn("cannot record folders gone from the card", "err", err)
+		}
+	}
+	w.log.Debug("rescanned media directory", "why", why, "files", n, "unknown", unknown)
 }
 
 // walk watches dir and its subdirectories and calls fn for every file.
@@ -174,7 +221,7 @@ func (w *watcher) event(ev fsnotify.Event) {
 			if rel, ok := w.rel(p); ok && !strings.HasPrefix(filepath.Base(rel), ".") {
 				// A new folder (DCIM/101XXXXX): watch it, then look at what
 				// was written into it before the watch existed.
-				w.walk(p, func(f string, _ fs.DirEntry) { w.consider(f, false) })
+				w.walk(p, func(f string, _ fs.DirEntry) { w.consider(f) })
 			}
 			return
 		}
@@ -227,9 +274,9 @@ func (w *watcher) touch(p string, st os.FileInfo) {
 	w.arm(now.Add(w.settle))
 }
 
-// consider looks at a file found by a scan. Files already queued are
-// skipped; files quiet for a settle window are complete now; others wait.
-func (w *watcher) consider(p string, checkQueue bool) {
+// consider looks at a file found by a scan that the queue does not know:
+// quiet for a settle window, it is complete now; otherwise it waits.
+func (w *watcher) consider(p string) {
 	rel, ok := w.rel(p)
 	if !ok || !w.match.wanted(rel) {
 		return
@@ -240,11 +287,6 @@ func (w *watcher) consider(p string, checkQueue bool) {
 	st, err := os.Lstat(p)
 	if err != nil || !st.Mode().IsRegular() {
 		return
-	}
-	if checkQueue {
-		if _, found, err := w.q.Lookup(w.capture(p, rel, st)); err == nil && found {
-			return
-		}
 	}
 	now := w.now()
 	if now.Sub(st.ModTime()) >= w.settle {
@@ -333,10 +375,17 @@ func (w *watcher) completeAll(files []doneFile) {
 			w.log.Debug("skipped by raw_jpeg choice", "file", f.rel, "raw_jpeg", w.match.rawJPEG)
 			continue
 		}
+		c, err := w.capture(f.path, f.rel, f.st)
+		if err != nil {
+			// Gone or changed since it settled: a later event or rescan
+			// looks at it again.
+			w.log.Warn("cannot read a completed capture; not queued", "file", f.rel, "err", err)
+			continue
+		}
 		if w.beforeEnqueue != nil {
 			w.beforeEnqueue(f.path, f.at)
 		}
-		caps = append(caps, w.capture(f.path, f.rel, f.st))
+		caps = append(caps, c)
 		keep = append(keep, f)
 	}
 	if len(caps) == 0 {
@@ -365,12 +414,41 @@ func (w *watcher) completeAll(files []doneFile) {
 	}
 }
 
-func (w *watcher) capture(p, rel string, st os.FileInfo) queue.Capture {
+// capture describes a completed file for the queue, with its content
+// fingerprint (its identity with rel and size).
+func (w *watcher) capture(p, rel string, st os.FileInfo) (queue.Capture, error) {
 	c := queue.Capture{Path: p, Rel: rel, Size: st.Size(), ModTime: st.ModTime(), Priority: priority(p)}
 	if s, ok := st.Sys().(*syscall.Stat_t); ok {
 		c.Inode = uint64(s.Ino)
 	}
-	return c
+	f, err := os.Open(p)
+	if err != nil {
+		return c, err
+	}
+	defer f.Close()
+	now, err := f.Stat()
+	if err != nil {
+		return c, err
+	}
+	if now.Size() != c.Size || !now.ModTime().Equal(c.ModTime) {
+		return c, errors.New("changed since it settled")
+	}
+	c.Fingerprint, err = queue.Fingerprint(f, c.Size)
+	return c, err
+}
+
+// fingerprintFile returns the content fingerprint of the file at p.
+func fingerprintFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return queue.Fingerprint(f, st.Size())
 }
 
 // complete enqueues a finished capture; completedAt is when its settle

@@ -16,22 +16,39 @@ const (
 	Pending  State = "pending"  // waiting for a worker, due now
 	InFlight State = "inflight" // leased to a worker until LeaseUntil
 	Retry    State = "retry"    // failed transiently, due at NextAttempt
-	Done     State = "done"     // uploaded; kept as history until pruned
+	Done     State = "done"     // uploaded; kept as history while the file is on the card
 	Parked   State = "parked"   // failed permanently (or vanished); waits for RetryNow
+	Held     State = "held"     // known but not to be sent unless asked (Reason says why: backlog, not protected)
+	Skipped  State = "skipped"  // not sent: the name was taken on the server by another file (same_name skip)
 )
 
 // allStates lists the states in the order List reports them when called
 // without arguments.
-var allStates = []State{InFlight, Pending, Retry, Parked, Done}
+var allStates = []State{InFlight, Pending, Retry, Parked, Held, Done, Skipped}
 
-// Capture is a file found in the media directory.
+// Capture is a file found in the media directory. Its identity is Rel, Size
+// and Fingerprint; Path, ModTime and Inode describe where and how it was
+// last seen and serve as hints only.
 type Capture struct {
-	Path     string // absolute local path
-	Rel      string // path relative to the media root
-	Size     int64
-	ModTime  time.Time
-	Inode    uint64
-	Priority int // higher goes first; 0 is normal
+	Path        string // absolute local path when queued (the media root may move: use Rel)
+	Rel         string // path relative to the media root, with forward slashes
+	Size        int64
+	ModTime     time.Time
+	Inode       uint64
+	Fingerprint []byte // see Fingerprint; required
+	Priority    int    // higher goes first; 0 is normal
+	// Hold, when set on a capture the queue does not know yet, makes its
+	// new item Held with this reason instead of Pending.
+	Hold string
+}
+
+// Intent is a rename an upload announced before sending RNTO: the
+// temporary file Temp becomes Final, Size bytes. It stays on the item
+// until the item is settled, so that a restart can tell by what the server
+// shows whether the rename happened.
+type Intent struct {
+	Temp, Final string
+	Size        int64
 }
 
 // Item is a queued capture and its state.
@@ -51,6 +68,13 @@ type Item struct {
 	Hash        string // for Done: "<algorithm>:<hex>" of the file as sent
 	DoneAt      time.Time
 	Vanished    bool // for Parked: the local file was gone; never retried
+	// Intent is the rename last announced by Intend, if any (zero when
+	// none); cleared when the item is settled.
+	Intent Intent
+	// AbsentSince is when a scan of the item's folder first did not find
+	// its file (zero while it is there). Done, skipped, held and vanished
+	// items absent for HistoryMaxAge are dropped.
+	AbsentSince time.Time
 	// FirstLease is set on the Item Lease returns when the item was never
 	// leased before (a released lease counts too): no upload of it can have
 	// begun, so no partial remote file of it can exist.
@@ -63,8 +87,13 @@ type Options struct {
 	// failure (defaults 5s and 10min). The delay doubles with every
 	// consecutive failure and is jittered to [d/2, d].
 	BackoffMin, BackoffMax time.Duration
-	// HistoryMaxAge and HistoryMaxCount bound the done history (defaults 30
-	// days and 10,000 items). A negative value disables that bound.
+	// HistoryMaxAge and HistoryMaxCount bound the history of captures that
+	// are gone from the card (defaults 30 days and 10,000 items): a done,
+	// skipped, held or vanished item is dropped when its file has been
+	// absent from every scan for HistoryMaxAge, or, beyond HistoryMaxCount
+	// absent items, the longest absent first. An item whose file is on the
+	// card is never dropped, however many there are. A negative value
+	// disables that bound.
 	HistoryMaxAge   time.Duration
 	HistoryMaxCount int
 	// LeaseTime is how long a lease lasts without Renew (default 10min).
@@ -73,7 +102,8 @@ type Options struct {
 	// LockTimeout is how long Open waits for the file lock held by another
 	// process (default 3s).
 	LockTimeout time.Duration
-	// MaxFileSize bounds the queue file in bytes (default 128 MiB); a write
+	// MaxFileSize bounds the queue file in bytes (default 256 MiB: 250,000
+	// delivered shots on the card take about 110 MiB); a write
 	// that needs more fails with ErrFull. Negative means no bound.
 	MaxFileSize int64
 	// Now is the clock (default time.Now).
@@ -90,7 +120,7 @@ const (
 	DefaultHistoryMaxCount = 10000
 	DefaultLeaseTime       = 10 * time.Minute
 	DefaultLockTimeout     = 3 * time.Second
-	DefaultMaxFileSize     = 128 << 20
+	DefaultMaxFileSize     = 256 << 20
 )
 
 // initialMmapSize is kept small so the mapping fits a 32-bit armv7 address
@@ -107,7 +137,7 @@ var (
 )
 
 // Counts is the number of items in each state.
-type Counts struct{ Pending, InFlight, Retry, Done, Parked int }
+type Counts struct{ Pending, InFlight, Retry, Done, Parked, Held, Skipped int }
 
 // Queue is an open queue file. Its methods are safe for concurrent use.
 type Queue struct {

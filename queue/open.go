@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -174,6 +175,9 @@ func (q *Queue) openChecked() (db *bolt.DB, err error) {
 	ready := false // all buckets there, schema known: no write needed
 	_ = db.View(func(tx *bolt.Tx) error {
 		ready = tx.Bucket(bucketItems) != nil && tx.Bucket(bucketMeta) != nil
+		for _, b := range [][]byte{bucketFiles, bucketAbsent, bucketDirs} {
+			ready = ready && tx.Bucket(b) != nil
+		}
 		for _, s := range allStates {
 			ready = ready && tx.Bucket(indexBucket[s]) != nil
 		}
@@ -184,7 +188,7 @@ func (q *Queue) openChecked() (db *bolt.DB, err error) {
 		return nil
 	})
 	if !ready {
-		err = db.Update(func(tx *bolt.Tx) error { return createBuckets(tx) })
+		err = db.Update(func(tx *bolt.Tx) error { return q.createOrMigrate(tx) })
 	}
 	if err != nil {
 		db.Close()
@@ -204,6 +208,22 @@ func (q *Queue) openChecked() (db *bolt.DB, err error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// createOrMigrate creates missing buckets and migrates a schema 1 file.
+func (q *Queue) createOrMigrate(tx *bolt.Tx) error {
+	old := tx.Bucket(bucketMeta) != nil && bytes.Equal(tx.Bucket(bucketMeta).Get(keySchema), []byte{1})
+	if err := createBuckets(tx); err != nil {
+		return err
+	}
+	if !old {
+		return nil
+	}
+	n, err := migrate1(tx, func() int64 { return timeNs(q.now()) })
+	if err == nil {
+		q.log.Info("queue: migrated schema 1 to 2 (identity: relative path, size, content fingerprint)", "path", q.path, "items", n)
+	}
+	return err
 }
 
 // metaInfo is what checkMeta takes from the meta page bbolt will use.
@@ -393,12 +413,16 @@ func (q *Queue) afterOpen() error {
 // bucket, in one transaction.
 func (q *Queue) rebuildIndexes() error {
 	return q.update("rebuild", q.path, func(t *txn) error {
+		buckets := [][]byte{bucketFiles, bucketAbsent}
 		for _, s := range allStates {
-			seq := t.bucket(indexBucket[s]).Sequence()
-			if err := t.tx.DeleteBucket(indexBucket[s]); err != nil {
+			buckets = append(buckets, indexBucket[s])
+		}
+		for _, name := range buckets {
+			seq := t.bucket(name).Sequence()
+			if err := t.tx.DeleteBucket(name); err != nil {
 				return err
 			}
-			b, err := t.tx.CreateBucket(indexBucket[s])
+			b, err := t.tx.CreateBucket(name)
 			if err != nil {
 				return err
 			}
@@ -406,7 +430,9 @@ func (q *Queue) rebuildIndexes() error {
 				return err
 			}
 		}
-		var zero [5]int64
+		var zeroN int64
+		t.absentN = &zeroN
+		var zero [numStates]int64
 		t.counts = &zero
 		var recs []*rec
 		err := t.bucket(bucketItems).ForEach(func(_, v []byte) error {
@@ -422,11 +448,16 @@ func (q *Queue) rebuildIndexes() error {
 		}
 		sort.SliceStable(recs, func(i, j int) bool { return recs[i].doneSeq < recs[j].doneSeq })
 		for _, r := range recs {
-			if r.State == Done {
+			if r.State == Done || r.State == Skipped {
 				// done keys must be unique; renumber from the bucket sequence.
 				r.doneSeq = 0
 			}
-			if err := t.put(r); err != nil {
+			since := r.AbsentSince
+			r.AbsentSince = time.Time{}
+			if err := t.setAbsent(r, since); err != nil {
+				return err
+			}
+			if err := t.insert(r); err != nil {
 				return err
 			}
 		}

@@ -84,12 +84,13 @@ func (q *Queue) backoff(n int) time.Duration {
 	return d
 }
 
-// Enqueue adds a capture as pending. It is idempotent by identity (path,
-// size, mtime in ns, inode): enqueueing a known capture returns the existing
-// item and added=false, whatever its state, without writing. A rewritten
-// file has a new identity and becomes a new item. A capture parked as
-// vanished comes back to pending (the file is there again), with
-// added=true.
+// Enqueue adds a capture as pending (or held, see Capture.Hold). It is
+// idempotent by identity (relative path, size, fingerprint): enqueueing a
+// known capture returns the existing item and added=false, whatever its
+// state, without writing; the same shot seen under another mount point,
+// inode or time zone is known. A rewritten file has a new identity and
+// becomes a new item. A capture parked as vanished comes back to pending
+// (the file is there again), with added=true.
 func (q *Queue) Enqueue(c Capture) (it Item, added bool, err error) {
 	its, addeds, err := q.EnqueueBatch([]Capture{c})
 	if err != nil {
@@ -107,8 +108,11 @@ func (q *Queue) EnqueueBatch(cs []Capture) (items []Item, added []bool, err erro
 		what = cs[0].Path
 	}
 	for _, c := range cs {
-		if c.Path == "" {
-			return nil, nil, fmt.Errorf("queue: enqueue: capture has an empty path")
+		if c.Rel == "" || c.Path == "" {
+			return nil, nil, fmt.Errorf("queue: enqueue: capture has an empty path (Path and Rel are required)")
+		}
+		if len(c.Fingerprint) == 0 {
+			return nil, nil, errNoFingerprint(c)
 		}
 	}
 	items, added = make([]Item, len(cs)), make([]bool, len(cs))
@@ -157,7 +161,11 @@ func (q *Queue) EnqueueBatch(cs []Capture) (items []Item, added []bool, err erro
 			}
 			r = &rec{Item: Item{ID: id, Seq: seq, Capture: c, State: Pending, Enqueued: now}}
 			r.Capture.ModTime = nsTime(timeNs(c.ModTime))
-			if err := t.put(r); err != nil {
+			if c.Hold != "" {
+				r.State, r.Reason = Held, c.Hold
+			}
+			r.Capture.Hold = ""
+			if err := t.insert(r); err != nil {
 				return err
 			}
 			added[i] = true
@@ -263,27 +271,88 @@ func (q *Queue) Renew(id string) error {
 
 // Ack records a finished upload: the item becomes Done with its remote path
 // and hash, whatever state it was in (the file is on the server). Acking a
-// done item again is a no-op. Done history is pruned in the same
-// transaction.
+// done item again is a no-op. History is pruned in the same transaction.
 func (q *Queue) Ack(id, remote, hash string) error {
-	return q.update("ack", id, func(t *txn) error {
+	return q.settle("ack", id, Done, remote, hash, "")
+}
+
+// Skip records that a capture was not sent because its remote name is
+// taken by another file (same_name skip): the item becomes Skipped with the
+// remote path and reason. Skipping a skipped item again is a no-op.
+func (q *Queue) Skip(id, remote, reason string) error {
+	return q.settle("skip", id, Skipped, remote, "", reason)
+}
+
+// settle moves an item to the terminal state to (Done or Skipped), clearing
+// its lease, schedule and intent.
+func (q *Queue) settle(op, id string, to State, remote, hash, reason string) error {
+	return q.update(op, id, func(t *txn) error {
 		r, err := t.get(id)
 		if err != nil {
 			return err
 		}
-		if r.State == Done {
+		if r.State == to {
 			return nil
+		}
+		if r.State == Done || r.State == Skipped {
+			return stateErr(op, r, "it is settled already")
 		}
 		now := q.now()
 		if err := t.move(r, func(r *rec) {
-			r.State, r.Remote, r.Hash, r.DoneAt = Done, remote, hash, now
-			r.Worker, r.LeaseUntil, r.NextAttempt, r.Reason, r.Vanished, r.streak = "", time.Time{}, time.Time{}, "", false, 0
+			r.State, r.Remote, r.Hash, r.DoneAt, r.Reason = to, remote, hash, now, reason
+			r.Worker, r.LeaseUntil, r.NextAttempt, r.Vanished, r.streak = "", time.Time{}, time.Time{}, false, 0
+			r.Intent = Intent{}
 		}); err != nil {
 			return err
 		}
 		_, err = q.prune(t, now)
 		return err
 	})
+}
+
+// Intend records, durably, the rename an in-flight upload is about to ask
+// the server for. If the process dies before Ack, the next lease returns
+// the item with this Intent, and the upload settles it by what the server
+// shows instead of sending the file again.
+func (q *Queue) Intend(id string, in Intent) error {
+	return q.update("intend", id, func(t *txn) error {
+		r, err := t.get(id)
+		if err != nil {
+			return err
+		}
+		if r.State != InFlight {
+			return stateErr("intend", r, "not leased")
+		}
+		r.Intent = in
+		return t.bucket(bucketItems).Put([]byte(r.ID), encodeRec(r))
+	})
+}
+
+// Want makes held items pending (an operator's "send these": queue add,
+// a shot protected later). Items in other states are left alone; wanted
+// reports how many changed.
+func (q *Queue) Want(ids ...string) (wanted int, err error) {
+	err = q.update("want", fmt.Sprintf("%d items", len(ids)), func(t *txn) error {
+		wanted = 0
+		for _, id := range ids {
+			r, err := t.get(id)
+			if err != nil {
+				return err
+			}
+			if r.State != Held {
+				continue
+			}
+			wanted++
+			if err := t.move(r, func(r *rec) { r.State, r.Reason = Pending, "" }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil && wanted > 0 {
+		q.signal()
+	}
+	return wanted, err
 }
 
 // Fail records a transient failure: the item goes to Retry, due after a
@@ -294,7 +363,7 @@ func (q *Queue) Fail(id string, errMsg string) (next time.Time, err error) {
 		if err != nil {
 			return err
 		}
-		if r.State == Done || r.State == Parked {
+		if r.State == Done || r.State == Parked || r.State == Skipped || r.State == Held {
 			return stateErr("fail", r, "a late failure does not change it")
 		}
 		return t.move(r, func(r *rec) {
@@ -334,8 +403,8 @@ func (q *Queue) park(id, reason string, vanished bool) error {
 		if err != nil {
 			return err
 		}
-		if r.State == Done {
-			return stateErr(op, r, "done items stay done")
+		if r.State == Done || r.State == Skipped {
+			return stateErr(op, r, "settled items stay settled")
 		}
 		return t.move(r, func(r *rec) {
 			r.State, r.Reason, r.Vanished = Parked, reason, vanished
@@ -394,8 +463,8 @@ func (q *Queue) RetryNow(id string) error {
 				return err
 			}
 			switch {
-			case r.State == Done:
-				return stateErr("retry", r, "done items stay done")
+			case r.State == Done || r.State == Skipped:
+				return stateErr("retry", r, "settled items stay settled")
 			case r.State == Parked && r.Vanished:
 				return stateErr("retry", r, "its file vanished; enqueue the capture again if it is back")
 			case r.State == Parked || r.State == Retry:
@@ -481,7 +550,7 @@ func (q *Queue) NextDue() (time.Time, bool) {
 
 // Counts returns the number of items in each state.
 func (q *Queue) Counts() (Counts, error) {
-	var c [5]int64
+	var c [numStates]int64
 	err := q.view("counts", "", func(t *txn) error {
 		var err error
 		c, err = readCounts(t.tx)
@@ -493,6 +562,8 @@ func (q *Queue) Counts() (Counts, error) {
 		Retry:    int(c[stateIndex(Retry)]),
 		Done:     int(c[stateIndex(Done)]),
 		Parked:   int(c[stateIndex(Parked)]),
+		Held:     int(c[stateIndex(Held)]),
+		Skipped:  int(c[stateIndex(Skipped)]),
 	}, err
 }
 
@@ -540,11 +611,14 @@ func (q *Queue) Get(id string) (Item, error) {
 	return it, err
 }
 
-// Lookup finds a capture by identity (for rescans).
+// Lookup finds a capture by identity (relative path, size, fingerprint).
 func (q *Queue) Lookup(c Capture) (Item, bool, error) {
 	var it Item
 	var ok bool
-	err := q.view("lookup", c.Path, func(t *txn) error {
+	if len(c.Fingerprint) == 0 {
+		return Item{}, false, errNoFingerprint(c)
+	}
+	err := q.view("lookup", c.Rel, func(t *txn) error {
 		r, _, err := t.find(c)
 		if err == nil && r != nil {
 			it, ok = r.Item, true
@@ -554,44 +628,39 @@ func (q *Queue) Lookup(c Capture) (Item, bool, error) {
 	return it, ok, err
 }
 
-// prune removes done items beyond HistoryMaxCount (oldest first) and those
-// done before now-HistoryMaxAge. It runs inside the caller's transaction.
+// prune drops the history of captures gone from the card: done, skipped,
+// held and vanished items whose file has been absent from every scan since
+// before now-HistoryMaxAge, and, beyond HistoryMaxCount absent items, the
+// longest absent first. Items of other states stay whatever happens (they
+// settle when a worker finds the file gone). It runs inside the caller's
+// transaction and only reads the absent index, so its cost does not grow
+// with the number of shots on the card.
 func (q *Queue) prune(t *txn, now time.Time) (int, error) {
-	n := 0
-	c := t.bucket(indexBucket[Done]).Cursor()
+	b := t.bucket(bucketAbsent)
+	excess := int64(-1)
 	if max := q.opts.HistoryMaxCount; max >= 0 {
-		if t.counts == nil {
-			t.adjust(Done, 0)
-		}
-		for t.counts[stateIndex(Done)] > int64(max) {
-			_, v := c.First()
-			if v == nil {
-				break
-			}
-			r, err := t.get(string(v))
-			if err != nil {
-				return n, err
-			}
-			if err := t.remove(r); err != nil {
-				return n, err
-			}
-			n++
-		}
+		excess = *t.absentCount() - int64(max)
 	}
+	cutoff := time.Time{}
 	if q.opts.HistoryMaxAge >= 0 {
-		cutoff := now.Add(-q.opts.HistoryMaxAge)
-		for {
-			_, v := c.First()
-			if v == nil {
-				break
-			}
-			r, err := t.get(string(v))
-			if err != nil {
-				return n, err
-			}
-			if !r.DoneAt.Before(cutoff) {
-				break
-			}
+		cutoff = now.Add(-q.opts.HistoryMaxAge)
+	}
+	var drop []string
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if excess <= 0 && (cutoff.IsZero() || !keyTime(k).Before(cutoff)) {
+			break
+		}
+		excess--
+		drop = append(drop, string(v))
+	}
+	n := 0
+	for _, id := range drop {
+		r, err := t.get(id)
+		if err != nil {
+			return n, err
+		}
+		if r.State == Done || r.State == Skipped || r.State == Held || (r.State == Parked && r.Vanished) {
 			if err := t.remove(r); err != nil {
 				return n, err
 			}

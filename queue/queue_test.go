@@ -53,12 +53,22 @@ func openT(t testing.TB, path string, o *Options) *Queue {
 
 func capN(i int) Capture {
 	return Capture{
-		Path:    fmt.Sprintf("/media/DCIM/100CAM/IMG_%05d.JPG", i),
-		Rel:     fmt.Sprintf("100CAM/IMG_%05d.JPG", i),
-		Size:    int64(4<<20 + i),
-		ModTime: time.Date(2026, 11, 25, 10, 0, 0, i*1000+7, time.UTC),
-		Inode:   uint64(1000 + i),
+		Path:        fmt.Sprintf("/media/DCIM/100CAM/IMG_%05d.JPG", i),
+		Rel:         fmt.Sprintf("100CAM/IMG_%05d.JPG", i),
+		Size:        int64(4<<20 + i),
+		ModTime:     time.Date(2026, 11, 25, 10, 0, 0, i*1000+7, time.UTC),
+		Inode:       uint64(1000 + i),
+		Fingerprint: fpOf(fmt.Sprint("content ", i)),
 	}
+}
+
+// fpOf is a fingerprint for synthetic captures (their content is s).
+func fpOf(s string) []byte {
+	fp, err := Fingerprint(strings.NewReader(s), int64(len(s)))
+	if err != nil {
+		panic(err)
+	}
+	return fp
 }
 
 func mustVerify(t testing.TB, q *Queue) {
@@ -85,19 +95,34 @@ func TestEnqueueIdempotentAndStableID(t *testing.T) {
 	if _, added, _ := q.Enqueue(c); added {
 		t.Fatal("same capture with another priority was added again")
 	}
-	// Rewritten file: new mtime and size -> new item.
+	// Rewritten file: new content, same size -> new item.
 	rw := capN(1)
 	rw.ModTime = rw.ModTime.Add(time.Second)
-	rw.Size++
+	rw.Fingerprint = fpOf("other content")
 	it3, added, err := q.Enqueue(rw)
 	if err != nil || !added || it3.ID == it.ID {
 		t.Fatalf("rewritten file must be a new item: %+v %v %v", it3, added, err)
 	}
-	// Same path, same size and mtime, other inode (file replaced): new item.
+	// The same shot seen with another inode, mtime (FAT remount, time zone)
+	// and mount point: the same item.
 	in := capN(1)
-	in.Inode++
-	if _, added, _ := q.Enqueue(in); !added {
-		t.Fatal("new inode must be a new item")
+	in.Inode += 77
+	in.ModTime = in.ModTime.Add(2 * time.Hour)
+	in.Path = "/mnt/sd/DCIM/100CAM/IMG_00001.JPG"
+	if got, added, _ := q.Enqueue(in); added || got.ID != it.ID {
+		t.Fatal("the same shot under a new inode, mtime and mount point must be known")
+	}
+	// Same name and size, other content (card formatted, numbering reset):
+	// a new capture.
+	other := capN(1)
+	other.Fingerprint = fpOf("a later shot")
+	if _, added, _ := q.Enqueue(other); !added {
+		t.Fatal("a different shot under a used name must be a new item")
+	}
+	noFP := capN(2)
+	noFP.Fingerprint = nil
+	if _, _, err := q.Enqueue(noFP); err == nil || !strings.Contains(err.Error(), "fingerprint") {
+		t.Fatalf("a capture without fingerprint must be refused: %v", err)
 	}
 	// The ID survives a restart and does not depend on the file.
 	q.Close()
@@ -492,44 +517,69 @@ func TestListCountsAndStates(t *testing.T) {
 	mustVerify(t, q)
 }
 
-func TestHistoryPrunedByAgeAndCount(t *testing.T) {
+// TestHistoryKeptWhileOnCard: done items are never pruned while a scan
+// finds their file, however many; once absent, they go by age and count.
+func TestHistoryKeptWhileOnCard(t *testing.T) {
 	clk := newClock()
-	path := filepath.Join(t.TempDir(), "q.db")
-	q := openT(t, path, &Options{Now: clk.Now, HistoryMaxCount: 5, HistoryMaxAge: time.Hour})
+	dbPath := filepath.Join(t.TempDir(), "q.db")
+	opts := &Options{Now: clk.Now, HistoryMaxCount: 3, HistoryMaxAge: time.Hour}
+	q := openT(t, dbPath, opts)
 	var ids []string
+	var listing []FileInfo
 	for i := 0; i < 8; i++ {
-		it, _, _ := q.Enqueue(capN(i))
+		c := capN(i)
+		it, _, _ := q.Enqueue(c)
 		q.Lease("w")
 		if err := q.Ack(it.ID, "/r", "h"); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, it.ID)
+		listing = append(listing, FileInfo{Name: filepath.Base(c.Rel), Size: c.Size, ModTime: c.ModTime})
+	}
+	noFP := func(string) ([]byte, error) { t.Error("fingerprint read although every hint matches"); return nil, nil }
+	if unknown, err := q.ScanDir("100CAM", listing, noFP); err != nil || len(unknown) != 0 {
+		t.Fatalf("scan of the full card: %v %v", unknown, err)
+	}
+	if c, _ := q.Counts(); c.Done != 8 {
+		t.Fatalf("8 shots on the card, bound 3: %d kept", c.Done)
+	}
+	// Shots 0-5 deleted from the card at 10-minute steps: 3 stay as history
+	// by count, then age drops those absent for over an hour.
+	for i := 0; i < 6; i++ {
 		clk.Add(10 * time.Minute)
+		if _, err := q.ScanDir("100CAM", listing[i+1:], noFP); err != nil {
+			t.Fatal(err)
+		}
+		other := capN(100 + i) // in another folder; its Ack prunes
+		other.Rel = strings.Replace(other.Rel, "100CAM", "101CAM", 1)
+		it, _, _ := q.Enqueue(other)
+		q.Lease("w")
+		q.Ack(it.ID, "/r", "h")
 	}
-	done, _ := q.List(Done)
-	if len(done) != 5 || done[0].ID != ids[3] {
-		t.Fatalf("count prune: %d items, first %v", len(done), done[0].ID)
+	absentKept := 0
+	for _, id := range ids[:6] {
+		if _, err := q.Get(id); err == nil {
+			absentKept++
+		}
 	}
-	// Age: items done more than an hour ago go at the next Ack or Open.
-	clk.Add(25 * time.Minute) // now = 8*10+25 = 105 min after start
+	if absentKept != 3 {
+		t.Fatalf("absent history kept %d, bound 3", absentKept)
+	}
+	for _, id := range ids[6:] {
+		if _, err := q.Get(id); err != nil {
+			t.Fatalf("shot on the card pruned: %v", err)
+		}
+	}
+	clk.Add(2 * time.Hour)
 	q.Close()
-	q = openT(t, path, &Options{Now: clk.Now, HistoryMaxCount: 5, HistoryMaxAge: time.Hour})
-	done, _ = q.List(Done)
-	// done at 0,10,...,70 min; cutoff 45 min: 50, 60, 70 remain.
-	if len(done) != 3 || done[0].ID != ids[5] {
-		t.Fatalf("age prune: %d items", len(done))
+	q = openT(t, dbPath, opts)
+	for i, id := range ids {
+		_, err := q.Get(id)
+		if gone := errors.Is(err, ErrNotFound); gone != (i < 6) {
+			t.Fatalf("after 2 h: shot %d gone=%v", i, gone)
+		}
 	}
 	mustVerify(t, q)
-	// Negative values disable the bounds.
-	q.Close()
-	q = openT(t, path, &Options{Now: clk.Now, HistoryMaxCount: -1, HistoryMaxAge: -1})
-	clk.Add(1000 * time.Hour)
-	it, _, _ := q.Enqueue(capN(100))
-	q.Lease("w")
-	q.Ack(it.ID, "/r", "h")
-	if c, _ := q.Counts(); c.Done != 4 {
-		t.Fatalf("unbounded history: %+v", c)
-	}
 }
 
 func TestConcurrentWorkersAckEachOnce(t *testing.T) {

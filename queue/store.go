@@ -7,27 +7,41 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// File layout (schema 1). Every item lives in bucketItems under its ID and
-// in exactly one index bucket, the one of its state, whose value is the ID:
+// File layout (schema 2). Every item lives in bucketItems under its ID, in
+// exactly one index bucket, the one of its state, whose value is the ID, and
+// in bucketFiles under its folder and name:
 //
 //	items    ID                       -> record
 //	pending  prio(8) seq(8)           -> ID   (higher priority first, then FIFO)
 //	inflight leaseUntil(8) seq(8)     -> ID
 //	retry    nextAttempt(8) seq(8)    -> ID
 //	parked   seq(8)                   -> ID
-//	done     doneSeq(8)               -> ID   (oldest first, for pruning)
-//	meta     "schema" -> 1, "counts" -> 5 x uint64
+//	done     doneSeq(8)               -> ID   (oldest first)
+//	held     seq(8)                   -> ID
+//	skipped  doneSeq(8)               -> ID
+//	files    dir 0 name 0 ID          -> size(8) mtime(8)  (the hint of the file as last seen)
+//	absent   absentSince(8) seq(8)    -> ID   (items whose file a scan did not find)
+//	dirs     dir                      -> digest of its listing when every file in it was known
+//	meta     "schema" -> 2, "counts" -> 7 x uint64, "absent" -> entries of absent (8), "baseline" -> time(8)
+//
+// Schema 1 (identity path+size+mtime+inode, five states) is migrated by Open.
 var (
-	bucketItems = []byte("items")
-	bucketMeta  = []byte("meta")
-	keySchema   = []byte("schema")
-	keyCounts   = []byte("counts")
+	bucketItems  = []byte("items")
+	bucketMeta   = []byte("meta")
+	bucketFiles  = []byte("files")
+	bucketAbsent = []byte("absent")
+	bucketDirs   = []byte("dirs")
+	keySchema    = []byte("schema")
+	keyCounts    = []byte("counts")
+	keyBaseline  = []byte("baseline")
+	keyAbsentN   = []byte("absent")
 
 	indexBucket = map[State][]byte{
 		Pending:  []byte("pending"),
@@ -35,29 +49,74 @@ var (
 		Retry:    []byte("retry"),
 		Parked:   []byte("parked"),
 		Done:     []byte("done"),
+		Held:     []byte("held"),
+		Skipped:  []byte("skipped"),
 	}
 )
 
-const schemaVersion = 1
+const schemaVersion = 2
 
 // rec is an Item plus the bookkeeping that is not exported.
 type rec struct {
 	Item
-	doneSeq uint64 // key in the done index
+	doneSeq uint64 // key in the done or skipped index
 	streak  int    // consecutive transient failures, drives the backoff
 	leased  bool   // leased at least once (Release keeps it)
 }
 
-// identity is the stable identity of a capture: path, size, mtime in
-// nanoseconds and inode. Priority and Rel are not part of it.
-func identity(c Capture) string {
-	return c.Path + "\x00" + strconv.FormatInt(c.Size, 10) + "\x00" +
-		strconv.FormatInt(timeNs(c.ModTime), 10) + "\x00" + strconv.FormatUint(c.Inode, 10)
+// FingerprintSize is the length of Capture.Fingerprint.
+const FingerprintSize = 16
+
+// fingerprintBlock is how much of each end of a file Fingerprint reads.
+const fingerprintBlock = 64 << 10
+
+// Fingerprint reads the first and last 64 KiB of a capture of size bytes
+// (the whole file when it is smaller than 128 KiB) and returns 16 bytes of
+// their SHA-256, with the size: with the relative path and the size it is a
+// capture's identity. A JPEG's or RAW file's first block holds its EXIF
+// header (time to the subsecond, serial and shot counters), its last block
+// the end of the image data: two shots that share all three do not occur.
+func Fingerprint(r io.ReaderAt, size int64) ([]byte, error) {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(size))
+	h.Write(n[:])
+	buf := make([]byte, fingerprintBlock)
+	read := func(off, l int64) error {
+		m, err := r.ReadAt(buf[:l], off)
+		if int64(m) == l {
+			err = nil
+		} else if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("file shorter than %d bytes (read %d at %d): it changed", size, m, off)
+		}
+		h.Write(buf[:m])
+		return err
+	}
+	if size <= 2*fingerprintBlock {
+		for off := int64(0); off < size; off += fingerprintBlock {
+			if err := read(off, min(fingerprintBlock, size-off)); err != nil {
+				return nil, err
+			}
+		}
+	} else if err := read(0, fingerprintBlock); err != nil {
+		return nil, err
+	} else if err := read(size-fingerprintBlock, fingerprintBlock); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil)[:FingerprintSize], nil
 }
 
-// baseID derives the item ID from the identity: 16 hex digits of its
-// SHA-256. It is stable across restarts and across a rebuilt file, so it can
-// name a remote temp file for resume.
+// identity is the stable identity of a capture: path relative to the media
+// root, size and content fingerprint. Mount point, inode and modification
+// time are not part of it (FAT file systems hand out inodes per mount and
+// shift mtimes with the time zone).
+func identity(c Capture) string {
+	return c.Rel + "\x00" + strconv.FormatInt(c.Size, 10) + "\x00" + string(c.Fingerprint)
+}
+
+// baseID derives a new item's ID from the identity: 16 hex digits of its
+// SHA-256. The ID is kept for the item's life (and across a schema
+// migration), so it can name a remote temp file for resume.
 func baseID(c Capture) string {
 	sum := sha256.Sum256([]byte(identity(c)))
 	return hex.EncodeToString(sum[:8])
@@ -111,9 +170,9 @@ func indexKey(r *rec) []byte {
 		return key2(sortable(timeNs(r.LeaseUntil)), r.Seq)
 	case Retry:
 		return key2(sortable(timeNs(r.NextAttempt)), r.Seq)
-	case Parked:
+	case Parked, Held:
 		return key1(r.Seq)
-	case Done:
+	case Done, Skipped:
 		return key1(r.doneSeq)
 	}
 	panic("queue: unknown state " + string(r.State))
@@ -126,13 +185,26 @@ func keyTime(k []byte) time.Time {
 
 // ---- record encoding ----
 
-const recVersion = 1
+// recVersion 2 adds, after version 1's fields: fingerprint, intent (temp,
+// final, size) and absentSince. Version 1 records are read for migration.
+const recVersion = 2
 
-var stateCode = map[State]byte{Pending: 1, InFlight: 2, Retry: 3, Done: 4, Parked: 5}
-var codeState = map[byte]State{1: Pending, 2: InFlight, 3: Retry, 4: Done, 5: Parked}
+var stateCode = map[State]byte{Pending: 1, InFlight: 2, Retry: 3, Done: 4, Parked: 5, Held: 6, Skipped: 7}
+var codeState = map[byte]State{1: Pending, 2: InFlight, 3: Retry, 4: Done, 5: Parked, 6: Held, 7: Skipped}
+
+// numStates is the number of states (the length of the counts record).
+const numStates = 7
 
 func encodeRec(r *rec) []byte {
-	b := make([]byte, 0, 160+len(r.Capture.Path)+len(r.Capture.Rel)+len(r.LastError)+len(r.Reason)+len(r.Remote)+len(r.Hash))
+	path, worker, lastErr := r.Capture.Path, r.Worker, r.LastError
+	if r.State == Done || r.State == Skipped {
+		// Settled: kept as history, possibly for years and by the hundred
+		// thousand; the local path (the media root may move: Rel is the
+		// identity), the worker and the last error are not worth their bytes.
+		path, worker, lastErr = "", "", ""
+	}
+	b := make([]byte, 0, 200+len(r.Capture.Path)+len(r.Capture.Rel)+len(r.LastError)+len(r.Reason)+len(r.Remote)+len(r.Hash)+
+		len(r.Intent.Temp)+len(r.Intent.Final))
 	b = append(b, recVersion, stateCode[r.State])
 	var flags byte
 	if r.Vanished {
@@ -152,10 +224,13 @@ func encodeRec(r *rec) []byte {
 	for _, t := range []time.Time{r.Capture.ModTime, r.Enqueued, r.NextAttempt, r.LeaseUntil, r.DoneAt} {
 		b = binary.AppendVarint(b, timeNs(t))
 	}
-	for _, s := range []string{r.ID, r.Capture.Path, r.Capture.Rel, r.Worker, r.LastError, r.Reason, r.Remote, r.Hash} {
+	for _, s := range []string{r.ID, path, r.Capture.Rel, worker, lastErr, r.Reason, r.Remote, r.Hash,
+		string(r.Capture.Fingerprint), r.Intent.Temp, r.Intent.Final} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
+	b = binary.AppendVarint(b, r.Intent.Size)
+	b = binary.AppendVarint(b, timeNs(r.AbsentSince))
 	// bbolt has no checksums of its own: a CRC-32C of the record catches
 	// damaged bytes in it.
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
@@ -211,9 +286,10 @@ func (d *decoder) str() string {
 }
 
 func decodeRec(b []byte) (*rec, error) {
-	if len(b) < 7 || b[0] != recVersion {
+	if len(b) < 7 || b[0] < 1 || b[0] > recVersion {
 		return nil, errRecord
 	}
+	version := b[0]
 	n := len(b) - 4
 	if crc32.Checksum(b[:n], castagnoli) != binary.BigEndian.Uint32(b[n:]) {
 		return nil, fmt.Errorf("%w: checksum mismatch", errRecord)
@@ -248,6 +324,15 @@ func decodeRec(b []byte) (*rec, error) {
 	r.Reason = d.str()
 	r.Remote = d.str()
 	r.Hash = d.str()
+	if version >= 2 {
+		if fp := d.str(); fp != "" {
+			r.Capture.Fingerprint = []byte(fp)
+		}
+		r.Intent.Temp = d.str()
+		r.Intent.Final = d.str()
+		r.Intent.Size = d.varint()
+		r.AbsentSince = nsTime(d.varint())
+	}
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -261,8 +346,10 @@ func decodeRec(b []byte) (*rec, error) {
 
 type txn struct {
 	tx *bolt.Tx
-	// counts is loaded lazily and written back by flush.
-	counts *[5]int64
+	// counts and absentN (entries of the absent index) are loaded lazily
+	// and written back by flush.
+	counts  *[numStates]int64
+	absentN *int64
 }
 
 func stateIndex(s State) int { return int(stateCode[s]) - 1 }
@@ -275,14 +362,14 @@ func (t *txn) bucket(name []byte) *bolt.Bucket {
 	return b
 }
 
-func readCounts(tx *bolt.Tx) ([5]int64, error) {
-	var c [5]int64
+func readCounts(tx *bolt.Tx) ([numStates]int64, error) {
+	var c [numStates]int64
 	v := tx.Bucket(bucketMeta).Get(keyCounts)
 	if v == nil {
 		return c, nil
 	}
-	if len(v) != 40 {
-		return c, fmt.Errorf("counts record has %d bytes, want 40", len(v))
+	if len(v) != 8*numStates {
+		return c, fmt.Errorf("counts record has %d bytes, want %d", len(v), 8*numStates)
 	}
 	for i := range c {
 		c[i] = int64(binary.BigEndian.Uint64(v[i*8:]))
@@ -299,10 +386,15 @@ func (t *txn) adjust(s State, delta int64) {
 }
 
 func (t *txn) flush() error {
+	if t.absentN != nil {
+		if err := t.bucket(bucketMeta).Put(keyAbsentN, key1(uint64(*t.absentN))); err != nil {
+			return err
+		}
+	}
 	if t.counts == nil {
 		return nil
 	}
-	v := make([]byte, 40)
+	v := make([]byte, 8*numStates)
 	for i, n := range t.counts {
 		binary.BigEndian.PutUint64(v[i*8:], uint64(n))
 	}
@@ -354,8 +446,8 @@ func (t *txn) unindex(r *rec) error {
 
 // put writes r and adds it to the index of its state.
 func (t *txn) put(r *rec) error {
-	if r.State == Done && r.doneSeq == 0 {
-		seq, err := t.bucket(indexBucket[Done]).NextSequence()
+	if (r.State == Done || r.State == Skipped) && r.doneSeq == 0 {
+		seq, err := t.bucket(indexBucket[r.State]).NextSequence()
 		if err != nil {
 			return err
 		}
@@ -365,7 +457,7 @@ func (t *txn) put(r *rec) error {
 		return err
 	}
 	idx := t.bucket(indexBucket[r.State])
-	if r.State == Done {
+	if r.State == Done || r.State == Skipped {
 		// Done keys only grow: pack the pages (bbolt's default split is at half).
 		idx.FillPercent = 0.95
 	}
@@ -386,34 +478,49 @@ func (t *txn) move(r *rec, mutate func(r *rec)) error {
 	return t.put(r)
 }
 
-// remove deletes r entirely.
+// remove deletes r entirely, with its file and absence entries; its
+// folder's digest goes too (a rescan must look at that folder again).
 func (t *txn) remove(r *rec) error {
 	if err := t.unindex(r); err != nil {
+		return err
+	}
+	if err := t.setAbsent(r, time.Time{}); err != nil {
+		return err
+	}
+	if err := t.bucket(bucketFiles).Delete(fileKey(r.Capture.Rel, r.ID)); err != nil {
+		return err
+	}
+	if err := t.bucket(bucketDirs).Delete([]byte(dirOf(r.Capture.Rel))); err != nil {
 		return err
 	}
 	return t.bucket(bucketItems).Delete([]byte(r.ID))
 }
 
-// find looks a capture up by identity. It returns the record if present;
-// otherwise the ID a new item for it must take.
+// find looks a capture up by identity (relative path, size, fingerprint)
+// through the files index. It returns the record if present; otherwise the
+// ID a new item for it must take.
 func (t *txn) find(c Capture) (r *rec, freeID string, err error) {
-	want := identity(c)
-	items := t.bucket(bucketItems)
-	for n := 0; n < 100; n++ {
-		id := candidateID(c, n)
-		v := items.Get([]byte(id))
-		if v == nil {
-			return nil, id, nil
-		}
-		r, err := decodeRec(v)
+	ids, err := t.candidates(c.Rel, c.Size)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, id := range ids {
+		r, err := t.get(id)
 		if err != nil {
-			return nil, "", fmt.Errorf("queue: item %s: %w", id, err)
+			return nil, "", err
 		}
-		if identity(r.Capture) == want {
+		if identity(r.Capture) == identity(c) {
 			return r, "", nil
 		}
 	}
-	return nil, "", fmt.Errorf("queue: too many ID collisions for %s", c.Path)
+	items := t.bucket(bucketItems)
+	for n := 0; n < 100; n++ {
+		id := candidateID(c, n)
+		if items.Get([]byte(id)) == nil {
+			return nil, id, nil
+		}
+	}
+	return nil, "", fmt.Errorf("queue: too many ID collisions for %s", c.Rel)
 }
 
 // first returns the first key/value of an index bucket.
@@ -422,7 +529,7 @@ func (t *txn) first(s State) ([]byte, []byte) {
 }
 
 func createBuckets(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketItems, bucketMeta} {
+	for _, name := range [][]byte{bucketItems, bucketMeta, bucketFiles, bucketAbsent, bucketDirs} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -435,7 +542,7 @@ func createBuckets(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
 	if v := meta.Get(keySchema); v == nil {
 		return meta.Put(keySchema, []byte{schemaVersion})
-	} else if len(v) != 1 || v[0] != schemaVersion {
+	} else if len(v) != 1 || v[0] > schemaVersion || v[0] == 0 {
 		return fmt.Errorf("%w: schema %v", errNewerSchema, v)
 	}
 	return nil

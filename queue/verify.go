@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -23,7 +24,8 @@ func (q *Queue) Verify() error {
 
 func verifyTx(tx *bolt.Tx) error {
 	t := &txn{tx: tx}
-	var n [5]int64
+	var n [numStates]int64
+	var absent int64
 	idents := map[string]string{}
 	err := t.bucket(bucketItems).ForEach(func(k, v []byte) error {
 		r, err := decodeRec(v)
@@ -33,17 +35,18 @@ func verifyTx(tx *bolt.Tx) error {
 		if r.ID != string(k) {
 			return fmt.Errorf("item %q holds ID %q", k, r.ID)
 		}
-		id := identity(r.Capture)
-		if other, dup := idents[id]; dup {
-			return fmt.Errorf("items %s and %s have the same identity (%s)", other, r.ID, r.Capture.Path)
+		if len(r.Capture.Fingerprint) > 0 {
+			id := identity(r.Capture)
+			if other, dup := idents[id]; dup {
+				return fmt.Errorf("items %s and %s have the same identity (%s)", other, r.ID, r.Capture.Rel)
+			}
+			idents[id] = r.ID
 		}
-		idents[id] = r.ID
-		okID := false
-		for i := 0; i < 100 && !okID; i++ {
-			okID = candidateID(r.Capture, i) == r.ID
+		if err := verifyFileEntries(tx, r); err != nil {
+			return err
 		}
-		if !okID {
-			return fmt.Errorf("item %s: ID does not derive from its identity (%s)", r.ID, r.Capture.Path)
+		if !r.AbsentSince.IsZero() {
+			absent++
 		}
 		got := tx.Bucket(indexBucket[r.State]).Get(indexKey(r))
 		if !bytes.Equal(got, k) {
@@ -75,12 +78,61 @@ func verifyTx(tx *bolt.Tx) error {
 			return fmt.Errorf("%s index has %d entries for %d items", s, idx, n[stateIndex(s)])
 		}
 	}
+	if err := verifyAbsent(tx, absent); err != nil {
+		return err
+	}
 	stored, err := readCounts(tx)
 	if err != nil {
 		return err
 	}
 	if stored != n {
 		return fmt.Errorf("stored counts %v differ from items %v", stored, n)
+	}
+	return nil
+}
+
+// verifyFileEntries checks r's entries in the files and absent indexes.
+func verifyFileEntries(tx *bolt.Tx, r *rec) error {
+	v := tx.Bucket(bucketFiles).Get(fileKey(r.Capture.Rel, r.ID))
+	if size, ns := parseHint(v); size != r.Capture.Size || ns != timeNs(r.Capture.ModTime) {
+		return fmt.Errorf("item %s (%s) has no matching entry in the files index", r.ID, r.Capture.Rel)
+	}
+	if !r.AbsentSince.IsZero() {
+		got := tx.Bucket(bucketAbsent).Get(key2(sortable(timeNs(r.AbsentSince)), r.Seq))
+		if string(got) != r.ID {
+			return fmt.Errorf("item %s (%s) is absent but missing from the absent index", r.ID, r.Capture.Rel)
+		}
+	}
+	return nil
+}
+
+// verifyAbsent checks that the files and absent indexes hold nothing else
+// and that the absent count is right.
+func verifyAbsent(tx *bolt.Tx, absent int64) error {
+	items := tx.Bucket(bucketItems)
+	var files int64
+	err := tx.Bucket(bucketFiles).ForEach(func(k, _ []byte) error {
+		files++
+		if items.Get(k[bytes.LastIndexByte(k, 0)+1:]) == nil {
+			return fmt.Errorf("files index entry %q names no item", k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n := int64(items.Stats().KeyN); files != n {
+		return fmt.Errorf("files index has %d entries for %d items", files, n)
+	}
+	if n := int64(tx.Bucket(bucketAbsent).Stats().KeyN); n != absent {
+		return fmt.Errorf("absent index has %d entries for %d absent items", n, absent)
+	}
+	var stored int64
+	if v := tx.Bucket(bucketMeta).Get(keyAbsentN); len(v) == 8 {
+		stored = int64(binary.BigEndian.Uint64(v))
+	}
+	if stored != absent {
+		return fmt.Errorf("stored absent count %d, %d absent items", stored, absent)
 	}
 	return nil
 }
