@@ -37,6 +37,7 @@ type testEnv struct {
 	srvExtra                string // extra [[server]] lines
 	retryMin, retryMax      string // default 200ms, 1s
 	password                string // default the server's
+	noHash                  bool   // the server offers no HASH (set before startServer)
 }
 
 func newEnv(t testing.TB) *testEnv {
@@ -75,7 +76,7 @@ func newEnv(t testing.TB) *testEnv {
 
 func (e *testEnv) startServer() {
 	e.t.Helper()
-	srv, err := ftpstest.Start(ftpstest.Options{Root: e.root, CA: e.ca, Cert: e.cert})
+	srv, err := ftpstest.Start(ftpstest.Options{Root: e.root, CA: e.ca, Cert: e.cert, NoHash: e.noHash})
 	if err != nil {
 		e.t.Fatal(err)
 	}
