@@ -105,11 +105,11 @@ func (q *Queue) Enqueue(c Capture) (it Item, added bool, err error) {
 func (q *Queue) EnqueueBatch(cs []Capture) (items []Item, added []bool, err error) {
 	what := fmt.Sprintf("%d captures", len(cs))
 	if len(cs) == 1 {
-		what = cs[0].Path
+		what = cs[0].Rel
 	}
 	for _, c := range cs {
-		if c.Rel == "" || c.Path == "" {
-			return nil, nil, fmt.Errorf("queue: enqueue: capture has an empty path (Path and Rel are required)")
+		if c.Rel == "" {
+			return nil, nil, fmt.Errorf("queue: enqueue: capture has an empty relative path (Rel)")
 		}
 		if len(c.Fingerprint) == 0 {
 			return nil, nil, errNoFingerprint(c)
