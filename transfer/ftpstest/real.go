@@ -43,6 +43,16 @@ type RealOptions struct {
 	// not loaded by Debian's default modules.conf). vsftpd and Pure-FTPd
 	// have no hash commands: ignored there.
 	Hash bool
+	// CA and Cert override the generated pair (e.g. a certificate that also
+	// names 10.0.2.2, the host as a QEMU guest sees it). When Cert is set
+	// without CA, CAPEM is empty. Cert's key type must agree with ECDSA
+	// (vsftpd's default cipher choice depends on it).
+	CA   *CA
+	Cert *Cert
+	// PasvAddress is the address in PASV replies (vsftpd pasv_address,
+	// ProFTPD MasqueradeAddress, Pure-FTPd -P); default 127.0.0.1. The
+	// servers still listen on 127.0.0.1 only.
+	PasvAddress string
 }
 
 // Default test login for real servers.
@@ -171,11 +181,15 @@ func startReal(name string, o RealOptions) (*Real, error) {
 		return nil, err
 	}
 
-	ca, cert, err := newPair(o.ECDSA)
-	if err != nil {
-		return nil, err
+	ca, cert := o.CA, o.Cert
+	if cert == nil {
+		if ca, cert, err = newPair(o.ECDSA); err != nil {
+			return nil, err
+		}
 	}
-	r.CAPEM = ca.PEM
+	if ca != nil {
+		r.CAPEM = ca.PEM
+	}
 	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if err := os.WriteFile(certPath, cert.CertPEM, 0o644); err != nil {
 		return nil, err
@@ -183,8 +197,13 @@ func startReal(name string, o RealOptions) (*Real, error) {
 	if err := os.WriteFile(keyPath, cert.KeyPEM, 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), r.CAPEM, 0o644); err != nil {
 		return nil, err
+	}
+	if o.PasvAddress == "" {
+		o.PasvAddress = "127.0.0.1"
+	} else if net.ParseIP(o.PasvAddress).To4() == nil {
+		return nil, fmt.Errorf("ftpstest: PasvAddress %q is not an IPv4 address", o.PasvAddress)
 	}
 
 	port := o.Port
@@ -548,7 +567,7 @@ func vsftpdConf(r *Real, o RealOptions, certPath, keyPath string) (string, error
 		"anonymous_enable=NO", "local_enable=YES", "write_enable=YES", "local_umask=022", "file_open_mode=0644",
 		"chroot_local_user=YES", "allow_writeable_chroot=YES", "local_root=" + r.Root,
 		"userlist_enable=NO", "connect_from_port_20=NO", "port_enable=NO",
-		"pasv_enable=YES", "pasv_address=127.0.0.1",
+		"pasv_enable=YES", "pasv_address=" + o.PasvAddress,
 		"pasv_min_port=" + strconv.Itoa(r.PasvPorts[0]), "pasv_max_port=" + strconv.Itoa(r.PasvPorts[1]),
 		"ssl_enable=YES", "rsa_cert_file=" + certPath, "rsa_private_key_file=" + keyPath,
 		"allow_anon_ssl=NO", "force_local_logins_ssl=YES", "force_local_data_ssl=YES",
@@ -624,6 +643,7 @@ func proftpdConf(r *Real, o RealOptions, certPath, keyPath string) (string, erro
 		"<IfModule mod_auth_pam.c>", "AuthPAM off", "</IfModule>",
 		"RequireValidShell off", "DefaultRoot ~",
 		fmt.Sprintf("PassivePorts %d %d", r.PasvPorts[0], r.PasvPorts[1]),
+		"MasqueradeAddress " + o.PasvAddress,
 		"AllowOverwrite on", "AllowStoreRestart on", "AllowRetrieveRestart on", "Umask 022",
 		"TLSEngine on",
 		"TLSLog " + filepath.Join(r.Dir, "tls.log"),
@@ -680,7 +700,7 @@ func pureArgs(r *Real, o RealOptions, cert *Cert) ([]string, error) {
 		"-E", "-A", "-H", "-4",
 		"-u", "1",
 		"-p", fmt.Sprintf("%d:%d", r.PasvPorts[0], r.PasvPorts[1]),
-		"-P", "127.0.0.1",
+		"-P", o.PasvAddress,
 		"-Y", "3", "-2", pem,
 		"-O", "clf:" + r.LogPath,
 		"-g", filepath.Join(r.Dir, "pure-ftpd.pid"),

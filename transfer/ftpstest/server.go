@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,6 +100,17 @@ type Stats struct {
 	// Commands is every command line received, in order, with the PASS
 	// argument replaced by "****".
 	Commands []string
+	// StorsTo maps a file path (as clients see it: "/" is Root, cleaned) to
+	// the number of STOR/APPE commands whose data was delivered there:
+	// written to it, or written to a file that RNFR/RNTO later moved there
+	// (the count moves with the file). Counts add up when a path is
+	// overwritten, so a capture sent again shows 2 at its final name under
+	// any same-name policy; a DELE drops the count of the deleted file. A
+	// capture sent once in one piece has 1 at its final name (plus one per
+	// resume, REST+STOR or APPE).
+	StorsTo map[string]int
+	// RenamesTo counts successful renames (RNTO) onto each path.
+	RenamesTo map[string]int
 }
 
 // Server is a running in-process FTPS (explicit TLS) server.
@@ -325,6 +338,14 @@ func (s *Server) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Commands = append([]string(nil), s.stats.Commands...)
+	st.StorsTo = make(map[string]int, len(s.stats.StorsTo))
+	for k, v := range s.stats.StorsTo {
+		st.StorsTo[k] = v
+	}
+	st.RenamesTo = make(map[string]int, len(s.stats.RenamesTo))
+	for k, v := range s.stats.RenamesTo {
+		st.RenamesTo[k] = v
+	}
 	return st
 }
 
@@ -676,8 +697,53 @@ func (f *fsys) OpenFile(name string, flag int, perm os.FileMode) (afero.File, er
 	if err != nil || flag&(os.O_WRONLY|os.O_RDWR) == 0 {
 		return file, err
 	}
+	// ftpserverlib opens a file for writing for STOR and APPE only.
+	s := f.x.s
+	s.mu.Lock()
+	if s.stats.StorsTo == nil {
+		s.stats.StorsTo = map[string]int{}
+	}
+	s.stats.StorsTo[cleanPath(name)]++
+	s.mu.Unlock()
 	return &upload{File: file, x: f.x}, nil
 }
+
+// Rename moves the STOR count of the file with it (Stats.StorsTo).
+func (f *fsys) Rename(oldname, newname string) error {
+	if err := f.Fs.Rename(oldname, newname); err != nil {
+		return err
+	}
+	s := f.x.s
+	from, to := cleanPath(oldname), cleanPath(newname)
+	s.mu.Lock()
+	if s.stats.StorsTo == nil {
+		s.stats.StorsTo = map[string]int{}
+	}
+	if s.stats.RenamesTo == nil {
+		s.stats.RenamesTo = map[string]int{}
+	}
+	if n, ok := s.stats.StorsTo[from]; ok {
+		s.stats.StorsTo[to] += n
+		delete(s.stats.StorsTo, from)
+	}
+	s.stats.RenamesTo[to]++
+	s.mu.Unlock()
+	return nil
+}
+
+// Remove drops the STOR count of the deleted file (Stats.StorsTo).
+func (f *fsys) Remove(name string) error {
+	if err := f.Fs.Remove(name); err != nil {
+		return err
+	}
+	s := f.x.s
+	s.mu.Lock()
+	delete(s.stats.StorsTo, cleanPath(name))
+	s.mu.Unlock()
+	return nil
+}
+
+func cleanPath(p string) string { return path.Clean("/" + filepath.ToSlash(p)) }
 
 func (f *fsys) Create(name string) (afero.File, error) {
 	return f.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)

@@ -149,6 +149,25 @@ func TestCommands(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatalf("after resume+rename: %q", got)
 	}
+	// Two STORs (the second a resume) delivered to d/f.tmp, moved to
+	// d/f.jpg; a second copy stored and renamed over it adds one; a STOR
+	// to a file then deleted counts nowhere.
+	if res, err := rc.stor("d/g.tmp", data, 0, 0); err != nil || res.Code != 226 {
+		t.Fatalf("stor: %v %+v", err, res)
+	}
+	rc.expect(350, "RNFR d/g.tmp")
+	if _, err := rc.expect(250, "RNTO /d/f.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := rc.stor("d/h.tmp", data, 0, 0); err != nil || res.Code != 226 {
+		t.Fatalf("stor: %v %+v", err, res)
+	}
+	if _, err := rc.expect(250, "DELE d/h.tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Stors != 4 || len(st.StorsTo) != 1 || st.StorsTo["/d/f.jpg"] != 3 || st.RenamesTo["/d/f.jpg"] != 2 {
+		t.Errorf("Stors %d, StorsTo %v, RenamesTo %v; want 4, map[/d/f.jpg:3], map[/d/f.jpg:2]", st.Stors, st.StorsTo, st.RenamesTo)
+	}
 	if _, err := rc.expect(213, "MDTM d/f.jpg"); err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ type BootOptions struct {
 	Image   string // folder with vmlinuz and base.cpio.gz (scripts/qemu/build-image)
 	Initrd  string // initramfs to boot (base plus the run's files)
 	State   string // ext4 image labelled "state", mounted on /state
-	Media   string // ext4 image labelled "card", mounted on /media
+	Media   string // card image labelled "card" (ext4, FAT32 or exFAT), mounted on /media
 	Append  string // extra kernel command line
 	RTCBase string // -rtc base=..., "" = host clock
 	Log     string // console transcript

@@ -1,10 +1,11 @@
-// Command driver runs the firmware scenarios of issue 7 against the
+// Command driver runs the firmware scenarios of issues 7 and 13 against the
 // emulated arm64 camera built by scripts/qemu/build-image: the daemon runs in
-// qemu-system-aarch64, the FTPS server (transfer/ftpstest) on the host's
-// loopback, reached from the guest as 10.0.2.2. It prints a pass/fail table
-// with figures and exits 1 when a scenario fails.
+// qemu-system-aarch64, the FTPS server (transfer/ftpstest, or the real
+// vsftpd) on the host's loopback, reached from the guest as 10.0.2.2. It
+// prints a pass/fail table with figures and exits 1 when a scenario fails.
+// The card scenarios (fatcard, exfatcard, fatvsftpd) are in cards.go.
 //
-//	go run ./scripts/qemu/driver -image bin/qemu [-run steady,linkcut,powercut,clock]
+//	go run ./scripts/qemu/driver -image bin/qemu [-run steady,linkcut,powercut,clock,fatcard,...]
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -39,9 +41,20 @@ type env struct {
 	image  string
 	work   string
 	logs   string
-	initrd string
-	srv    *ftpstest.Server
-	rng    *rand.Rand
+	initrd string // the default config (server srvHash), CA
+	// srv is the server of the running scenario: srvHash (offers HASH) or
+	// srvNoHash (no HASH: the card scenarios, where a capture sent twice
+	// cannot be recognised by its content and shows as a name-1 copy).
+	srv       *ftpstest.Server
+	srvHash   *ftpstest.Server
+	srvNoHash *ftpstest.Server
+	ca        *ftpstest.CA
+	cert      *ftpstest.Cert
+	// root, when set, is the served folder of a real server (vsftpd) that
+	// remote() lists instead of srv.Root.
+	root    string
+	initrds map[string]string // config text -> initramfs
+	rng     *rand.Rand
 	// firstSeen is the content of each final name when it first appeared on
 	// the server: a partial file under a final name shows up here.
 	firstSeen map[string]string
@@ -55,25 +68,44 @@ func main() {
 }
 
 var scenarios = []struct {
-	name string
-	fn   func(*env) result
+	name     string
+	fn       func(*env) result
+	noHash   bool // run against the server without HASH
+	optional bool // only when named in -run
 }{
-	{"boot", bootCheck},
-	{"steady", steady},
-	{"linkcut", linkCut},
-	{"cardpull", cardPull},
-	{"powercut", powerCut},
-	{"clock", wrongClock},
+	{"boot", bootCheck, false, false},
+	{"steady", steady, false, false},
+	{"linkcut", linkCut, false, false},
+	{"cardpull", cardPull, false, false},
+	{"powercut", powerCut, false, false},
+	{"clock", wrongClock, false, false},
+	{"fatcard", fatCard, true, false},
+	{"exfatcard", exfatCard, true, false},
+	{"fatvsftpd", fatVsftpd, true, false},
+	{"ext4card", ext4Card, true, true},
+}
+
+func scenarioNames() string {
+	var n []string
+	for _, sc := range scenarios {
+		if !sc.optional {
+			n = append(n, sc.name)
+		}
+	}
+	return strings.Join(n, ",") + "; also ext4card"
 }
 
 func run() error {
 	image := flag.String("image", "bin/qemu", "folder made by scripts/qemu/build-image")
-	only := flag.String("run", "", "comma-separated scenarios to run (default all: boot,steady,linkcut,cardpull,powercut,clock)")
+	only := flag.String("run", "", "comma-separated scenarios to run (default all: "+scenarioNames()+")")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (power-cut moments)")
 	flag.Parse()
-	for _, tool := range []string{"qemu-system-aarch64", "mkfs.ext4", "cpio"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is missing: apt-get install qemu-system-arm e2fsprogs cpio (scripts/setup installs them)", tool)
+	for _, tool := range []struct{ name, pkg string }{
+		{"qemu-system-aarch64", "qemu-system-arm"}, {"mkfs.ext4", "e2fsprogs"}, {"cpio", "cpio"},
+		{"mkfs.vfat", "dosfstools"}, {"mkfs.exfat", "exfatprogs"}, {"mcopy", "mtools"}, {"mmd", "mtools"},
+	} {
+		if _, err := exec.LookPath(tool.name); err != nil {
+			return fmt.Errorf("%s is missing: apt-get install %s (scripts/setup installs it)", tool.name, tool.pkg)
 		}
 	}
 	for _, f := range []string{"vmlinuz", "base.cpio.gz", "camftpd"} {
@@ -87,7 +119,7 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	e := &env{image: *image, work: work, logs: filepath.Join(*image, "logs"), rng: rand.New(rand.NewPCG(*seed, 7))}
+	e := &env{image: *image, work: work, logs: filepath.Join(*image, "logs"), rng: rand.New(rand.NewPCG(*seed, 7)), initrds: map[string]string{}}
 	os.RemoveAll(e.logs)
 	os.MkdirAll(e.logs, 0o755)
 
@@ -101,14 +133,23 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	e.ca, e.cert = ca, cert
 	root := filepath.Join(work, "ftproot")
 	os.MkdirAll(root, 0o755)
-	e.srv, err = ftpstest.Start(ftpstest.Options{Root: root, CA: ca, Cert: cert})
+	e.srvHash, err = ftpstest.Start(ftpstest.Options{Root: root, CA: ca, Cert: cert})
 	if err != nil {
 		return err
 	}
-	defer e.srv.Close()
-	if err := e.makeInitrd(ca.PEM); err != nil {
+	defer e.srvHash.Close()
+	root = filepath.Join(work, "ftproot-nohash")
+	os.MkdirAll(root, 0o755)
+	e.srvNoHash, err = ftpstest.Start(ftpstest.Options{Root: root, CA: ca, Cert: cert, NoHash: true})
+	if err != nil {
+		return err
+	}
+	defer e.srvNoHash.Close()
+	e.srv = e.srvHash
+	if e.initrd, err = e.makeInitrd(e.defaultConfig()); err != nil {
 		return err
 	}
 
@@ -120,10 +161,14 @@ func run() error {
 	}
 	var results []result
 	for _, sc := range scenarios {
-		if len(want) > 0 && !want[sc.name] {
+		if len(want) > 0 && !want[sc.name] || len(want) == 0 && sc.optional {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "qemu e2e: scenario %s ...\n", sc.name)
+		e.srv = e.srvHash
+		if sc.noHash {
+			e.srv = e.srvNoHash
+		}
 		e.resetServer()
 		t0 := time.Now()
 		r := sc.fn(e)
@@ -132,7 +177,7 @@ func run() error {
 		results = append(results, r)
 	}
 	bin, _ := os.Stat(filepath.Join(*image, "camftpd"))
-	fmt.Printf("\n%-9s %-6s %8s  %s\n", "scenario", "result", "wall", "figures")
+	fmt.Printf("\n%-10s %-6s %8s  %s\n", "scenario", "result", "wall", "figures")
 	failed := 0
 	for _, r := range results {
 		st := "PASS"
@@ -140,9 +185,9 @@ func run() error {
 			st = "FAIL"
 			failed++
 		}
-		fmt.Printf("%-9s %-6s %7.1fs  %s\n", r.name, st, r.wall.Seconds(), r.figures)
+		fmt.Printf("%-10s %-6s %7.1fs  %s\n", r.name, st, r.wall.Seconds(), r.figures)
 		if r.why != "" {
-			fmt.Printf("%-9s %-6s %8s  why: %s\n", "", "", "", r.why)
+			fmt.Printf("%-10s %-6s %8s  why: %s\n", "", "", "", r.why)
 		}
 	}
 	fmt.Printf("arm64 camftpd binary: %d bytes (%.2f MiB); seed %d; console logs in %s\n", bin.Size(), float64(bin.Size())/(1<<20), *seed, e.logs)
@@ -156,14 +201,33 @@ func run() error {
 	return nil
 }
 
-// makeInitrd appends the run's files (daemon config, CA) to the base
-// initramfs as a second cpio archive.
-func (e *env) makeInitrd(caPEM []byte) error {
-	dir := filepath.Join(e.work, "extra")
-	os.MkdirAll(filepath.Join(dir, "etc/camftpd"), 0o755)
-	cfg := fmt.Sprintf(`# written by scripts/qemu/driver
-board = "qemu-virt"
-settle = "1s"
+// guestConfig is what the run's initramfs holds besides the base image:
+// the daemon config and the CA, and files to copy onto the card at first
+// boot (camftpd.preload=1: an exFAT card cannot be filled on the host).
+type guestConfig struct {
+	port           int
+	user, password string
+	caPEM          []byte
+	mediaDir       string // "" = the board profile's (/media/DCIM)
+	storageMount   string // "" = the board profile's (/media)
+	sameName       string // "" = the key is absent (daemon default)
+	preload        map[string][]byte
+}
+
+func (e *env) defaultConfig() guestConfig {
+	return guestConfig{port: e.srv.Port, user: "camftpd", password: "secret", caPEM: e.ca.PEM}
+}
+
+func (c guestConfig) text() string {
+	var b strings.Builder
+	b.WriteString("# written by scripts/qemu/driver\nboard = \"qemu-virt\"\n")
+	if c.mediaDir != "" {
+		fmt.Fprintf(&b, "media_dir = %q\n", c.mediaDir)
+	}
+	if c.storageMount != "" {
+		fmt.Fprintf(&b, "storage_mount = %q\n", c.storageMount)
+	}
+	fmt.Fprintf(&b, `settle = "1s"
 retry_min = "1s"
 retry_max = "5s"
 log_level = "debug"
@@ -172,37 +236,81 @@ log_level = "debug"
 name = "host"
 host = "10.0.2.2"
 port = %d
-user = "camftpd"
-password = "secret"
+user = %q
+password = %q
 ca_files = ["/etc/camftpd/ca.pem"]
 remote_template = "{dir}/{name}"
 timeout = "20s"
 connect_timeout = "10s"
-`, e.srv.Port)
-	if err := os.WriteFile(filepath.Join(dir, "etc/camftpd.toml"), []byte(cfg), 0o600); err != nil {
-		return err
+`, c.port, c.user, c.password)
+	if c.sameName != "" {
+		fmt.Fprintf(&b, "same_name = %q\n", c.sameName)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "etc/camftpd/ca.pem"), caPEM, 0o644); err != nil {
-		return err
+	return b.String()
+}
+
+// makeInitrd appends the run's files (daemon config, CA, card preload) to
+// the base initramfs as a second cpio archive; one initramfs per distinct
+// config.
+func (e *env) makeInitrd(c guestConfig) (string, error) {
+	h := sha256.New()
+	io.WriteString(h, c.text())
+	h.Write(c.caPEM)
+	pre := make([]string, 0, len(c.preload))
+	for p := range c.preload {
+		pre = append(pre, p)
+	}
+	sort.Strings(pre)
+	for _, p := range pre {
+		fmt.Fprintf(h, "\x00%s\x00%s", p, shaOf(c.preload[p]))
+	}
+	key := hex.EncodeToString(h.Sum(nil))
+	if p, ok := e.initrds[key]; ok {
+		return p, nil
+	}
+	n := len(e.initrds)
+	dir := filepath.Join(e.work, fmt.Sprintf("extra-%d", n))
+	os.MkdirAll(filepath.Join(dir, "etc/camftpd"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "etc/camftpd.toml"), []byte(c.text()), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc/camftpd/ca.pem"), c.caPEM, 0o644); err != nil {
+		return "", err
+	}
+	top := "etc"
+	if len(pre) > 0 {
+		top = "etc preload"
+		for _, p := range pre {
+			f := filepath.Join(dir, "preload", filepath.FromSlash(p))
+			os.MkdirAll(filepath.Dir(f), 0o755)
+			if err := os.WriteFile(f, c.preload[p], 0o644); err != nil {
+				return "", err
+			}
+		}
 	}
 	base, err := os.ReadFile(filepath.Join(e.image, "base.cpio.gz"))
 	if err != nil {
-		return err
+		return "", err
 	}
-	cmd := exec.Command("sh", "-c", "find etc | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0")
+	cmd := exec.Command("sh", "-c", "find "+top+" | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0")
 	cmd.Dir = dir
 	extra, err := cmd.Output()
 	if err != nil {
-		return fmt.Errorf("cpio of the run's files: %w", err)
+		return "", fmt.Errorf("cpio of the run's files: %w", err)
 	}
-	e.initrd = filepath.Join(e.work, "run.cpio")
-	return os.WriteFile(e.initrd, append(base, extra...), 0o644)
+	p := filepath.Join(e.work, fmt.Sprintf("run-%d.cpio", n))
+	if err := os.WriteFile(p, append(base, extra...), 0o644); err != nil {
+		return "", err
+	}
+	e.initrds[key] = p
+	return p, nil
 }
 
 func (e *env) resetServer() {
 	e.srv.SetFaults(ftpstest.Faults{})
 	e.srv.ResetStats()
 	e.firstSeen = map[string]string{}
+	e.root = ""
 	os.RemoveAll(e.srv.Root)
 	os.MkdirAll(e.srv.Root, 0o755)
 }
@@ -233,7 +341,14 @@ func (e *env) disks(name string, preload map[string][]byte) (state, media string
 }
 
 func (e *env) boot(name, state, media, appendArgs, rtc string) (*Guest, error) {
-	g, err := Boot(BootOptions{Image: e.image, Initrd: e.initrd, State: state, Media: media, Append: appendArgs,
+	return e.bootWith(name, e.initrd, state, media, "ext4", appendArgs, rtc)
+}
+
+// bootWith boots an initramfs with a card of file system cardFS (ext4,
+// vfat, exfat) and waits for the guest's shell.
+func (e *env) bootWith(name, initrd, state, media, cardFS, appendArgs, rtc string) (*Guest, error) {
+	g, err := Boot(BootOptions{Image: e.image, Initrd: initrd, State: state, Media: media,
+		Append:  strings.TrimSpace("camftpd.cardfs=" + cardFS + " " + appendArgs),
 		RTCBase: rtc, Log: filepath.Join(e.logs, name+".log"), Dir: e.work})
 	if err != nil {
 		return nil, err
@@ -249,7 +364,11 @@ func (e *env) boot(name, state, media, appendArgs, rtc string) (*Guest, error) {
 // temporary upload files (hidden names).
 func (e *env) remote() (final map[string][]string, temps map[string]int64) {
 	final, temps = map[string][]string{}, map[string]int64{}
-	filepath.WalkDir(e.srv.Root, func(p string, d fs.DirEntry, err error) error {
+	root := e.srv.Root
+	if e.root != "" {
+		root = e.root
+	}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil
 		}
@@ -294,6 +413,8 @@ func (e *env) waitArrived(want map[string]string, timeout time.Duration) (map[st
 type verdict struct {
 	arrived, missing, dups, mismatch, extra, temps, reuploads int
 	partial                                                   int // final name first seen with other content
+	copies                                                    int // name-N copies of a capture (same-name policy rename)
+	reuploaded                                                []string
 	notes                                                     []string
 }
 
@@ -333,24 +454,49 @@ func (e *env) check(want map[string]string, allowed map[string]bool) verdict {
 		}
 		if renames[n] > 1 {
 			v.reuploads++
+			v.reuploaded = append(v.reuploaded, fmt.Sprintf("%s (renamed into place %d times)", n, renames[n]))
 		}
 	}
-	for n, paths := range final {
-		if _, ok := want[n]; !ok && !allowed[n] {
-			v.extra += len(paths)
-			v.notes = append(v.notes, "unexpected "+n)
+	var odd []string
+	for n := range final {
+		odd = append(odd, n)
+	}
+	sort.Strings(odd)
+	for _, n := range odd {
+		paths := final[n]
+		if _, ok := want[n]; ok || allowed[n] {
+			continue
 		}
+		if orig, ok := copyOf(n); ok && (want[orig] != "" || allowed[orig]) {
+			v.copies += len(paths)
+			v.notes = append(v.notes, fmt.Sprintf("%s: a copy of %s (sent again)", n, orig))
+			continue
+		}
+		v.extra += len(paths)
+		v.notes = append(v.notes, "unexpected "+n)
 	}
 	return v
 }
 
+var copyRe = regexp.MustCompile(`^(.+)-([0-9]+)(\.[^.]*)?$`)
+
+// copyOf says whether n is a "name-N.ext" copy (same-name policy rename)
+// and of which name.
+func copyOf(n string) (string, bool) {
+	m := copyRe.FindStringSubmatch(n)
+	if m == nil {
+		return "", false
+	}
+	return m[1] + m[3], true
+}
+
 func (v verdict) String() string {
-	return fmt.Sprintf("arrived %d, missing %d, duplicates %d, checksum mismatches %d, partial visible %d, unexpected %d, temp files left %d",
-		v.arrived, v.missing, v.dups, v.mismatch, v.partial, v.extra, v.temps)
+	return fmt.Sprintf("arrived %d, missing %d, duplicates %d, name-N copies %d, checksum mismatches %d, partial visible %d, unexpected %d, temp files left %d",
+		v.arrived, v.missing, v.dups, v.copies, v.mismatch, v.partial, v.extra, v.temps)
 }
 
 func (v verdict) ok() bool {
-	return v.missing == 0 && v.dups == 0 && v.mismatch == 0 && v.partial == 0 && v.extra == 0
+	return v.missing == 0 && v.dups == 0 && v.copies == 0 && v.mismatch == 0 && v.partial == 0 && v.extra == 0
 }
 
 func (v verdict) why() string {

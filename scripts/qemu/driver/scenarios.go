@@ -224,7 +224,14 @@ func powerCut(e *env) result {
 	}
 	v := e.check(want, onCard)
 	vr := e.check(rest, syncedSet)
-	r := result{pass: v.ok() && vr.ok(), why: strings.Trim(v.why()+"; "+vr.why(), "; ")}
+	// A capture uploaded twice (renamed into place again, or a name-N copy)
+	// fails the scenario: the daemon must send each capture once, power
+	// cuts or not.
+	why := strings.Trim(v.why()+"; "+vr.why(), "; ")
+	if re := append(v.reuploaded, vr.reuploaded...); len(re) > 0 {
+		why = strings.TrimPrefix(why+fmt.Sprintf("; uploaded twice: %d captures: %s", len(re), strings.Join(re, ", ")), "; ")
+	}
+	r := result{pass: v.ok() && vr.ok() && v.reuploads+vr.reuploads == 0, why: why}
 	r.figures = fmt.Sprintf("%d cuts (seconds into the burst/captures synced: %s), %d with a partial upload on the server, %d uploads resumed (REST > 0); synced before a cut %d: %s; also on the card (unsynced) %d, all arrived with the card's content: %v; uploaded before the last boot %d; uploaded twice %d",
 		rounds, strings.Join(cuts, " "), inFlight, len(e.restOffsets()), len(want), v, len(rest), vr.ok(), uploadedBeforeLast, v.reuploads+vr.reuploads)
 	return r
