@@ -163,6 +163,7 @@ type cardTest struct {
 	g            *Guest
 	mnt          string            // the card's mount point in the guest now
 	want         map[string]string // every synced capture: name -> sha256
+	stepStart    time.Time
 	figures      []string
 	fails        []string
 }
@@ -187,11 +188,13 @@ func runCard(e *env, name, fs, steps string, srv serverView, cfg guestConfig) re
 			t.g.Shutdown()
 		}
 	}()
+	t.stepStart = time.Now()
 	if err := t.setup(cfg); err != nil {
 		return t.result(fmt.Errorf("setup: %w", err))
 	}
 	for _, st := range steps {
 		var err error
+		t.stepStart = time.Now()
 		switch st {
 		case 'a':
 			err = t.remountStep()
@@ -597,8 +600,8 @@ func (t *cardTest) verify(step string, before snap, news []string, old map[strin
 	}
 	delta := stors - before.stors
 	stray := delta - newStors - resentStors
-	fig := fmt.Sprintf("%s: STORs %d (new captures %d: %d; captures delivered before: %d); name-N copies made %d (on server %d); temp files %d",
-		step, delta, len(news), newStors, resentStors, len(newCopies), len(copies), len(temps))
+	fig := fmt.Sprintf("%s: STORs %d (new captures %d: %d; captures delivered before: %d); name-N copies made %d (on server %d); temp files %d; %.0fs",
+		step, delta, len(news), newStors, resentStors, len(newCopies), len(copies), len(temps), time.Since(t.stepStart).Seconds())
 	t.figures = append(t.figures, fig)
 	if resentStors > 0 {
 		bad = append(bad, fmt.Sprintf("%d of %d captures delivered before were sent again (%d STORs: %s)", len(resent), len(olds), resentStors, short(resent, 6)))
