@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/camftpd/camftpd/queue"
 )
 
 // BenchmarkSettleToUploadStart measures, one capture at a time, the time
@@ -137,5 +140,49 @@ func BenchmarkResources(b *testing.B) {
 		b.ReportMetric(float64(procKB(pid, "VmHWM")), "load-hwm-KiB")
 		idle("after-load")
 		b.ReportMetric(float64(procKB(pid, "VmRSS")), "after-load-rss-KiB")
+	}
+}
+
+// BenchmarkFirstStartBacklog measures the first start of auto-upload on a
+// card that already holds 2,000 shots (backlog = "new"): the start scan
+// fingerprints and holds each of them, then records the baseline; and the
+// next start, where every shot is known. Run:
+// go test -run '^$' -bench FirstStartBacklog -benchtime 1x ./daemon
+func BenchmarkFirstStartBacklog(b *testing.B) {
+	const shots = 2000
+	media := b.TempDir()
+	for i := range shots {
+		writeCapture(b, filepath.Join(media, fmt.Sprintf("%dMSDCF", 100+i/1000), fmt.Sprintf("DSC%05d.JPG", i)), 100<<10+i, uint64(i))
+	}
+	old := time.Now().Add(-time.Hour)
+	_ = filepath.WalkDir(media, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			os.Chtimes(p, old, old)
+		}
+		return nil
+	})
+	for i := 0; i < b.N; i++ {
+		state := b.TempDir()
+		for _, run := range []string{"first", "next"} {
+			q, err := queue.Open(filepath.Join(state, "queue.db"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w := newWatcher(&Config{MediaDir: media, Settle: time.Second, Include: DefaultPatterns, RawJPEG: "both"}, q, slog.New(slog.DiscardHandler))
+			start := time.Now()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- w.run(ctx) }()
+			ran := make(chan struct{})
+			w.hooks <- func() { close(ran) } // runs once the start scan is over
+			<-ran
+			b.ReportMetric(time.Since(start).Seconds(), run+"-start-s")
+			cancel()
+			<-done
+			if c, _ := q.Counts(); c.Held != shots {
+				b.Fatalf("%s start: %+v, want %d held", run, c, shots)
+			}
+			q.Close()
+		}
 	}
 }

@@ -35,6 +35,10 @@ commands:
   check  [-config FILE] [-server NAME]  validate the config and probe the server's TLS (exit 0 pass, 1 warn, 2 fail)
   status [-config FILE] [-socket PATH] [-json]   show the running daemon's status
   queue  list [-state S,...] | retry [ID] | drop ID  [-config FILE] [-socket PATH]
+  queue  add [-config FILE] [-socket PATH] PATH|FOLDER|PATTERN...
+                                        send captures the daemon holds or does not know (the backlog,
+                                        unprotected shots): relative to media_dir or absolute inside it;
+                                        patterns match per path element ("100MSDCF/*.JPG")
   version                               print the version
 `
 
@@ -224,9 +228,12 @@ func printStatus(w io.Writer, st Status) {
 	q := st.Queue
 	fmt.Fprintf(w, "queue:      %d pending, %d uploading, %d retry, %d parked, %d held, %d done, %d skipped (name taken on the server)\n",
 		q.Pending, q.InFlight, q.Retry, q.Parked, q.Held, q.Done, q.Skipped)
+	if q.Held > 0 {
+		fmt.Fprintf(w, "held:       %s (not sent; camftpd queue add PATH|PATTERN sends them)\n", heldLine(q.Held, st.Held))
+	}
 	fmt.Fprintf(w, "uploaded:   %d files, %s since start (%d skipped); throughput %s/s\n", st.UploadedFiles, humanBytes(st.UploadedBytes), st.SkippedFiles, humanBytes(int64(st.ThroughputBps)))
 	for _, u := range st.Uploads {
-		fmt.Fprintf(w, "uploading:  %s  %s / %s  %.1f%%  %s/s\n", u.File, humanBytes(u.Sent), humanBytes(u.Total), u.Percent, humanBytes(int64(u.BytesPerSec)))
+		fmt.Fprintf(w, "uploading:  %s  %s / %s  %.1f%%  %s/s\n", escName(u.File), humanBytes(u.Sent), humanBytes(u.Total), u.Percent, humanBytes(int64(u.BytesPerSec)))
 	}
 	if t := st.TLS; t != nil {
 		fmt.Fprintf(w, "tls:        %s %s (%s) %s\n", t.Version, t.Suite, t.Class, t.SuiteID)
@@ -238,8 +245,21 @@ func printStatus(w io.Writer, st Status) {
 		fmt.Fprintf(w, "media:      %s\n", st.MediaError)
 	}
 	for _, e := range st.Errors {
-		fmt.Fprintf(w, "error:      %s [%s, %d attempts] %s\n", e.File, e.State, e.Attempts, e.Error)
+		fmt.Fprintf(w, "error:      %s [%s, %d attempts] %s\n", escName(e.File), e.State, e.Attempts, escName(e.Error))
 	}
+}
+
+// heldLine is "12 backlog, 3 not protected", or the total when the
+// reasons were not counted.
+func heldLine(total int, by map[string]int) string {
+	if len(by) == 0 {
+		return fmt.Sprintf("%d", total)
+	}
+	parts := make([]string, 0, len(by))
+	for _, r := range sortedKeys(by) {
+		parts = append(parts, fmt.Sprintf("%d %s", by[r], escName(r)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func humanBytes(n int64) string {
@@ -287,97 +307,121 @@ func socketDo(ctx context.Context, sock, method, path string, form url.Values) (
 
 func cmdQueue(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, "camftpd queue: need list, retry or drop\n", usage)
+		fmt.Fprint(stderr, "camftpd queue: need list, add, retry or drop\n", usage)
 		return 2
 	}
 	sub := args[0]
 	fs, path := newFlags("queue "+sub, stderr)
 	sock := fs.String("socket", "", "status socket (default: from the config)")
-	states := fs.String("state", "", "list: only these states (comma separated: pending,inflight,retry,done,parked)")
+	states := fs.String("state", "", "list: only these states (comma separated: pending,inflight,retry,parked,held,done,skipped)")
 	if fs.Parse(args[1:]) != nil {
 		return 2
 	}
-	id := fs.Arg(0)
-	sp := socketPath(*path, *sock)
-	live := false
-	if c, err := net.Dial("unix", sp); err == nil {
-		c.Close()
-		live = true
+	switch sub {
+	case "list", "add", "retry", "drop":
+	default:
+		fmt.Fprintf(stderr, "camftpd queue: unknown subcommand %q (use list, add, retry or drop)\n", sub)
+		return 2
 	}
-	var q *queue.Queue
-	if !live {
+	c := &queueCmd{ctx: ctx, sock: socketPath(*path, *sock), stdout: stdout, stderr: stderr}
+	if conn, err := net.Dial("unix", c.sock); err == nil {
+		conn.Close()
+		c.live = true
+	} else {
 		// No daemon: open the queue file directly.
 		cfg, err := LoadConfig(*path)
 		if err != nil {
 			printConfigErrors(stderr, err)
 			return 2
 		}
-		q, err = queue.Open(filepath.Join(cfg.StateDir, "queue.db"), nil)
+		c.cfg = cfg
+		c.q, err = queue.Open(filepath.Join(cfg.StateDir, "queue.db"), nil)
 		if err != nil {
 			fmt.Fprintln(stderr, "camftpd queue:", err)
 			return 2
 		}
-		defer q.Close()
+		defer c.q.Close()
 	}
 	switch sub {
 	case "list":
-		var items []queue.Item
-		var err error
-		if live {
-			var b []byte
-			b, err = socketDo(ctx, sp, http.MethodGet, "/queue?"+url.Values{"state": {*states}}.Encode(), nil)
-			if err == nil {
-				err = json.Unmarshal(b, &items)
-			}
-		} else {
-			var ss []queue.State
-			for _, s := range strings.Split(*states, ",") {
-				if s != "" {
-					ss = append(ss, queue.State(s))
-				}
-			}
-			items, err = q.List(ss...)
-		}
-		if err != nil {
-			fmt.Fprintln(stderr, "camftpd queue list:", err)
-			return 2
-		}
-		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATE\tTRIES\tSIZE\tFILE\tNOTE")
-		for _, it := range items {
-			note := it.LastError
-			switch {
-			case it.State == queue.Done:
-				note = it.Remote
-			case it.State == queue.Parked && it.Reason != "":
-				note = it.Reason
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", it.ID, it.State, it.Attempts, humanBytes(it.Capture.Size), it.Capture.Rel, note)
-		}
-		tw.Flush()
-		return 0
-	case "retry", "drop":
-		if sub == "drop" && id == "" {
-			fmt.Fprintln(stderr, "camftpd queue drop: give the ID to drop (see camftpd queue list)")
-			return 2
-		}
-		var err error
-		if live {
-			_, err = socketDo(ctx, sp, http.MethodPost, "/"+sub, url.Values{"id": {id}})
-		} else if sub == "retry" {
-			err = q.RetryNow(id)
-		} else {
-			err = q.Drop(id)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "camftpd queue %s: %v\n", sub, err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "%s: %s\n", sub, orAll(id))
-		return 0
+		return c.list(*states)
+	case "add":
+		return c.add(fs.Args())
 	}
-	fmt.Fprintf(stderr, "camftpd queue: unknown subcommand %q (use list, retry or drop)\n", sub)
-	return 2
+	return c.change(sub, fs.Arg(0))
+}
+
+// queueCmd runs a queue subcommand against the daemon's status socket
+// (live) or, with no daemon running, the queue file itself.
+type queueCmd struct {
+	ctx            context.Context
+	sock           string
+	live           bool
+	cfg            *Config      // when not live
+	q              *queue.Queue // when not live
+	stdout, stderr io.Writer
+}
+
+func (c *queueCmd) list(states string) int {
+	var items []queue.Item
+	var err error
+	if c.live {
+		var b []byte
+		b, err = socketDo(c.ctx, c.sock, http.MethodGet, "/queue?"+url.Values{"state": {states}}.Encode(), nil)
+		if err == nil {
+			err = json.Unmarshal(b, &items)
+		}
+	} else {
+		var ss []queue.State
+		for _, s := range strings.Split(states, ",") {
+			if s != "" {
+				ss = append(ss, queue.State(s))
+			}
+		}
+		items, err = c.q.List(ss...)
+	}
+	if err != nil {
+		fmt.Fprintln(c.stderr, "camftpd queue list:", err)
+		return 2
+	}
+	tw := tabwriter.NewWriter(c.stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tTRIES\tSIZE\tFILE\tNOTE")
+	for _, it := range items {
+		note := it.LastError
+		switch {
+		case it.State == queue.Done:
+			note = it.Remote
+		case it.State == queue.Held:
+			note = it.Reason
+		case (it.State == queue.Parked || it.State == queue.Skipped) && it.Reason != "":
+			note = it.Reason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", it.ID, it.State, it.Attempts, humanBytes(it.Capture.Size), escName(it.Capture.Rel), escName(note))
+	}
+	tw.Flush()
+	return 0
+}
+
+func (c *queueCmd) change(sub, id string) int {
+	if sub == "drop" && id == "" {
+		fmt.Fprintln(c.stderr, "camftpd queue drop: give the ID to drop (see camftpd queue list)")
+		return 2
+	}
+	var err error
+	switch {
+	case c.live:
+		_, err = socketDo(c.ctx, c.sock, http.MethodPost, "/"+sub, url.Values{"id": {id}})
+	case sub == "retry":
+		err = c.q.RetryNow(id)
+	default:
+		err = c.q.Drop(id)
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "camftpd queue %s: %v\n", sub, err)
+		return 1
+	}
+	fmt.Fprintf(c.stdout, "%s: %s\n", sub, orAll(id))
+	return 0
 }
 
 func waitClock(ctx context.Context) error { return board.WaitClock(ctx, time.Now) }

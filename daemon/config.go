@@ -32,6 +32,8 @@ type Config struct {
 	Exclude       []string
 	RawJPEG       string // both | jpeg | raw
 	Settle        time.Duration
+	Backlog       string // "new": captures on the card at the first start are held (the backlog); "all": sent
+	OnlyProtected bool   // send only protected captures (no write permission: the FAT read-only attribute)
 	Workers       int
 	RecordSHA256  bool   // hash every upload with SHA-256 for the done record, even when the server cannot check it
 	LogFormat     string // text | json
@@ -154,7 +156,7 @@ func (p *cfgParser) add(key, msg, fix string) {
 	p.errs = append(p.errs, ConfigError{File: p.file, Line: p.lines.line(key), Key: key, Msg: msg, Fix: fix})
 }
 
-var topKeys = []string{"board", "media_dir", "state_dir", "include", "exclude", "raw_jpeg", "settle", "workers", "record_sha256",
+var topKeys = []string{"board", "media_dir", "state_dir", "include", "exclude", "raw_jpeg", "settle", "backlog", "only_protected", "workers", "record_sha256",
 	"log_format", "log_level", "status_socket", "storage_mount", "interface", "led", "active", "failover", "failover_after", "failback_after", "retry_min", "retry_max", "server"}
 var serverKeys = []string{"name", "host", "port", "user", "password", "password_file", "remote_template", "same_name",
 	"passive", "tls_mode", "max_tls12", "ca_files", "pins", "bandwidth_limit", "timeout", "connect_timeout"}
@@ -174,7 +176,26 @@ func ParseConfig(name, src string) (*Config, error) {
 	}
 	c := &Config{Path: name}
 	p.unknown("", raw, topKeys)
+	p.places(raw, c)
+	p.captures(raw, c)
+	p.running(raw, c)
+	p.servers(raw, c)
+	if len(p.errs) > 0 {
+		sort.SliceStable(p.errs, func(i, j int) bool {
+			li, lj := p.errs[i].Line, p.errs[j].Line
+			if li == 0 || lj == 0 {
+				return li != 0 && lj == 0
+			}
+			return li < lj
+		})
+		return nil, p.errs
+	}
+	return c, nil
+}
 
+// places reads where things are: board profile, media and state folders,
+// the card's mount point, the network interface, the LED.
+func (p *cfgParser) places(raw map[string]any, c *Config) {
 	c.Board = p.str(raw, "", "board", "generic")
 	prof, err := board.Lookup(c.Board)
 	if err != nil {
@@ -201,7 +222,11 @@ func ParseConfig(name, src string) (*Config, error) {
 	}
 	c.Profile.Interface = p.str(raw, "", "interface", prof.Interface)
 	c.Profile.LED = p.str(raw, "", "led", prof.LED)
-	c.Include = p.strs(raw, "", "include", prof.Patterns)
+}
+
+// captures reads which files are captures and when they are sent.
+func (p *cfgParser) captures(raw map[string]any, c *Config) {
+	c.Include = p.strs(raw, "", "include", c.Profile.Patterns)
 	if len(c.Include) == 0 {
 		c.Include = DefaultPatterns
 	}
@@ -219,6 +244,13 @@ func ParseConfig(name, src string) (*Config, error) {
 	}
 	c.RawJPEG = p.enum(raw, "", "raw_jpeg", "both", "both", "jpeg", "raw")
 	c.Settle = p.dur(raw, "", "settle", time.Second, 50*time.Millisecond, time.Minute)
+	c.Backlog = p.enum(raw, "", "backlog", "new", "new", "all")
+	c.OnlyProtected = p.boolean(raw, "", "only_protected", false)
+}
+
+// running reads workers, hashing, logging, the status socket, failover and
+// the retry backoff.
+func (p *cfgParser) running(raw map[string]any, c *Config) {
 	c.Workers = p.integer(raw, "", "workers", 2, 1, 16)
 	c.RecordSHA256 = p.boolean(raw, "", "record_sha256", false)
 	c.LogFormat = p.enum(raw, "", "log_format", "text", "text", "json")
@@ -246,7 +278,10 @@ func ParseConfig(name, src string) (*Config, error) {
 	if c.RetryMax < c.RetryMin {
 		p.add("retry_max", "shorter than retry_min", "make retry_max at least retry_min")
 	}
+}
 
+// servers reads the [[server]] tables and the active slot.
+func (p *cfgParser) servers(raw map[string]any, c *Config) {
 	servers := p.tables(raw, "server")
 	if len(servers) == 0 && raw["server"] == nil {
 		p.add("server", "no [[server]] configured", "add a [[server]] table with name, host and user (see camftpd.example.toml)")
@@ -273,17 +308,6 @@ func ParseConfig(name, src string) (*Config, error) {
 		sort.Strings(known)
 		p.add("active", fmt.Sprintf("no [[server]] named %q", c.Active), "set active to one of "+strings.Join(known, ", "))
 	}
-	if len(p.errs) > 0 {
-		sort.SliceStable(p.errs, func(i, j int) bool {
-			li, lj := p.errs[i].Line, p.errs[j].Line
-			if li == 0 || lj == 0 {
-				return li != 0 && lj == 0
-			}
-			return li < lj
-		})
-		return nil, p.errs
-	}
-	return c, nil
 }
 
 func (p *cfgParser) server(i int, t map[string]any) Server {

@@ -34,6 +34,12 @@ func (l *eventLog) types() map[string]int {
 	return m
 }
 
+func (l *eventLog) all() []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Event(nil), l.events...)
+}
+
 func streamEvents(t *testing.T, sock string) *eventLog {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

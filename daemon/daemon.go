@@ -221,13 +221,22 @@ func (d *Daemon) beforeEnqueue(path string, at time.Time) {
 }
 
 func (d *Daemon) onComplete(it queue.Item, added bool, at time.Time) {
-	if !added {
+	if !added || it.State == queue.Held {
 		d.mu.Lock()
 		delete(d.completedAt, it.Capture.Path)
 		d.mu.Unlock()
-		return
 	}
-	d.hub.publish(Event{Type: "queued", ID: it.ID, File: it.Capture.Rel, Total: it.Capture.Size})
+	switch {
+	case added && it.State == queue.Held:
+		d.hub.publish(Event{Type: "held", ID: it.ID, File: it.Capture.Rel, Total: it.Capture.Size, Reason: it.Reason})
+	case added:
+		d.hub.publish(Event{Type: "queued", ID: it.ID, File: it.Capture.Rel, Total: it.Capture.Size})
+	}
+}
+
+// onWanted reports a held capture made pending (protected, queue add).
+func (d *Daemon) onWanted(it queue.Item, why string) {
+	d.hub.publish(Event{Type: "queued", ID: it.ID, File: it.Capture.Rel, Total: it.Capture.Size, Reason: why})
 }
 
 type watcherRun struct {
@@ -241,6 +250,7 @@ func (d *Daemon) startWatcher(ctx context.Context, cfg *Config) *watcherRun {
 	w.onComplete = d.onComplete
 	w.beforeEnqueue = d.beforeEnqueue
 	w.onSettling = d.prewarm
+	w.onWanted = d.onWanted
 	wctx, cancel := context.WithCancel(ctx)
 	r := &watcherRun{w: w, cancel: cancel, done: make(chan error, 1)}
 	d.mu.Lock()
@@ -451,6 +461,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.log.Warn("reload: these settings take effect at the next start", "keys", keep)
 			}
 			watchChanged := ncfg.MediaDir != old.MediaDir || ncfg.Settle != old.Settle || ncfg.RawJPEG != old.RawJPEG ||
+				ncfg.Backlog != old.Backlog || ncfg.OnlyProtected != old.OnlyProtected ||
 				!reflect.DeepEqual(ncfg.Include, old.Include) || !reflect.DeepEqual(ncfg.Exclude, old.Exclude)
 			d.log.Info("reloading configuration", "file", ncfg.Path)
 			gen.stop(shutdownGrace)

@@ -8,7 +8,7 @@ import (
 // Event is one line of the progress stream (GET /events, Daemon.Subscribe).
 type Event struct {
 	Time    time.Time `json:"time"`
-	Type    string    `json:"type"` // queued, start, progress, done, retry, parked, vanished, state, tls
+	Type    string    `json:"type"` // queued, held, start, progress, done, skipped, retry, parked, vanished, state, tls
 	ID      string    `json:"id,omitempty"`
 	File    string    `json:"file,omitempty"`
 	Worker  string    `json:"worker,omitempty"`
@@ -21,6 +21,10 @@ type Event struct {
 	Hash    string    `json:"hash,omitempty"` // "<algorithm>:<hex>" of the file as sent
 	Error   string    `json:"error,omitempty"`
 	State   string    `json:"state,omitempty"`
+	// Reason is why a capture is held (held events: backlog, not
+	// protected) or was queued after being held (queued events: protected,
+	// queue add).
+	Reason string `json:"reason,omitempty"`
 	// Latency from the end of the settle window to the upload start (start events).
 	LatencyMS float64 `json:"latency_ms,omitempty"`
 }

@@ -152,7 +152,9 @@ func waitBigUpload(t *testing.T, sock, file string, minSent int64) {
 
 func processEnv(t *testing.T) (*testEnv, string, []string) {
 	e := newEnv(t)
-	e.extra = `log_format = "json"`
+	// The captures are on the card before the daemon starts, and are to be
+	// sent: not the default backlog = "new".
+	e.extra = "log_format = \"json\"\nbacklog = \"all\""
 	e.writeConfig("200ms", 1)
 	// Slow the server so the big file is in flight long enough.
 	e.server().SetFaults(ftpstest.Faults{DataRate: 20 << 20})

@@ -18,14 +18,18 @@ import (
 
 // Status is the answer of GET /status.
 type Status struct {
-	Version       string         `json:"version"`
-	State         string         `json:"state"` // idle, uploading, paused, "paused: media unmounted", "blocked: <reason>", waiting: ...
-	Paused        bool           `json:"paused"`
-	Blocked       string         `json:"blocked,omitempty"`
-	MediaError    string         `json:"media_error,omitempty"`
-	Link          string         `json:"link"`
-	Server        string         `json:"server"`
-	Queue         queue.Counts   `json:"queue"`
+	Version    string       `json:"version"`
+	State      string       `json:"state"` // idle, uploading, paused, "paused: media unmounted", "blocked: <reason>", waiting: ...
+	Paused     bool         `json:"paused"`
+	Blocked    string       `json:"blocked,omitempty"`
+	MediaError string       `json:"media_error,omitempty"`
+	Link       string       `json:"link"`
+	Server     string       `json:"server"`
+	Queue      queue.Counts `json:"queue"`
+	// Held counts the held captures (Queue.Held) by reason ("backlog",
+	// "not protected"); absent when more than 5,000 are held (then only
+	// the total in Queue.Held is known without reading every item).
+	Held          map[string]int `json:"held,omitempty"`
 	Uploads       []UploadStatus `json:"uploads"`
 	ThroughputBps float64        `json:"throughput_bytes_per_sec"`
 	UploadedFiles int64          `json:"uploaded_files"`
@@ -90,6 +94,7 @@ func (d *Daemon) Status() Status {
 	}
 	if q != nil {
 		s.Queue, _ = q.Counts()
+		s.Held = heldReasons(q, s.Queue.Held)
 		if items, err := q.List(queue.Retry, queue.Parked); err == nil {
 			for _, it := range items {
 				e := it.LastError
@@ -105,6 +110,23 @@ func (d *Daemon) Status() Status {
 		}
 	}
 	return s
+}
+
+// heldReasons counts held items by reason when there are at most
+// heldListMax of them.
+func heldReasons(q *queue.Queue, held int) map[string]int {
+	if held == 0 || held > heldListMax {
+		return nil
+	}
+	items, err := q.List(queue.Held)
+	if err != nil {
+		return nil
+	}
+	m := map[string]int{}
+	for _, it := range items {
+		m[it.Reason]++
+	}
+	return m
 }
 
 // serveStatus listens on the Unix socket at path until ctx ends.
@@ -147,6 +169,7 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 		}
 		writeJSON(w, map[string]string{"ok": "dropped " + id})
 	})
+	mux.HandleFunc("POST /add", d.serveAdd)
 	mux.HandleFunc("POST /pause", func(w http.ResponseWriter, r *http.Request) {
 		d.Pause()
 		writeJSON(w, map[string]string{"ok": "paused"})

@@ -352,6 +352,8 @@ func printEvents(ctx context.Context, events <-chan daemon.Event) {
 			switch e.Type {
 			case "queued":
 				fmt.Printf("%s  queued    %-24s %9s\n", ts(), e.File, human(e.Total))
+			case "held": // not sent unless asked: backlog = "new", only_protected
+				fmt.Printf("%s  held      %-24s %9s  (%s)\n", ts(), e.File, human(e.Total), e.Reason)
 			case "start":
 				fmt.Printf("%s  upload    %-24s %9s  (%.1f ms after settle)\n", ts(), e.File, human(e.Total), e.LatencyMS)
 			case "progress":
