@@ -125,7 +125,7 @@ func BenchmarkLeaseAck(b *testing.B) {
 			c := capN(j)
 			_, id, _ := tx.find(c)
 			seq, _ := tx.bucket(bucketItems).NextSequence()
-			if err := tx.put(&rec{Item: Item{ID: id, Seq: seq, Capture: c, State: Pending, Enqueued: time.Now()}}); err != nil {
+			if err := tx.insert(&rec{Item: Item{ID: id, Seq: seq, Capture: c, State: Pending, Enqueued: time.Now()}}); err != nil {
 				return err
 			}
 		}

@@ -40,18 +40,53 @@ func fileKey(rel, id string) []byte {
 	return append(k, id...)
 }
 
-func hintValue(size int64, mtime time.Time) []byte {
-	v := make([]byte, 16)
-	binary.BigEndian.PutUint64(v, uint64(size))
-	binary.BigEndian.PutUint64(v[8:], uint64(timeNs(mtime)))
-	return v
+// fileEntry is an item's entry in the files index: the size and mtime its
+// file had when last seen (the hint; the record keeps the capture as
+// queued), whether a scan found it absent, and its fingerprint, so that a
+// scan decides from this index alone and reads or writes a record only
+// when the item's absence changes.
+type fileEntry struct {
+	size, ns int64
+	absent   bool
+	fp       []byte
 }
 
-func parseHint(v []byte) (int64, int64) {
-	if len(v) != 16 {
-		return -1, 0
+func (e fileEntry) value() []byte {
+	v := make([]byte, 17, 17+len(e.fp))
+	binary.BigEndian.PutUint64(v, uint64(e.size))
+	binary.BigEndian.PutUint64(v[8:], uint64(e.ns))
+	if e.absent {
+		v[16] = 1
 	}
-	return int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:]))
+	return append(v, e.fp...)
+}
+
+// parseHint decodes a files entry (size -1 when it is damaged).
+func parseHint(v []byte) fileEntry {
+	if len(v) < 17 {
+		return fileEntry{size: -1}
+	}
+	return fileEntry{size: int64(binary.BigEndian.Uint64(v)), ns: int64(binary.BigEndian.Uint64(v[8:])),
+		absent: v[16] == 1, fp: v[17:]}
+}
+
+// putFile writes r's entry in the files index, with hint mtime ns.
+func (t *txn) putFile(r *rec, ns int64) error {
+	files := t.bucket(bucketFiles)
+	// Cameras number their files: entries mostly arrive in key order, so
+	// pack the pages (bbolt's default split is at half).
+	files.FillPercent = 0.9
+	e := fileEntry{size: r.Capture.Size, ns: ns, absent: !r.AbsentSince.IsZero(), fp: r.Capture.Fingerprint}
+	return files.Put(fileKey(r.Capture.Rel, r.ID), e.value())
+}
+
+// hintOf returns the hint mtime of r's files entry (its queued mtime when
+// it has none).
+func (t *txn) hintOf(r *rec) int64 {
+	if e := parseHint(t.bucket(bucketFiles).Get(fileKey(r.Capture.Rel, r.ID))); e.size >= 0 {
+		return e.ns
+	}
+	return timeNs(r.Capture.ModTime)
 }
 
 // candidates returns the IDs of the items at rel whose recorded size is
@@ -61,7 +96,7 @@ func (t *txn) candidates(rel string, size int64) ([]string, error) {
 	var ids []string
 	c := t.bucket(bucketFiles).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if s, _ := parseHint(v); size < 0 || s == size {
+		if e := parseHint(v); size < 0 || e.size == size {
 			ids = append(ids, string(k[len(prefix):]))
 		}
 	}
@@ -74,11 +109,7 @@ func (t *txn) insert(r *rec) error {
 	if err := t.put(r); err != nil {
 		return err
 	}
-	files := t.bucket(bucketFiles)
-	// Cameras number their files: entries mostly arrive in key order, so
-	// pack the pages (bbolt's default split is at half).
-	files.FillPercent = 0.9
-	return files.Put(fileKey(r.Capture.Rel, r.ID), hintValue(r.Capture.Size, r.Capture.ModTime))
+	return t.putFile(r, timeNs(r.Capture.ModTime))
 }
 
 // setAbsent records (since non-zero) or clears (zero) that r's file is
@@ -134,11 +165,15 @@ func listingDigest(files []FileInfo) []byte {
 
 // scanPlan is what the read pass of ScanDir found for one file.
 type scanPlan struct {
-	known   string   // ID of the item whose hint matches, or ""
-	probe   []string // items of the same name and size whose hint differs
-	fp      []byte   // the file's fingerprint, when probe was not empty
-	fpErr   error
-	matchID string // the probed item that matched
+	known  string  // ID of the item it is (hint or fingerprint), or ""
+	probes []probe // items of the same name and size whose hint differs
+	fp     []byte  // the file's fingerprint, when it was read
+}
+
+type probe struct {
+	id    string
+	shift int64 // the file's mtime minus the item's hint (ns)
+	fp    []byte
 }
 
 // ScanDir reconciles the listing of one folder of the card (dir relative to
@@ -149,11 +184,17 @@ type scanPlan struct {
 // A file is known when an item has its path, size and modification time (a
 // hint), or its path, size and fingerprint: fp is called for a file whose
 // name and size match an item but whose time does not (a FAT card mounted
-// with another time zone offset), and the item's hint is updated. Items of
+// with another time zone offset), and the item's hint is updated. A time
+// zone shifts every file of the card by the same amount: once three files
+// of the folder shifted by the same amount are confirmed by their
+// fingerprints, the others shifted by exactly that amount are known without
+// being read (a 10,000-shot folder costs three reads, not 10,000). Items of
 // the folder whose file is not in the listing are marked absent (see
 // Options.HistoryMaxAge); those found again are no longer absent. When every
 // file is known, the listing's digest is stored and the next ScanDir with
-// the same listing returns at once without a write.
+// the same listing returns at once without a write. ScanDir reads the
+// files index only; it reads and writes a record only when the item's
+// absence changes.
 //
 // ScanDir sorts files by name in place; the indexes refer to that order.
 func (q *Queue) ScanDir(dir string, files []FileInfo, fp func(name string) ([]byte, error)) (unknown []int, err error) {
@@ -163,20 +204,16 @@ func (q *Queue) ScanDir(dir string, files []FileInfo, fp func(name string) ([]by
 	var changes bool
 	err = q.view("scan", dir, func(t *txn) error {
 		if bytes.Equal(t.bucket(bucketDirs).Get([]byte(dir)), digest) {
-			plans = nil
 			return nil
 		}
 		changes = true
-		return t.planScan(dir, files, plans)
+		t.planScan(dir, files, plans)
+		return nil
 	})
 	if err != nil || !changes {
 		return nil, err
 	}
-	for i := range plans {
-		if plans[i].known == "" && len(plans[i].probe) > 0 {
-			plans[i].fp, plans[i].fpErr = fp(files[i].Name)
-		}
-	}
+	settleProbes(files, plans, fp)
 	err = q.update("scan", dir, func(t *txn) error {
 		unknown, err = t.applyScan(dir, files, plans, digest, q.now())
 		return err
@@ -186,50 +223,102 @@ func (q *Queue) ScanDir(dir string, files []FileInfo, fp func(name string) ([]by
 
 // planScan is ScanDir's read pass: which files are known by their hint,
 // which need their fingerprint compared.
-func (t *txn) planScan(dir string, files []FileInfo, plans []scanPlan) error {
+func (t *txn) planScan(dir string, files []FileInfo, plans []scanPlan) {
+	c := t.bucket(bucketFiles).Cursor()
 	for i, f := range files {
-		rel := path.Join(dir, f.Name)
-		prefix := fileKey(rel, "")
-		c := t.bucket(bucketFiles).Cursor()
+		prefix := fileKey(path.Join(dir, f.Name), "")
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			size, ns := parseHint(v)
+			e := parseHint(v)
 			id := string(k[len(prefix):])
 			switch {
-			case size == f.Size && ns == timeNs(f.ModTime):
+			case e.size != f.Size:
+			case e.ns == timeNs(f.ModTime):
 				plans[i].known = id
-			case size == f.Size:
-				plans[i].probe = append(plans[i].probe, id)
+			default:
+				plans[i].probes = append(plans[i].probes, probe{id: id, shift: timeNs(f.ModTime) - e.ns,
+					fp: append([]byte(nil), e.fp...)})
 			}
 		}
 	}
-	return nil
 }
 
-// applyScan is ScanDir's write pass.
+// shiftConfirmations is how many files shifted by the same amount must
+// match by fingerprint before the rest of the folder is taken on the shift.
+const shiftConfirmations = 3
+
+// settleProbes decides the files whose hint differs: by fingerprint, or by
+// a time shift that shiftConfirmations fingerprints confirmed.
+func settleProbes(files []FileInfo, plans []scanPlan, fp func(string) ([]byte, error)) {
+	read := func(i int) {
+		p := &plans[i]
+		if p.known != "" || len(p.probes) == 0 || p.fp != nil {
+			return
+		}
+		sum, err := fp(files[i].Name)
+		if err != nil {
+			p.fp = []byte{} // unreadable: unknown; considered again later
+			return
+		}
+		p.fp = sum
+		for _, pr := range p.probes {
+			if len(pr.fp) > 0 && bytes.Equal(pr.fp, sum) {
+				p.known = pr.id
+				return
+			}
+		}
+	}
+	shifts := map[int64]int{}
+	for _, p := range plans {
+		if p.known == "" && len(p.probes) == 1 {
+			shifts[p.probes[0].shift]++
+		}
+	}
+	for shift, n := range shifts {
+		if n <= shiftConfirmations {
+			continue
+		}
+		confirmed := 0
+		for i := range plans {
+			p := &plans[i]
+			if confirmed < shiftConfirmations && p.known == "" && len(p.probes) == 1 && p.probes[0].shift == shift {
+				read(i)
+				if p.known == "" {
+					break
+				}
+				confirmed++
+			}
+		}
+		if confirmed < shiftConfirmations {
+			continue
+		}
+		for i := range plans {
+			if p := &plans[i]; p.known == "" && p.fp == nil && len(p.probes) == 1 && p.probes[0].shift == shift {
+				p.known = p.probes[0].id
+			}
+		}
+	}
+	for i := range plans {
+		read(i)
+	}
+}
+
+// applyScan is ScanDir's write pass: new hints, absence, the digest.
 func (t *txn) applyScan(dir string, files []FileInfo, plans []scanPlan, digest []byte, now time.Time) ([]int, error) {
 	var unknown []int
 	present := map[string]bool{}
-	for i := range plans {
-		p := &plans[i]
-		if p.known == "" && p.fpErr == nil && p.fp != nil {
-			for _, id := range p.probe {
-				r, err := t.get(id)
-				if err == nil && bytes.Equal(r.Capture.Fingerprint, p.fp) {
-					p.matchID = id
-					if err := t.rehint(r, files[i]); err != nil {
-						return nil, err
-					}
-					break
-				}
-			}
-		}
-		switch {
-		case p.known != "":
-			present[p.known] = true
-		case p.matchID != "":
-			present[p.matchID] = true
-		default:
+	files2 := t.bucket(bucketFiles)
+	for i, p := range plans {
+		if p.known == "" {
 			unknown = append(unknown, i)
+			continue
+		}
+		present[p.known] = true
+		k := fileKey(path.Join(dir, files[i].Name), p.known)
+		if e := parseHint(files2.Get(k)); e.size >= 0 && e.ns != timeNs(files[i].ModTime) {
+			e.ns = timeNs(files[i].ModTime)
+			if err := files2.Put(k, e.value()); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := t.markAbsence(dir, present, now); err != nil {
@@ -241,38 +330,33 @@ func (t *txn) applyScan(dir string, files []FileInfo, plans []scanPlan, digest [
 	return unknown, nil
 }
 
-// rehint records where and how a known capture was seen again.
-func (t *txn) rehint(r *rec, f FileInfo) error {
-	r.Capture.ModTime = f.ModTime
-	if err := t.bucket(bucketFiles).Put(fileKey(r.Capture.Rel, r.ID), hintValue(r.Capture.Size, f.ModTime)); err != nil {
-		return err
-	}
-	return t.bucket(bucketItems).Put([]byte(r.ID), encodeRec(r))
-}
-
 // markAbsence marks every item of dir not in present as absent since now
-// (unless it already is) and clears the mark of those present.
+// (unless it already is) and clears the mark of those present. It reads
+// the folder's files entries and only the records whose mark changes.
 func (t *txn) markAbsence(dir string, present map[string]bool, now time.Time) error {
 	prefix := append([]byte(dir), 0)
-	var ids []string
+	var change []string
 	c := t.bucket(bucketFiles).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		ids = append(ids, string(k[bytes.LastIndexByte(k, 0)+1:]))
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		id := string(k[bytes.LastIndexByte(k, 0)+1:])
+		if parseHint(v).absent == present[id] {
+			change = append(change, id)
+		}
 	}
-	for _, id := range ids {
+	for _, id := range change {
 		r, err := t.get(id)
 		if err != nil {
-			return err
-		}
-		gone := !present[id]
-		if gone == !r.AbsentSince.IsZero() {
-			continue
+			continue // a damaged history record (see verifyActiveTx)
 		}
 		since := time.Time{}
-		if gone {
+		if !present[id] {
 			since = now
 		}
+		ns := t.hintOf(r)
 		if err := t.setAbsent(r, since); err != nil {
+			return err
+		}
+		if err := t.putFile(r, ns); err != nil {
 			return err
 		}
 		if err := t.bucket(bucketItems).Put([]byte(r.ID), encodeRec(r)); err != nil {

@@ -68,8 +68,9 @@ func TestScanDir(t *testing.T) {
 	if len(names) != 2 || names[0] != "IMG_00003.JPG" || names[1] != "IMG_00009.JPG" {
 		t.Fatalf("unknown %v, want the rewritten IMG_00003 and the new IMG_00009", names)
 	}
-	if got, _ := q.Get(ids[1]); !got.Capture.ModTime.Equal(b2.ModTime) {
-		t.Fatalf("hint of b not updated: %v", got.Capture.ModTime)
+	before := reads
+	if unknown, err := q.ScanDir("100CAM", listingOf(a, b2), fp); err != nil || len(unknown) != 0 || reads != before {
+		t.Fatalf("hint of b not updated: unknown %v, %d more reads, %v", unknown, reads-before, err)
 	}
 
 	// a is gone from the card: absent; back: not absent.
@@ -177,4 +178,44 @@ func TestMigrateSchema1(t *testing.T) {
 	if it, added, err := q.Enqueue(same); err != nil || added || it.ID != "v1idA.JPG" {
 		t.Fatalf("re-enqueue of a migrated done shot: %+v %v %v", it, added, err)
 	}
+}
+
+// TestScanDirTimeShift: a folder of 50 shots seen with every mtime shifted
+// by one hour (a FAT card mounted with another time zone offset) costs
+// three fingerprint reads, not 50; a shift the fingerprints do not confirm
+// makes every file be read.
+func TestScanDirTimeShift(t *testing.T) {
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
+	var shifted []FileInfo
+	byName := map[string][]byte{}
+	for i := 0; i < 50; i++ {
+		c := capN(i)
+		if _, _, err := q.Enqueue(c); err != nil {
+			t.Fatal(err)
+		}
+		c.ModTime = c.ModTime.Add(time.Hour)
+		shifted = append(shifted, listingOf(c)...)
+		byName[filepath.Base(c.Rel)] = c.Fingerprint
+	}
+	reads := 0
+	unknown, err := q.ScanDir("100CAM", shifted, func(name string) ([]byte, error) { reads++; return byName[name], nil })
+	if err != nil || len(unknown) != 0 || reads != shiftConfirmations {
+		t.Fatalf("shifted folder: %d unknown, %d reads (want 0 and %d), %v", len(unknown), reads, shiftConfirmations, err)
+	}
+	// Shifted again, but the first files are other shots: no shortcut.
+	for i := range shifted {
+		shifted[i].ModTime = shifted[i].ModTime.Add(time.Hour)
+	}
+	reads = 0
+	unknown, err = q.ScanDir("100CAM", shifted, func(name string) ([]byte, error) {
+		reads++
+		if name == "IMG_00000.JPG" {
+			return fpOf("another shot"), nil
+		}
+		return byName[name], nil
+	})
+	if err != nil || len(unknown) != 1 || reads != 50 {
+		t.Fatalf("unconfirmed shift: %d unknown, %d reads (want 1 and 50), %v", len(unknown), reads, err)
+	}
+	mustVerify(t, q)
 }

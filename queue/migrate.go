@@ -43,7 +43,7 @@ func migrate1(tx *bolt.Tx, now func() (ns int64)) (int, error) {
 		if err := t.bucket(bucketItems).Put([]byte(r.ID), encodeRec(r)); err != nil {
 			return 0, err
 		}
-		if err := t.bucket(bucketFiles).Put(fileKey(r.Capture.Rel, r.ID), hintValue(r.Capture.Size, r.Capture.ModTime)); err != nil {
+		if err := t.putFile(r, timeNs(r.Capture.ModTime)); err != nil {
 			return 0, err
 		}
 		t.adjust(r.State, 1)

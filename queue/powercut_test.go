@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envChild) == "1" {
 		os.Exit(powerCutChild())
 	}
+	if os.Getenv(envStartup) != "" {
+		os.Exit(startupChild())
+	}
 	os.Exit(m.Run())
 }
 

@@ -26,7 +26,7 @@ import (
 //	done     doneSeq(8)               -> ID   (oldest first)
 //	held     seq(8)                   -> ID
 //	skipped  doneSeq(8)               -> ID
-//	files    dir 0 name 0 ID          -> size(8) mtime(8)  (the hint of the file as last seen)
+//	files    dir 0 name 0 ID          -> size(8) mtime(8) absent(1) fingerprint  (mtime: the hint, as the file was last seen)
 //	absent   absentSince(8) seq(8)    -> ID   (items whose file a scan did not find)
 //	dirs     dir                      -> digest of its listing when every file in it was known
 //	meta     "schema" -> 2, "counts" -> 7 x uint64, "absent" -> entries of absent (8), "baseline" -> time(8)
@@ -507,7 +507,7 @@ func (t *txn) find(c Capture) (r *rec, freeID string, err error) {
 	for _, id := range ids {
 		r, err := t.get(id)
 		if err != nil {
-			return nil, "", err
+			continue // a damaged history record: not this capture (see verifyActiveTx)
 		}
 		if identity(r.Capture) == identity(c) {
 			return r, "", nil
