@@ -218,6 +218,7 @@ func (q *Queue) ScanDir(dir string, files []FileInfo, fp func(name string) ([]by
 		unknown, err = t.applyScan(dir, files, plans, digest, q.now())
 		return err
 	})
+	q.releasePages()
 	return unknown, err
 }
 

@@ -3,7 +3,9 @@ package queue
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -65,24 +67,33 @@ func startupChild() int {
 	// largest folder, not the card.
 	var scanDir func(abs, rel string) error
 	scanDir = func(abs, rel string) error {
-		entries, err := os.ReadDir(abs)
+		d, err := os.Open(abs)
 		if err != nil {
 			return err
 		}
+		defer d.Close()
 		var files []FileInfo
 		var subdirs []string
-		for _, e := range entries {
-			if e.IsDir() {
-				subdirs = append(subdirs, e.Name())
-				continue
+		for {
+			batch, err := d.ReadDir(512) // in batches, as the daemon reads
+			for _, e := range batch {
+				if e.IsDir() {
+					subdirs = append(subdirs, e.Name())
+					continue
+				}
+				st, err := e.Info()
+				if err != nil {
+					return err
+				}
+				files = append(files, FileInfo{Name: e.Name(), Size: st.Size(), ModTime: st.ModTime()})
 			}
-			st, err := e.Info()
+			if len(batch) == 0 || errors.Is(err, io.EOF) {
+				break
+			}
 			if err != nil {
 				return err
 			}
-			files = append(files, FileInfo{Name: e.Name(), Size: st.Size(), ModTime: st.ModTime()})
 		}
-		entries = nil
 		fig.Files += len(files)
 		if len(files) > 0 {
 			unknown, err := q.ScanDir(rel, files, func(name string) ([]byte, error) {

@@ -82,22 +82,86 @@ type Job struct {
 	// false when in doubt; that costs one round trip.
 	Fresh    bool
 	Progress func(sent, total int64) // optional; called from Upload's goroutine
+	// BeforeRename, when set, is called right before RNFR/RNTO with the
+	// temporary path and the final path chosen (after the same-name policy
+	// picked it). The caller records it durably (it is the Intent of the
+	// next attempt, should this process die before it records the
+	// outcome). When it returns an error nothing is renamed, the temporary
+	// file stays, and Upload returns that error wrapped in an *Error of
+	// class Local (to be retried later). It is not called when nothing is
+	// renamed (Skipped, Existing). Called from Upload's goroutine.
+	BeforeRename func(temp, final string) error
+	// Intent is a rename an earlier attempt of this capture announced
+	// through BeforeRename and whose outcome the caller did not record (a
+	// power cut between the server's RNTO reply and the caller's "done").
+	// Upload settles it first, with the SIZE of Temp and of Final in one
+	// round trip (see Intent). nil: no such rename.
+	Intent *Intent
 }
 
-// Result describes a finished upload.
+// Intent is a rename announced by BeforeRename: the temporary file Temp,
+// verified with Size bytes, was about to be renamed to Final. Upload
+// settles it by what the server shows:
+//
+//   - Temp is absent and Final exists with exactly Size bytes: the rename
+//     happened. Upload sends nothing and succeeds with Result.Remote = Final
+//     and Result.Existing set (Result.Hash is empty: the local file is not
+//     read).
+//   - Temp exists with Size bytes: the rename did not happen. The
+//     temporary file is verified again and renamed, to Final when it is
+//     free (under SameName Rename; the other policies' final name is
+//     Job.Remote), announced again through BeforeRename. No data is sent.
+//   - Anything else (a partial or missing temporary file and no Final of
+//     that size, a server without SIZE, an Intent whose Size is not the
+//     local file's or whose Temp is not this job's temporary name): the
+//     Intent is ignored and the upload runs as without it.
+type Intent struct {
+	Temp, Final string
+	Size        int64
+}
+
+// Result describes a finished upload. Exactly one of three outcomes holds:
+// the file was renamed into place at Remote (Skipped and Existing false),
+// it was there already (Existing), or a different file holds the name
+// under SameName Skip (Skipped).
 type Result struct {
-	Remote string // final remote path (differs from Job.Remote under SameName Rename)
+	// Remote is the final remote path: where the capture now is (differs
+	// from Job.Remote under SameName Rename, or when an Intent's Final
+	// was found), or, when Skipped, the name held by another file.
+	Remote string
 	Size   int64
 	// Hash is "<algorithm>:<hex>" of the local file as sent: "sha256:..."
 	// when the server checked SHA-256 or Config.RecordSHA256 is set, else
 	// the algorithm the server checked ("md5:", "crc32:"), else "crc32c:".
-	// Empty when skipped before reading.
+	// Empty when Skipped, and when Existing was decided without reading
+	// the whole local file (by an Intent, or by sampled bytes before any
+	// upload under SameName Skip).
 	Hash        string
-	ResumedFrom int64  // largest offset an upload of this call resumed from (REST), 0 if none
-	Verified    string // what was checked on the server: "size", "size+sha256", "size+md5", "size+crc32"
-	Skipped     bool   // SameName Skip and the remote file exists: nothing uploaded
-	DataConns   int    // STOR data connections opened by this call
-	Existing    bool   // SameName Rename: an identical file (same size and hash) was already there
+	ResumedFrom int64 // largest offset an upload of this call resumed from (REST), 0 if none
+	// Verified is what was checked on the server: "size", "size+sha256",
+	// "size+md5", "size+crc32" for the renamed temporary file. When
+	// Existing, how the file at Remote was recognised: "size" (an Intent's
+	// Final of the announced size), "size+<hash>" (the server's hash), or
+	// "size+sample" (its first and last 64 KiB, or the whole of a smaller
+	// file, read back with RETR). Empty when Skipped.
+	Verified string
+	// Skipped: SameName Skip, the final name exists and holds a different
+	// file (other size or content), or one that cannot be compared (the
+	// server lets neither HASH nor RETR read it): nothing was renamed, the
+	// capture is not on the server; Remote is the name in the way.
+	Skipped   bool
+	DataConns int // STOR data connections opened by this call
+	// Existing: this capture was already on the server, delivered by an
+	// earlier attempt that ended before its success was recorded. Nothing
+	// was renamed and no temporary file is left. Set when Job.Intent shows
+	// its rename happened (any policy; nothing sent), and under SameName
+	// Skip or Rename when the final name (under Rename, also each
+	// "name-N" tried in turn) holds a file of the same size and the same
+	// server hash or, without a server hash, the same sampled bytes (see
+	// Verified; bytes in the middle of a file are not compared). Skip
+	// compares before sending; Rename after the upload to the temporary
+	// name (DataConns > 0).
+	Existing bool
 }
 
 // Client uploads files to one FTPES server. It keeps up to two idle logged-in
@@ -122,6 +186,8 @@ type Client struct {
 	// the windows sent in bulk mode.
 	bulkRate    float64 // bytes/s
 	bulkWindows atomic.Int64
+
+	retrs atomic.Int64 // byte ranges read back with RETR (sample.go)
 }
 
 const (
@@ -227,9 +293,14 @@ type upload struct {
 	local   map[string]string
 	opened  os.FileInfo // the local file when Upload opened it
 	stalled bool        // a data connection made no progress for Timeout
-	// finalExists: whether the final name existed when the temporary file
-	// was verified (nil: not asked, or no SIZE on this server).
-	finalExists *bool
+	// known: the SIZE answer for one remote name, asked along with the
+	// temporary file's in verifyTemp (used once by statRemote).
+	known *remoteStat
+	// Job.Intent: settled once the server answered; intentTemp says its
+	// temporary file is complete (not renamed), intentFinal its Final.
+	settled     bool
+	intentTemp  bool
+	intentFinal string
 	// An in-call retry goes on only when the server's temporary file grew
 	// since the previous attempt started at prevStart; else prevErr.
 	prevErr   error

@@ -39,6 +39,8 @@ var confCases = []confCase{
 	{"overwrite", false, true, caseOverwrite},
 	{"skip", false, true, caseSkip},
 	{"rename", false, true, caseRename},
+	{"rename-intent", false, true, caseRenameIntent},
+	{"same-shot", false, true, caseSameShot},
 	{"auth", false, true, caseAuth},
 	{"permission", false, true, casePermission},
 	{"control-char", false, true, caseControlChar},
@@ -336,18 +338,24 @@ func caseRename(t *testing.T, tg *target, cfg Config, dir string) {
 	wantFile(t, tg, dir+"/IMG_1-1.JPG", d1)
 	wantFile(t, tg, dir+"/IMG_1-2.JPG", d2)
 	// The same capture again (a retry after a crash between rename and
-	// ack): with a server hash it is recognised; without, it gets a new name.
+	// ack, without an Intent): recognised by the server's hash or, without
+	// one (vsftpd, ProFTPD and Pure-FTPd here), by its size and its bytes
+	// read back; it never gets a new name.
 	res, err = uploadOnce(t, cfg, Job{LocalPath: p1, Remote: dir + "/IMG_1.JPG", TempID: "rn3"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(res.Verified, "sha256") || strings.Contains(res.Verified, "md5") || strings.Contains(res.Verified, "crc32") {
-		if !res.Existing || res.Remote != dir+"/IMG_1-1.JPG" {
-			t.Fatalf("same content again with a server hash: %+v", res)
-		}
-	} else if res.Remote != dir+"/IMG_1-3.JPG" {
-		t.Fatalf("same content again without a server hash: %+v", res)
+	want := "size+sample"
+	if tg.inproc != nil {
+		want = "size+sha256"
 	}
+	if !res.Existing || res.Skipped || res.Remote != dir+"/IMG_1-1.JPG" || res.Verified != want {
+		t.Fatalf("same content again: %+v, want Existing at IMG_1-1.JPG recognised by %s", res, want)
+	}
+	if _, err := os.Stat(tg.path(dir + "/IMG_1-3.JPG")); err == nil {
+		t.Fatal("the same capture got a new name")
+	}
+	wantFile(t, tg, dir+"/IMG_1-1.JPG", d1)
 	noTemp(t, tg, dir)
 }
 

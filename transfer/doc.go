@@ -43,6 +43,37 @@
 //     runtime's monitor thread thousands of wake-ups per GiB; slower links
 //     keep the poller. See bulk_linux.go.
 //
+// # Exactly once
+//
+// A rename the server made is not known to the caller until it records
+// Upload's result; a power cut in between used to make the next attempt
+// send the capture again (and, under SameName Rename without a server
+// hash, place it as "name-1"). Three things prevent that:
+//
+//   - Job.BeforeRename is called with the temporary and final paths right
+//     before RNFR/RNTO; the caller records them durably and passes them
+//     back as Job.Intent while the outcome is unrecorded. Upload settles an
+//     Intent first, with the SIZE of both names in one round trip: the
+//     temporary file gone and the final name of the announced size means
+//     the rename happened (Result.Existing, nothing sent); the temporary
+//     file complete means it did not (it is renamed, nothing sent).
+//   - Under Skip and Rename, a final name that exists with the local
+//     file's size is compared: by the server's hash when it has one, else
+//     by reading back its first and last 64 KiB (the whole file under 128
+//     KiB) with RETR on our own TLS data connection and comparing them
+//     with the local bytes. The same shot is Result.Existing, never
+//     "name-N" nor Skipped. Bytes in the middle are not compared: two
+//     different files of the same size, head and tail are taken for one.
+//   - Skipped means a different file holds the name under Skip; the same
+//     shot already there is Existing.
+//
+// Reading a range back: with RANG (ProFTPD) the server sends exactly the
+// range; a range that ends the file is read to its end; otherwise (the
+// head of a large file on vsftpd, Pure-FTPd, ftpserverlib) the download is
+// cut after 64 KiB with a TCP RST and an EPSV probe puts the control
+// connection back in step (see session.endRetr for what each server sends
+// then). On loopback it costs 2 RETRs, about 1-3 ms each.
+//
 // RenderRemote renders the remote path template; CheckPath refuses control
 // characters (no FTP command injection from a file name) and "..".
 //
@@ -58,8 +89,15 @@
 //     ignored, as curl does).
 //   - The host name is resolved at each connect (a camera may boot without
 //     network); the first IPv4 address is used.
-//   - Without a server hash, verification is by size only; under SameName
-//     Rename, the same capture uploaded twice (a crash between rename and
-//     acknowledgement) is recognised only when the server can hash.
+//   - Without a server hash, the uploaded file is verified by size only,
+//     and an existing file is recognised as the same shot by its size and
+//     its first and last 64 KiB. A server that refuses downloads (RETR
+//     550, an upload-only account) cannot tell: Rename then gives a
+//     re-sent shot a new name, Skip skips it; Job.Intent still prevents
+//     both after a crash between rename and record.
+//   - An Intent is settled by sizes: when its temporary file is gone and
+//     its final name has the announced size, the rename is taken as done
+//     (under Overwrite, an older file of exactly that size whose rename
+//     over it failed permanently would be taken for it).
 //   - Two uploads with the same TempID at the same time are not supported.
 package transfer

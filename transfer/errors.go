@@ -35,7 +35,9 @@ const (
 	// Certificate: the server's certificate is not trusted (unknown CA,
 	// name mismatch, expired, pin mismatch).
 	Certificate
-	// Local: the local file vanished or cannot be read.
+	// Local: the local file vanished, cannot be read or changed during
+	// the upload, or Job.BeforeRename failed (nothing was renamed): try
+	// again later.
 	Local
 )
 

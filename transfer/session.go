@@ -99,6 +99,8 @@ type session struct {
 	feat     map[string]string
 	epsvOff  bool
 	hashSel  string // algorithm selected with OPTS HASH
+	pasv     string // a passive reply for the next data connection (endRetr's probe)
+	noRang   bool   // the server refused RANG
 	broken   bool   // control connection state unknown: do not reuse
 	lastUsed time.Time
 
@@ -151,6 +153,7 @@ func (s *session) cmd(line string) (int, string, error) {
 	if strings.ContainsAny(line, "\r\n\x00") {
 		return 0, "", &Error{Class: Permanent, Op: "command", Msg: "refused to send a command holding CR, LF or NUL"}
 	}
+	s.pasv = "" // another command came first: do not rely on that listener
 	code, msg, err := s.rc.SendCommand("%s", line)
 	if err != nil {
 		s.broken = true
@@ -222,6 +225,7 @@ func (s *session) pipeline(lines ...string) ([]reply, error) {
 			return nil, &Error{Class: Permanent, Op: "command", Msg: "refused to send a command holding CR, LF or NUL"}
 		}
 	}
+	s.pasv = ""
 	// goftp writes the string and CRLF in one flush, then reads one reply.
 	code, msg, err := s.rc.SendCommand("%s", strings.Join(lines, "\r\n"))
 	if err != nil {
@@ -277,13 +281,18 @@ var errNoSize = errors.New("server has no SIZE command")
 func (s *session) exists(p string) (bool, error) {
 	_, ok, err := s.size(p)
 	if err == errNoSize {
-		code, _, err := s.cmd("MLST " + p)
-		if err != nil {
-			return false, err
-		}
-		return code/100 == 2, nil
+		return s.listed(p)
 	}
 	return ok, err
+}
+
+// listed says whether MLST finds p (for servers without SIZE).
+func (s *session) listed(p string) (bool, error) {
+	code, _, err := s.cmd("MLST " + p)
+	if err != nil {
+		return false, err
+	}
+	return code/100 == 2, nil
 }
 
 // dele deletes p; a missing file is not an error.
@@ -318,6 +327,12 @@ func (s *session) rename(from, to string) error {
 // address to dial: always the control connection's server address, as curl
 // does, so a server behind NAT that announces a private address still works.
 func (s *session) passive() (string, error) {
+	if r := s.pasv; r != "" {
+		s.pasv = ""
+		if port, err := parsePassive(r, s.epsvOff); err == nil {
+			return net.JoinHostPort(s.ip, strconv.Itoa(port)), nil
+		}
+	}
 	if !s.epsvOff {
 		code, msg, err := s.cmd("EPSV")
 		if err != nil {
@@ -343,6 +358,14 @@ func (s *session) passive() (string, error) {
 		return "", &Error{Class: Transient, Op: "PASV", Msg: perr.Error()}
 	}
 	return net.JoinHostPort(s.ip, strconv.Itoa(port)), nil
+}
+
+// parsePassive reads the port of an EPSV reply, or of a PASV one (pasv).
+func parsePassive(msg string, pasv bool) (int, error) {
+	if pasv {
+		return parsePASV(msg)
+	}
+	return parseEPSV(msg)
 }
 
 // parseEPSV reads the port of "Entering Extended Passive Mode (|||6446|)".
@@ -495,12 +518,86 @@ func isClosedErr(err error) bool {
 		strings.Contains(err.Error(), "connection reset")
 }
 
+// cutData closes a data connection whose transfer is still running, with
+// a TCP RST (SO_LINGER 0) rather than a FIN: a server that gets our FIN
+// first sees its next write fail with EPIPE (the socket is in CLOSE_WAIT
+// when the RST comes), and ProFTPD's mod_tls then ends the whole session
+// ("unexpected OpenSSL error, disconnecting"); with the RST alone it sees
+// ECONNRESET, which it takes as the end of the transfer.
+func (s *session) cutData(dc *dataConn) {
+	if tcp, ok := dc.raw.(*net.TCPConn); ok {
+		tcp.SetLinger(0)
+	}
+	s.abortData(dc)
+}
+
 func (s *session) abortData(dc *dataConn) {
 	if dc == nil {
 		return
 	}
 	dc.raw.Close()
 	s.setData(nil)
+}
+
+// endRetr reads what ends a RETR whose data connection we closed, so that
+// the control connection is in step again. ended: the server had closed
+// it first (it sent everything): its one final reply follows.
+//
+// Else we cut the transfer, and servers differ in what follows (measured
+// here, and in their sources): vsftpd answers 426, ftpserverlib 550 (226
+// when all was sent already), each after the transfer, before any later
+// command's reply. ProFTPD answers 426 too, but reads the control
+// connection during a transfer: a NOOP that reaches it before it saw the
+// cut gets "200 NOOP: data transfer in progress" before the 426, and
+// EPSV/PASV get 450. Pure-FTPd sends no reply of its own for a cut
+// download, or one line "<last code> <timing>" (150, or 500 when it ate a
+// command), and eats a command it reads during the transfer with "500
+// Unknown command". So the probe is EPSV (PASV when EPSV is off): 229
+// (227) only comes once the transfer is over, and every reply before it
+// is the transfer's end; 450 or 5xx means the probe reached the server
+// during the transfer, and one more probe is sent (a 5xx then is Pure-FTPd's
+// timing line). The passive address of the probe's reply is kept for the
+// next data connection (the next thing sent, or it is dropped).
+func (s *session) endRetr(ended bool) error {
+	if ended {
+		_, _, err := s.readReply()
+		return err
+	}
+	verb, want := "EPSV", 229
+	if s.epsvOff {
+		verb, want = "PASV", 227
+	}
+	for n := 1; n <= 3; n++ {
+		during, err := s.probe(verb, want, n == 1)
+		if err != nil || !during {
+			return err
+		}
+		s.c.log.Debug("ftp: probe answered during the cut transfer", "probe", n)
+	}
+	s.broken = true
+	return &Error{Class: Transient, Op: verb, Msg: "the server was still in a canceled download after three probes; will retry"}
+}
+
+// probe sends endRetr's probe and reads the replies up to its answer:
+// want (the transfer is over; the replies before were its end), or, when
+// during, 450 or (first: no command was eaten before) 5xx.
+func (s *session) probe(verb string, want int, first bool) (during bool, err error) {
+	code, msg, err := s.cmd(verb)
+	for n := 0; err == nil; n++ {
+		switch {
+		case code == want:
+			s.pasv = msg
+			return false, nil
+		case code == 450, first && code >= 500 && code <= 504:
+			return true, nil
+		case n == 3:
+			s.broken = true
+			return false, &replyError{code: code, msg: msg}
+		}
+		s.c.log.Debug("ftp: the end of a cut transfer", "code", code, "msg", oneLine(msg))
+		code, msg, err = s.readReply()
+	}
+	return false, err
 }
 
 // readReply reads the reply that ends a transfer.

@@ -24,29 +24,31 @@ import (
 // worth resuming at once).
 func (u *upload) run(ctx context.Context, s *session) (progressed bool, err error) {
 	c := u.c
-	if c.cfg.SameName == Skip {
-		ok, err := s.exists(u.remote)
-		if err != nil {
-			return false, u.opErr("SIZE "+u.remote, err)
-		}
-		if ok {
-			for _, t := range u.temps {
-				s.dele(t) // a leftover of an earlier attempt; best effort
-			}
-			u.res.Remote, u.res.Skipped = u.remote, true
-			c.log.Info("upload skipped: remote file exists", "remote", u.remote)
-			return false, nil
+	u.known = nil // an earlier attempt's
+	if u.job.Intent != nil && !u.settled {
+		if done, err := u.settle(s); err != nil || done {
+			return false, err
 		}
 	}
-	cached, err := c.mkdirAll(s, u.dir)
-	if err != nil {
-		return false, err
+	if c.cfg.SameName == Skip && !u.intentTemp {
+		if done, err := u.skipExisting(ctx, s); err != nil || done {
+			return false, err
+		}
+	}
+	cached := false
+	if !u.intentTemp { // else the temporary file shows the directory exists
+		if cached, err = c.mkdirAll(s, u.dir); err != nil {
+			return false, err
+		}
 	}
 	// The hidden temporary name first; a server that refuses file names
 	// starting with a dot (Pure-FTPd -x, some hosting setups) gets the
 	// visible one, for the rest of this Client's life.
 	names := u.temps
-	if c.plainTemp.Load() {
+	switch {
+	case u.intentTemp:
+		names = []string{u.temp}
+	case c.plainTemp.Load():
 		names = names[1:]
 	}
 	for i, name := range names {
@@ -73,7 +75,7 @@ func (u *upload) run(ctx context.Context, s *session) (progressed bool, err erro
 	if err := u.verifyTemp(s); err != nil {
 		return false, err
 	}
-	return false, u.place(s)
+	return false, u.place(ctx, s)
 }
 
 // send makes u.temp hold the whole file: resumed from its size when it is
@@ -83,7 +85,10 @@ func (u *upload) send(ctx context.Context, s *session, cached bool) (progressed 
 	offset := int64(0)
 	var have int64
 	var exists bool
-	if !u.job.Fresh || u.prevErr != nil {
+	if u.intentTemp {
+		// settle saw the whole file there (the Intent's temporary file).
+		have, exists = u.size, true
+	} else if !u.job.Fresh || u.prevErr != nil {
 		// An earlier attempt may have left a temporary file: resume it.
 		have, exists, err = s.size(u.temp)
 		if err != nil && err != errNoSize {
@@ -487,10 +492,11 @@ func reuseErr(op string, err error, class Class) error {
 // compute one, its hash; a mismatch deletes it (the next attempt starts over).
 func (u *upload) verifyTemp(s *session) error {
 	// Under skip and rename, place needs to know whether the final name
-	// exists: ask in the same round trip.
+	// exists (and its size): ask in the same round trip.
 	lines := []string{"SIZE " + u.temp}
+	first := u.firstName()
 	if u.c.cfg.SameName != Overwrite {
-		lines = append(lines, "SIZE "+u.remote)
+		lines = append(lines, "SIZE "+first)
 	}
 	rs, err := s.pipeline(lines...)
 	if err != nil {
@@ -498,8 +504,8 @@ func (u *upload) verifyTemp(s *session) error {
 	}
 	have, ok, err := sizeReply(u.temp, rs[0].code, rs[0].msg)
 	if len(rs) > 1 {
-		if _, exists, ferr := sizeReply(u.remote, rs[1].code, rs[1].msg); ferr == nil {
-			u.finalExists = &exists
+		if n, exists, ferr := sizeReply(first, rs[1].code, rs[1].msg); ferr == nil {
+			u.known = &remoteStat{p: first, n: n, ok: exists}
 		}
 	}
 	verified := []string{}
@@ -602,46 +608,20 @@ func isHex(s string) bool {
 }
 
 // place renames the verified temporary file to its final name under the
-// same-name policy.
-func (u *upload) place(s *session) error {
+// same-name policy, after announcing the rename through Job.BeforeRename.
+func (u *upload) place(ctx context.Context, s *session) error {
 	c := u.c
-	final := u.remote
-	switch c.cfg.SameName {
-	case Skip:
-		ok, err := u.exists(s, final)
-		if err != nil {
-			return classify("SIZE "+final, err)
-		}
-		if ok {
-			s.dele(u.temp)
-			u.res.Remote, u.res.Skipped = final, true
-			return nil
-		}
-	case Rename:
-		for i := 1; ; i++ {
-			ok, err := u.exists(s, final)
-			if err != nil {
-				return classify("SIZE "+final, err)
-			}
-			if !ok {
-				break
-			}
-			if same, err := u.sameContent(s, final); err != nil {
-				return err
-			} else if same {
-				// This capture is there already (an earlier attempt renamed
-				// it and stopped before reporting success).
-				s.dele(u.temp)
-				u.res.Remote, u.res.Existing = final, true
-				return nil
-			}
-			if i > maxRenameTry {
-				return &Error{Class: Permanent, Op: "rename " + u.remote, Msg: fmt.Sprintf("%d files with this name exist: clean up the server", maxRenameTry)}
-			}
-			final = suffixName(u.remote, i)
-		}
+	final, done, err := u.chooseFinal(ctx, s)
+	if err != nil || done {
+		return err
 	}
 	op := "rename " + u.temp + " to " + final
+	if f := u.job.BeforeRename; f != nil {
+		if err := f(u.temp, final); err != nil {
+			return &Error{Class: Local, Op: op, Err: err,
+				Msg: "could not record the rename before doing it (" + oneLine(err.Error()) + "): not renamed, the temporary file is kept; will retry"}
+		}
+	}
 	if err := s.rename(u.temp, final); err != nil {
 		code := codeOf(err)
 		if c.cfg.SameName == Overwrite && (code == 550 || code == 553 || code == 450) {
@@ -669,35 +649,147 @@ func (u *upload) place(s *session) error {
 	return nil
 }
 
-// exists says whether remote p exists, from verifyTemp's answer for the
-// final name when it has one (used once: a later check asks the server).
-func (u *upload) exists(s *session, p string) (bool, error) {
-	if p == u.remote && u.finalExists != nil {
-		ok := *u.finalExists
-		u.finalExists = nil
-		return ok, nil
+// chooseFinal picks the final name under the same-name policy. done: the
+// upload ended without a rename (this capture is there already, or Skip
+// found another file under the name); the temporary file is deleted.
+func (u *upload) chooseFinal(ctx context.Context, s *session) (final string, done bool, err error) {
+	switch u.c.cfg.SameName {
+	case Skip:
+		n, ok, err := u.statRemote(s, u.remote)
+		if err != nil {
+			return "", false, classify("SIZE "+u.remote, err)
+		}
+		if !ok {
+			return u.remote, false, nil
+		}
+		return "", true, u.foundName(ctx, s, u.remote, n, []string{u.temp})
+	case Rename:
+		// The Intent's Final first (the name an earlier attempt chose),
+		// then name, name-1, name-2...
+		first := u.firstName()
+		for i := -1; i <= maxRenameTry; i++ {
+			p := first
+			if i >= 0 {
+				p = u.remote
+				if i > 0 {
+					p = suffixName(u.remote, i)
+				}
+				if p == first {
+					continue // tried first
+				}
+			}
+			n, ok, err := u.statRemote(s, p)
+			if err != nil {
+				return "", false, classify("SIZE "+p, err)
+			}
+			if !ok {
+				return p, false, nil
+			}
+			same, how, err := u.sameContent(ctx, s, p, n)
+			if err != nil {
+				return "", false, err
+			}
+			if same {
+				// An earlier attempt renamed it and stopped before its
+				// success was recorded.
+				u.existing(s, p, how, []string{u.temp})
+				return "", true, nil
+			}
+		}
+		return "", false, &Error{Class: Permanent, Op: "rename " + u.remote, Msg: fmt.Sprintf("%d files with this name exist: clean up the server", maxRenameTry)}
 	}
-	return s.exists(p)
+	return u.remote, false, nil
 }
 
-// sameContent says whether remote p is this capture: same size and, only
-// when the server can hash, same hash. Without a hash it is never "same".
-func (u *upload) sameContent(s *session, p string) (bool, error) {
-	if u.hashAlg == "" {
-		return false, nil
+// firstName is the first final name to try: the Intent's Final under
+// SameName Rename when its temporary file was found complete, else
+// Job.Remote.
+func (u *upload) firstName() string {
+	if u.c.cfg.SameName == Rename && u.intentTemp && u.intentFinal != "" {
+		return u.intentFinal
 	}
-	have, ok, err := s.size(p)
-	if err != nil || !ok || have != u.size {
-		return false, nil
-	}
-	got, err := u.remoteHash(s, p)
+	return u.remote
+}
+
+// skipExisting runs before an upload under SameName Skip: when the final
+// name exists, the upload ends, Existing when it holds this capture, else
+// Skipped; leftover temporary files of this capture are deleted.
+func (u *upload) skipExisting(ctx context.Context, s *session) (done bool, err error) {
+	n, ok, err := u.statRemote(s, u.remote)
 	if err != nil {
-		if codeOf(err) != 0 {
-			return false, nil
-		}
-		return false, classify(u.hashVia+" "+p, err)
+		return false, u.opErr("SIZE "+u.remote, err)
 	}
-	return got != "" && hashEqual(u.hashAlg, got, u.local[u.hashAlg]), nil
+	if !ok {
+		return false, nil
+	}
+	return true, u.foundName(ctx, s, u.remote, n, u.temps)
+}
+
+// foundName ends an upload under SameName Skip whose final name p exists
+// with n bytes (-1: unknown): Existing when it holds this capture, else
+// Skipped. temps are deleted (best effort).
+func (u *upload) foundName(ctx context.Context, s *session, p string, n int64, temps []string) error {
+	same, how, err := u.sameContent(ctx, s, p, n)
+	if err != nil {
+		return err
+	}
+	if same {
+		u.existing(s, p, how, temps)
+		return nil
+	}
+	deleteAll(s, temps)
+	u.res.Remote, u.res.Skipped, u.res.Verified, u.res.Hash = p, true, "", ""
+	u.c.log.Info("upload skipped: another file holds the name", "remote", p, "remote_size", n, "size", u.size)
+	return nil
+}
+
+// existing ends an upload whose capture is at p already, recognised by how.
+func (u *upload) existing(s *session, p, how string, temps []string) {
+	deleteAll(s, temps)
+	u.res.Remote, u.res.Existing, u.res.Verified = p, true, how
+	if u.res.Hash == "" {
+		u.res.Hash = u.recordHash() // "" unless the whole file was hashed
+	}
+	u.c.log.Info("capture already on the server: not sent again", "remote", p, "size", u.size, "recognised_by", how)
+}
+
+// deleteAll deletes remote files in one round trip, best effort (a missing
+// file is answered 550; the replies are read, so the control connection
+// stays in step).
+func deleteAll(s *session, ps []string) {
+	lines := make([]string, 0, len(ps))
+	for _, p := range ps {
+		if p != "" {
+			lines = append(lines, "DELE "+p)
+		}
+	}
+	if len(lines) > 0 {
+		s.pipeline(lines...)
+	}
+}
+
+// remoteStat is a SIZE answer: n bytes (-1: unknown, the server has no
+// SIZE) when ok (p exists).
+type remoteStat struct {
+	p  string
+	n  int64
+	ok bool
+}
+
+// statRemote returns the size of remote p (-1 when the server has no SIZE
+// and MLST says p exists) and whether it exists, from verifyTemp's answer
+// when it asked about p (used once: a later check asks the server).
+func (u *upload) statRemote(s *session, p string) (n int64, ok bool, err error) {
+	if k := u.known; k != nil && k.p == p {
+		u.known = nil
+		return k.n, k.ok, nil
+	}
+	n, ok, err = s.size(p)
+	if err == errNoSize {
+		ok, err = s.listed(p)
+		return -1, ok, err
+	}
+	return n, ok, err
 }
 
 // suffixName turns "dir/name.jpg" into "dir/name-i.jpg".
