@@ -14,11 +14,34 @@
 //
 // The watcher enqueues every settled capture (Enqueue, or EnqueueBatch for
 // several in one transaction); enqueueing is idempotent by the capture's
-// identity (path, size, mtime in nanoseconds, inode), so a rescan may
-// enqueue everything again: known captures cost a read, no write. A rewritten file is a new item. The
-// item ID is derived from the identity (16 hex digits of a SHA-256), so it
-// is the same after a restart and after a rebuilt file: use it to name a
-// remote temp file that a later attempt may resume.
+// identity: its path relative to the media root, its size and its content
+// Fingerprint (16 bytes of the SHA-256 of its first and last 64 KiB). Inode,
+// mount point and modification time are hints only: FAT and exFAT hand out
+// inodes per mount and shift mtimes with the mount's time zone, so the same
+// shot after a remount, a reboot, another mount point or a time-zone change
+// is the same item, and a different shot under a used name (card formatted,
+// numbering reset) is a new one. Known captures cost a read, no write. A new
+// item's ID is derived from the identity (16 hex digits of a SHA-256) and
+// kept for its life: use it to name a remote temp file that a later
+// attempt may resume.
+//
+// Rescans go through ScanDir, one folder listing at a time: a file whose
+// name, size and mtime match an item's hint is known without being read;
+// one whose mtime moved is compared by fingerprint (three per folder when
+// the whole folder moved by one time-zone offset); a folder whose listing
+// has the digest stored when all its files were last known costs one
+// lookup. Items whose file a scan did not find are marked absent.
+//
+// History: done, skipped, held and vanished items are kept while their file
+// is on the card, however many (measured: 250,000 delivered shots make a
+// 110 MiB file; a start opens it in about 0.13 s and rescans the card in
+// 0.7 s at a peak RSS of 13.3 MiB, BenchmarkStartup250k). Only items absent
+// from scans are dropped: after HistoryMaxAge, or beyond HistoryMaxCount
+// absent items.
+//
+// A rename of an upload is announced with Intend before RNTO is sent; a
+// restart finds the Intent on the leased item and settles it by what the
+// server shows instead of sending the file again.
 //
 // Workers call Lease, then exactly one of Ack (uploaded: Done), Fail
 // (transient: Retry after a capped, jittered exponential backoff), Park
@@ -36,6 +59,8 @@
 // States and transitions:
 //
 //	Enqueue -> pending -> Lease -> inflight -> Ack     -> done (history)
+//	                                       -> Skip    -> skipped (history: the name was taken by another file)
+//	Enqueue with Hold -> held -> Want -> pending
 //	                                       -> Fail    -> retry  -> (due) pending
 //	                                       -> Park    -> parked -> RetryNow -> pending
 //	                                       -> Vanished-> parked (Vanished; only a new Enqueue revives it)
@@ -63,13 +88,19 @@
 //     Permission errors and a lock held by another process are not treated
 //     as corruption: Open fails with a clear error (ErrLocked after
 //     LockTimeout for the lock).
-//   - Pruned done items are forgotten the same way: if their files are still
-//     on the card, a rescan enqueues them again. Keep HistoryMaxAge above the
-//     age of files the rescan considers, or delete files after upload.
+//   - Pruned items are forgotten: a file that comes back after its item was
+//     dropped (absent for HistoryMaxAge) is a new capture.
+//   - Open checks the work (every active item, the indexes of the active
+//     states, the counts) and walks the page structure; it does not read
+//     the history of done and skipped items, whose records are checked by
+//     their CRC when read. A damaged history record is passed over as
+//     unknown (its shot may be offered again; the upload's same-content
+//     check finds it on the server) and dropped when indexes are rebuilt.
+//     Verify checks everything.
 //   - A full filesystem (or MaxFileSize) makes the write fail with ErrFull;
 //     the transaction is rolled back and the item keeps its previous state.
-//     The file never shrinks: bbolt reuses freed pages instead. With the
-//     default bounds it stays near 6 MiB after 100,000 done items.
+//     The file never shrinks: bbolt reuses freed pages instead. It holds
+//     about 460 bytes per shot on the card (110 MiB for 250,000).
 //   - An expired lease is handed to another worker: a worker that can run
 //     longer than LeaseTime must Renew. A late Ack is still accepted (the
 //     file is on the server); a late Fail or Park on a done item is refused
@@ -86,8 +117,10 @@
 //     pages is harmless. Damage appearing while the queue is open is only
 //     found at the next Open.
 //   - On 32-bit armv7 the file is mapped with a 1 MiB initial mapping that
-//     grows with the file; MaxFileSize (default 128 MiB) keeps the mapping
-//     well inside the address space.
+//     grows with the file; MaxFileSize (default 256 MiB) keeps the mapping
+//     well inside the address space. Pages a scan touched are released
+//     from the mapping afterwards (madvise), so they do not stay in the
+//     process's resident set.
 //   - The queue trusts the clock for due times and history age; a camera
 //     that boots at 1970 and then jumps ahead sees its retries become due
 //     at once, which is harmless.
