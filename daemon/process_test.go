@@ -200,7 +200,14 @@ func TestE2EKillMidUploadAndRestart(t *testing.T) {
 		return bytes.Contains(c2.out.Bytes(), []byte(`"msg":"reloading configuration"`))
 	})
 	waitChildDone(t, e.sock, len(files))
-	if !regexp.MustCompile(`"file":"100TEST/C0001.MP4".*"resumed_from":[1-9]`).Match(c2.out.Bytes()) {
+	// The "uploaded" line is logged just after the queue records the
+	// upload done (which status shows): wait for it rather than race it.
+	resumed := regexp.MustCompile(`"file":"100TEST/C0001.MP4".*"resumed_from":[1-9]`)
+	deadline := time.Now().Add(5 * time.Second)
+	for !resumed.Match(c2.out.Bytes()) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !resumed.Match(c2.out.Bytes()) {
 		t.Errorf("the big file did not resume after the restart; log:\n%s", c2.out)
 	}
 	verifyArrived(t, e.media, e.root)

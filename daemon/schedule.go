@@ -377,9 +377,9 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		return
 	}
 	if err == nil {
-		if aerr := q.Ack(it.ID, res.Remote, res.Hash); aerr != nil {
-			log.Error("upload done but queue not updated", "err", aerr)
-		}
+		// Counters, log and event first: whoever sees the queue's done
+		// record (status, a test) sees them too. The file is on the
+		// server either way.
 		d.mu.Lock()
 		d.doneFiles++
 		d.doneBytes += res.Size
@@ -390,6 +390,9 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		d.hub.publish(Event{Type: "done", ID: it.ID, File: c.Rel, Worker: w.name, Sent: res.Size, Total: res.Size,
 			Percent: 100, Remote: res.Remote, Hash: res.Hash, Resumed: res.ResumedFrom,
 			Rate: float64(res.Size-res.ResumedFrom) / max(elapsed.Seconds(), 1e-3)})
+		if aerr := q.Ack(it.ID, res.Remote, res.Hash); aerr != nil {
+			log.Error("upload done but queue not updated", "err", aerr)
+		}
 		return
 	}
 	if uctx.Err() != nil {
@@ -558,13 +561,14 @@ func sameCapture(p string, c queue.Capture) (bool, error) {
 func (w *worker) skipped(it queue.Item, res transfer.Result) {
 	d := w.d
 	reason := "the name is taken on the server by another file (same_name = \"skip\")"
-	if err := d.Queue().Skip(it.ID, res.Remote, reason); err != nil {
-		d.log.Error("capture skipped but queue not updated", "file", it.Capture.Rel, "id", it.ID, "err", err)
-	}
+	// As for done: counters, log and event before the queue record.
 	d.mu.Lock()
 	d.skippedFiles++
 	d.failStreak = 0
 	d.mu.Unlock()
 	d.log.Info("not uploaded: remote name taken by another file", "file", it.Capture.Rel, "remote", res.Remote)
 	d.hub.publish(Event{Type: "skipped", ID: it.ID, File: it.Capture.Rel, Worker: w.name, Remote: res.Remote, Error: reason})
+	if err := d.Queue().Skip(it.ID, res.Remote, reason); err != nil {
+		d.log.Error("capture skipped but queue not updated", "file", it.Capture.Rel, "id", it.ID, "err", err)
+	}
 }
