@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -133,63 +132,6 @@ func (w *watcher) run(ctx context.Context) error {
 		}
 		w.tracking.Store(int64(len(w.pending)))
 	}
-}
-
-// rescan adds watches for every directory and reconciles every folder's
-// listing with the queue (queue.ScanDir): a folder whose listing is as it
-// was when all its captures were known costs no file read and no per-file
-// lookup; a file the queue does not know is considered as new. Shots the
-// queue knows from an earlier mount (another inode, mount point or time
-// zone) are recognised by size and content fingerprint. After a scan that
-// found captures, the history of folders that are gone is marked absent.
-func (w *watcher) rescan(why string) {
-	w.rescans.Add(1)
-	n, unknown := 0, 0
-	seen := map[string]bool{}
-	byDir := map[string][]queue.FileInfo{}
-	w.walk(w.root, func(p string, d fs.DirEntry) {
-		rel, ok := w.rel(p)
-		if !ok || !w.match.wanted(rel) {
-			return
-		}
-		if _, busy := w.pending[p]; busy {
-			return
-		}
-		st, err := d.Info()
-		if err != nil || !st.Mode().IsRegular() {
-			return
-		}
-		n++
-		dir := path.Dir(rel)
-		if dir == "." {
-			dir = ""
-		}
-		byDir[dir] = append(byDir[dir], queue.FileInfo{Name: path.Base(rel), Size: st.Size(), ModTime: st.ModTime()})
-	})
-	for dir, files := range byDir {
-		seen[dir] = true
-		abs := filepath.Join(w.root, filepath.FromSlash(dir))
-		idx, err := w.q.ScanDir(dir, files, func(name string) ([]byte, error) {
-			return fingerprintFile(filepath.Join(abs, name))
-		})
-		if err != nil {
-			w.log.Error("cannot reconcile a media folder with the queue; its files are considered one by one", "dir", dir, "err", err)
-			idx = idx[:0]
-			for i := range files {
-				idx = append(idx, i)
-			}
-		}
-		for _, i := range idx {
-			unknown++
-			w.consider(filepath.Join(abs, files[i].Name))
-		}
-	}
-	if n > 0 {
-		if err := w.q.DirsGone(seen); err != nil {
-			w.log.Warn("cannot record folders gone from the card", "err", err)
-		}
-	}
-	w.log.Debug("rescanned media directory", "why", why, "files", n, "unknown", unknown)
 }
 
 // walk watches dir and its subdirectories and calls fn for every file.
