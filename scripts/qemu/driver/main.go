@@ -227,7 +227,10 @@ func (c guestConfig) text() string {
 	if c.storageMount != "" {
 		fmt.Fprintf(&b, "storage_mount = %q\n", c.storageMount)
 	}
-	fmt.Fprintf(&b, `settle = "1s"
+	// The scenarios put shots on the card before the first boot and expect
+	// them sent: the whole card, not only shots taken after the start.
+	fmt.Fprintf(&b, `backlog = "all"
+settle = "1s"
 retry_min = "1s"
 retry_max = "5s"
 log_level = "debug"
