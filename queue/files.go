@@ -227,6 +227,7 @@ func (q *Queue) ScanDir(dir string, files []FileInfo, fp func(name string) ([]by
 func (t *txn) planScan(dir string, files []FileInfo, plans []scanPlan) {
 	c := t.bucket(bucketFiles).Cursor()
 	for i, f := range files {
+		t.shed(i)
 		prefix := fileKey(path.Join(dir, f.Name), "")
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			e := parseHint(v)
@@ -240,6 +241,17 @@ func (t *txn) planScan(dir string, files []FileInfo, plans []scanPlan) {
 					fp: append([]byte(nil), e.fp...)})
 			}
 		}
+	}
+}
+
+// shedEvery is how many files a scan pass looks at between two releases
+// of the mapped pages it touched (see releasePages).
+const shedEvery = 1024
+
+// shed releases the mapped pages every shedEvery steps of a pass.
+func (t *txn) shed(step int) {
+	if step > 0 && step%shedEvery == 0 {
+		releaseMapped(t.tx)
 	}
 }
 
@@ -309,6 +321,7 @@ func (t *txn) applyScan(dir string, files []FileInfo, plans []scanPlan, digest [
 	present := map[string]bool{}
 	files2 := t.bucket(bucketFiles)
 	for i, p := range plans {
+		t.shed(i)
 		if p.known == "" {
 			unknown = append(unknown, i)
 			continue
@@ -338,7 +351,10 @@ func (t *txn) markAbsence(dir string, present map[string]bool, now time.Time) er
 	prefix := append([]byte(dir), 0)
 	var change []string
 	c := t.bucket(bucketFiles).Cursor()
+	n := 0
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		n++
+		t.shed(n)
 		id := string(k[bytes.LastIndexByte(k, 0)+1:])
 		if parseHint(v).absent == present[id] {
 			change = append(change, id)

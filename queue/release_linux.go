@@ -16,14 +16,17 @@ import (
 // which holds off bbolt's remapping.
 func (q *Queue) releasePages() {
 	_ = q.db.View(func(tx *bolt.Tx) error {
-		size := tx.Size()
-		if size <= 0 {
-			return nil
-		}
-		_, _, errno := syscall.Syscall(syscall.SYS_MADVISE, q.db.Info().Data, uintptr(size), syscall.MADV_DONTNEED)
-		if errno != 0 {
-			q.log.Debug("queue: madvise of the queue file's mapping failed", "err", errno.Error())
-		}
+		releaseMapped(tx)
 		return nil
 	})
+}
+
+// releaseMapped does the same inside a transaction the caller holds (bbolt
+// remaps only while committing a write transaction, never inside one), so
+// that a long pass over a folder's index can shed its pages as it goes.
+func releaseMapped(tx *bolt.Tx) {
+	if size := tx.Size(); size > 0 {
+		// An error (no madvise on this kernel) only costs memory.
+		_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, tx.DB().Info().Data, uintptr(size), syscall.MADV_DONTNEED)
+	}
 }
