@@ -1,11 +1,14 @@
 package daemon
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/camftpd/camftpd/queue"
 )
 
 // reinode gives the file at p a new inode with the same name, size and
@@ -157,4 +160,48 @@ func TestSkipReportedApart(t *testing.T) {
 	if !sawSkipped {
 		t.Error("no skipped event")
 	}
+}
+
+// TestShotsGoneFromTheCardAreAbsent: after a restart, the history of shots
+// deleted from the card (one of a folder, and every shot of an emptied
+// folder) is marked absent, and that of shots still there is not; after
+// the last shot is deleted too (every folder empty), all are absent.
+func TestShotsGoneFromTheCardAreAbsent(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.writeConfig("150ms", 2)
+	d, cancel, done := startDaemon(t, cfg, testLogger(t))
+	shots := []string{"100CAM/A.JPG", "100CAM/B.JPG", "101CAM/C.JPG"}
+	for i, s := range shots {
+		writeCapture(t, filepath.Join(e.media, s), 50<<10+i, uint64(i))
+	}
+	waitFor(t, 20*time.Second, "3 shots done", func() bool { return counts(t, d.Queue()).Done == 3 })
+	restartWithout := func(gone []string, wantAbsent int) []queue.Item {
+		cancel()
+		err := <-done
+		done <- err
+		for _, s := range gone {
+			if err := os.Remove(filepath.Join(e.media, s)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d, cancel, done = startDaemon(t, cfg, testLogger(t))
+		var items []queue.Item
+		waitFor(t, 10*time.Second, fmt.Sprintf("the start rescan to mark %d shots absent", wantAbsent), func() bool {
+			items, err = d.Queue().List()
+			n := 0
+			for _, it := range items {
+				if !it.AbsentSince.IsZero() {
+					n++
+				}
+			}
+			return err == nil && n == wantAbsent && len(items) == 3
+		})
+		return items
+	}
+	for _, it := range restartWithout(shots[1:], 2) {
+		if absent := !it.AbsentSince.IsZero(); absent != (it.Capture.Rel != shots[0]) {
+			t.Errorf("%s: absent=%v", it.Capture.Rel, absent)
+		}
+	}
+	restartWithout(shots[:1], 3)
 }

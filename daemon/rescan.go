@@ -57,11 +57,11 @@ func (sc *scan) dir(abs string) {
 		}
 		return
 	}
-	if len(files) > 0 {
-		sc.seen[rel] = true
-		sc.files += len(files)
-		sc.reconcile(abs, rel, files)
-	}
+	// Every folder is reconciled, an emptied one too: its shots are gone
+	// from the card (history absent, dropped in time).
+	sc.seen[rel] = true
+	sc.files += len(files)
+	sc.reconcile(abs, rel, files)
 	for _, d := range subdirs {
 		sc.dir(d)
 	}
