@@ -237,13 +237,7 @@ func (a *adder) visit(p string, each func(string, string, os.FileInfo)) {
 	})
 }
 
-func (a *adder) rel(p string) (string, bool) {
-	r, err := filepath.Rel(a.root, p)
-	if err != nil || r == "." || strings.HasPrefix(r, "..") {
-		return "", false
-	}
-	return filepath.ToSlash(r), true
-}
+func (a *adder) rel(p string) (string, bool) { return relUnder(a.root, p) }
 
 // notCapture says why rel is not a capture the daemon would send, or "".
 func (a *adder) notCapture(rel string) string {

@@ -159,8 +159,12 @@ func (w *watcher) walk(dir string, fn func(string, fs.DirEntry)) {
 	})
 }
 
-func (w *watcher) rel(p string) (string, bool) {
-	r, err := filepath.Rel(w.root, p)
+func (w *watcher) rel(p string) (string, bool) { return relUnder(w.root, p) }
+
+// relUnder returns p relative to root with forward slashes (a capture's
+// Rel), false when p is root itself or outside it.
+func relUnder(root, p string) (string, bool) {
+	r, err := filepath.Rel(root, p)
 	if err != nil || r == "." || strings.HasPrefix(r, "..") {
 		return "", false
 	}

@@ -59,22 +59,11 @@ func verifyTx(tx *bolt.Tx) error {
 		return err
 	}
 	for _, s := range allStates {
-		idx := 0
-		err := tx.Bucket(indexBucket[s]).ForEach(func(k, v []byte) error {
-			idx++
-			r, err := t.get(string(v))
-			if err != nil {
-				return fmt.Errorf("%s index entry %x -> %q: %w", s, k, v, err)
-			}
-			if r.State != s || !bytes.Equal(indexKey(r), k) {
-				return fmt.Errorf("%s index entry %x -> %s, but that item is %s", s, k, v, r.State)
-			}
-			return nil
-		})
+		idx, err := t.verifyIndex(s, nil)
 		if err != nil {
 			return err
 		}
-		if int64(idx) != n[stateIndex(s)] {
+		if idx != n[stateIndex(s)] {
 			return fmt.Errorf("%s index has %d entries for %d items", s, idx, n[stateIndex(s)])
 		}
 	}
@@ -157,18 +146,7 @@ func verifyActiveTx(tx *bolt.Tx) error {
 		return err
 	}
 	for _, s := range activeStates {
-		n := int64(0)
-		err := tx.Bucket(indexBucket[s]).ForEach(func(k, v []byte) error {
-			n++
-			r, err := t.get(string(v))
-			if err != nil {
-				return fmt.Errorf("%s index entry %x -> %q: %w", s, k, v, err)
-			}
-			if r.State != s || !bytes.Equal(indexKey(r), k) {
-				return fmt.Errorf("%s index entry %x -> %s, but that item is %s", s, k, v, r.State)
-			}
-			return verifyFileEntries(tx, r)
-		})
+		n, err := t.verifyIndex(s, func(r *rec) error { return verifyFileEntries(tx, r) })
 		if err != nil {
 			return err
 		}
@@ -182,4 +160,26 @@ func verifyActiveTx(tx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// verifyIndex checks that every entry of state s's index names an item in
+// that state under its key (and passes check, if given); it returns the
+// number of entries.
+func (t *txn) verifyIndex(s State, check func(*rec) error) (int64, error) {
+	n := int64(0)
+	err := t.bucket(indexBucket[s]).ForEach(func(k, v []byte) error {
+		n++
+		r, err := t.get(string(v))
+		if err != nil {
+			return fmt.Errorf("%s index entry %x -> %q: %w", s, k, v, err)
+		}
+		if r.State != s || !bytes.Equal(indexKey(r), k) {
+			return fmt.Errorf("%s index entry %x -> %s, but that item is %s", s, k, v, r.State)
+		}
+		if check != nil {
+			return check(r)
+		}
+		return nil
+	})
+	return n, err
 }
