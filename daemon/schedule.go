@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -268,26 +269,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	log := d.log.With("file", c.Rel, "id", it.ID, "worker", w.name)
 
 	local := filepath.Join(w.cfg.MediaDir, filepath.FromSlash(c.Rel))
-	same, err := sameCapture(local, c)
-	switch {
-	case err != nil && errors.Is(err, fs.ErrNotExist):
-		if _, merr := os.Stat(w.cfg.MediaDir); merr != nil {
-			_, _ = q.Fail(it.ID, "media directory unavailable: "+unwrapPathErr(merr))
-			return
-		}
-		_ = q.Vanished(it.ID)
-		log.Warn("capture vanished before upload; recorded, not retried")
-		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel})
-		return
-	case err != nil:
-		next, _ := q.Fail(it.ID, "cannot read local file: "+unwrapPathErr(err))
-		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: err.Error(), State: next.Format(time.RFC3339)})
-		return
-	case !same:
-		// Rewritten since it was queued; the watcher queues the new version.
-		_ = q.Vanished(it.ID)
-		log.Info("capture changed since it was queued; the new version is queued separately")
-		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel, Error: "changed since queued"})
+	if !w.localReady(it, local, log) {
 		return
 	}
 
@@ -571,4 +553,34 @@ func (w *worker) skipped(it queue.Item, res transfer.Result) {
 	if err := d.Queue().Skip(it.ID, res.Remote, reason); err != nil {
 		d.log.Error("capture skipped but queue not updated", "file", it.Capture.Rel, "id", it.ID, "err", err)
 	}
+}
+
+// localReady checks, before an upload, that the capture's file is still the
+// one queued; if not, it settles the item (vanished, changed, or retry
+// when the file cannot be read or the media folder is gone) and says so.
+func (w *worker) localReady(it queue.Item, local string, log *slog.Logger) bool {
+	d, q, c := w.d, w.d.Queue(), it.Capture
+	same, err := sameCapture(local, c)
+	switch {
+	case err != nil && errors.Is(err, fs.ErrNotExist):
+		if _, merr := os.Stat(w.cfg.MediaDir); merr != nil {
+			_, _ = q.Fail(it.ID, "media directory unavailable: "+unwrapPathErr(merr))
+			return false
+		}
+		_ = q.Vanished(it.ID)
+		log.Warn("capture vanished before upload; recorded, not retried")
+		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel})
+		return false
+	case err != nil:
+		next, _ := q.Fail(it.ID, "cannot read local file: "+unwrapPathErr(err))
+		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: err.Error(), State: next.Format(time.RFC3339)})
+		return false
+	case !same:
+		// Rewritten since it was queued; the watcher queues the new version.
+		_ = q.Vanished(it.ID)
+		log.Info("capture changed since it was queued; the new version is queued separately")
+		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel, Error: "changed since queued"})
+		return false
+	}
+	return true
 }
