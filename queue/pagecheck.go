@@ -18,9 +18,15 @@ type pageWalker struct {
 	f      *os.File
 	ps     int64
 	hwm    uint64
-	owner  map[uint64]bool // reachable or freelist pages
-	budget int             // pages still allowed to be read
+	owner  []uint64 // bit per page: reachable or freelist
+	budget int      // pages still allowed to be read
+	// bufs holds one page buffer per tree depth, reused: a 250,000-shot
+	// queue has 27,000 pages, read at every start.
+	bufs [][]byte
 }
+
+func (w *pageWalker) owned(id uint64) bool { return w.owner[id/64]&(1<<(id%64)) != 0 }
+func (w *pageWalker) own(id uint64)        { w.owner[id/64] |= 1 << (id % 64) }
 
 const (
 	flagBranch   = 0x01
@@ -32,12 +38,15 @@ const (
 
 var le = binary.LittleEndian
 
-// readPage reads page id with its overflow pages.
-func (w *pageWalker) readPage(id uint64) ([]byte, error) {
+// readPage reads page id with its overflow pages into the buffer of depth.
+func (w *pageWalker) readPage(id uint64, depth int) ([]byte, error) {
 	if id < 2 || id >= w.hwm {
 		return nil, fmt.Errorf("page %d outside 2..%d", id, w.hwm-1)
 	}
-	hdr := make([]byte, 16)
+	for len(w.bufs) <= depth {
+		w.bufs = append(w.bufs, make([]byte, w.ps))
+	}
+	hdr := w.bufs[depth][:16]
 	if _, err := w.f.ReadAt(hdr, int64(id)*w.ps); err != nil {
 		return nil, fmt.Errorf("page %d: %v", id, err)
 	}
@@ -49,16 +58,19 @@ func (w *pageWalker) readPage(id uint64) ([]byte, error) {
 		return nil, fmt.Errorf("page %d: overflow %d runs past the high water mark %d", id, ov, w.hwm)
 	}
 	for i := id; i <= id+ov; i++ {
-		if w.owner[i] {
+		if w.owned(i) {
 			return nil, fmt.Errorf("page %d referenced twice", i)
 		}
-		w.owner[i] = true
+		w.own(i)
 	}
 	w.budget -= int(ov) + 1
 	if w.budget < 0 {
 		return nil, fmt.Errorf("more pages referenced than the file holds")
 	}
-	buf := make([]byte, int64(ov+1)*w.ps)
+	if need := int64(ov+1) * w.ps; int64(cap(w.bufs[depth])) < need {
+		w.bufs[depth] = make([]byte, need)
+	}
+	buf := w.bufs[depth][:int64(ov+1)*w.ps]
 	if _, err := w.f.ReadAt(buf, int64(id)*w.ps); err != nil {
 		return nil, fmt.Errorf("page %d: %v", id, err)
 	}
@@ -67,7 +79,7 @@ func (w *pageWalker) readPage(id uint64) ([]byte, error) {
 
 // node checks a branch or leaf node held in buf (a page, or an inline
 // bucket's page) and walks what it points to.
-func (w *pageWalker) node(buf []byte, where string, depth int) error {
+func (w *pageWalker) node(buf []byte, where fmt.Stringer, depth int) error {
 	if depth > 64 {
 		return fmt.Errorf("%s: tree deeper than 64", where)
 	}
@@ -106,7 +118,7 @@ func (w *pageWalker) node(buf []byte, where string, depth int) error {
 				if err := w.walk(root, depth+1); err != nil {
 					return err
 				}
-			} else if err := w.node(v[16:], where+" inline bucket", depth+1); err != nil {
+			} else if err := w.node(v[16:], inlineIn{where}, depth+1); err != nil {
 				return err
 			}
 		default:
@@ -120,18 +132,29 @@ func (w *pageWalker) node(buf []byte, where string, depth int) error {
 }
 
 func (w *pageWalker) walk(id uint64, depth int) error {
-	buf, err := w.readPage(id)
+	buf, err := w.readPage(id, depth)
 	if err != nil {
 		return err
 	}
-	return w.node(buf, fmt.Sprintf("page %d", id), depth)
+	return w.node(buf, pageName(id), depth)
 }
+
+// pageName names page id in errors (a type, so that no string is built
+// for the thousands of pages that pass).
+type pageName uint64
+
+func (p pageName) String() string { return fmt.Sprintf("page %d", uint64(p)) }
+
+// inlineIn names an inline bucket inside the node named by Stringer.
+type inlineIn struct{ fmt.Stringer }
+
+func (i inlineIn) String() string { return i.Stringer.String() + " inline bucket" }
 
 func (w *pageWalker) freelist(id uint64) error {
 	if id == noFreelist {
 		return nil
 	}
-	buf, err := w.readPage(id)
+	buf, err := w.readPage(id, 0)
 	if err != nil {
 		return fmt.Errorf("freelist: %v", err)
 	}
@@ -150,17 +173,19 @@ func (w *pageWalker) freelist(id uint64) error {
 		if p < 2 || p >= w.hwm {
 			return fmt.Errorf("freelist names page %d outside 2..%d", p, w.hwm-1)
 		}
-		if w.owner[p] {
+		if w.owned(p) {
 			return fmt.Errorf("page %d is both in use and free", p)
 		}
-		w.owner[p] = true
+		w.own(p)
 	}
 	return nil
 }
 
 // checkPageTree runs the walk for the chosen meta page.
 func checkPageTree(f *os.File, m metaInfo) error {
-	w := &pageWalker{f: f, ps: int64(m.pageSize), hwm: m.pgid, owner: map[uint64]bool{0: true, 1: true}, budget: int(m.pgid)}
+	w := &pageWalker{f: f, ps: int64(m.pageSize), hwm: m.pgid, owner: make([]uint64, m.pgid/64+1), budget: int(m.pgid)}
+	w.own(0)
+	w.own(1)
 	if err := w.walk(m.root, 0); err != nil {
 		return err
 	}
@@ -168,7 +193,7 @@ func checkPageTree(f *os.File, m metaInfo) error {
 		return err
 	}
 	for i := uint64(2); i < w.hwm; i++ {
-		if !w.owner[i] {
+		if !w.owned(i) {
 			return fmt.Errorf("page %d is neither reachable nor free", i)
 		}
 	}
