@@ -31,6 +31,10 @@ type Daemon struct {
 	// Hooks for tests; nil means the board's kernel events.
 	watchMount func(ctx context.Context, path string) (<-chan board.MountEvent, error)
 	watchLink  func(ctx context.Context, iface string) (<-chan board.LinkEvent, error)
+	// crashBeforeRecord, when it returns true for an item, makes the worker
+	// stop after a successful upload without recording it, as a process
+	// killed between the server's rename and the queue's write would.
+	crashBeforeRecord func(it queue.Item) bool
 
 	mu          sync.Mutex
 	cfg         *Config

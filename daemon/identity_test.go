@@ -205,3 +205,55 @@ func TestShotsGoneFromTheCardAreAbsent(t *testing.T) {
 	}
 	restartWithout(shots[:1], 3)
 }
+
+// TestCrashBetweenRenameAndRecord: the daemon dies (forced by a hook) after
+// the server renamed a shot into place and before the queue recorded it,
+// against a server without HASH under same_name rename. After a restart
+// the recorded rename intent is settled by what the server shows: the shot
+// is done with no second STOR and no name-1 copy.
+func TestCrashBetweenRenameAndRecord(t *testing.T) {
+	e := newEnv(t)
+	e.stopServer()
+	e.noHash = true
+	e.startServer()
+	cfg := e.writeConfig("150ms", 1)
+	d := New(cfg, testLogger(t))
+	crashed := make(chan queue.Item, 1)
+	d.crashBeforeRecord = func(it queue.Item) bool {
+		select {
+		case crashed <- it:
+		default:
+		}
+		return true
+	}
+	cancel, done := runDaemon(t, d)
+	writeCapture(t, filepath.Join(e.media, "100CAM/DSC00001.JPG"), 300<<10, 1)
+	var it queue.Item
+	select {
+	case it = <-crashed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no upload reached the rename")
+	}
+	cancel()
+	err := <-done
+	done <- err
+	if e.server().Stats().Stors != 1 {
+		t.Fatalf("%d STORs before the crash", e.server().Stats().Stors)
+	}
+	if got, err := d.Queue().Get(it.ID); err == nil && got.State == queue.Done {
+		t.Fatal("the hook did not stop the record")
+	}
+
+	d2, _, _ := startDaemon(t, cfg, testLogger(t))
+	waitFor(t, 20*time.Second, "the shot done after the restart", func() bool { return counts(t, d2.Queue()).Done == 1 })
+	got, err := d2.Queue().Get(it.ID)
+	if err != nil || got.Remote != "100CAM/DSC00001.JPG" {
+		t.Fatalf("after restart: %+v %v", got, err)
+	}
+	if n := e.server().Stats().Stors; n != 1 {
+		t.Fatalf("%d STORs: the shot was sent again after the restart", n)
+	}
+	if names := serverNames(t, e.root); len(names) != 1 {
+		t.Fatalf("server holds %v (a name-1 copy?)", names)
+	}
+}

@@ -354,6 +354,9 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	d.noteTLS(srv.Name, pol)
 	defer d.publishState()
 
+	if err == nil && d.crashBeforeRecord != nil && d.crashBeforeRecord(it) {
+		return
+	}
 	if err == nil && res.Skipped {
 		w.skipped(it, res)
 		return
