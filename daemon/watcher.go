@@ -429,34 +429,37 @@ func captureOf(p, rel string, st os.FileInfo) (queue.Capture, error) {
 	if s, ok := st.Sys().(*syscall.Stat_t); ok {
 		c.Inode = uint64(s.Ino)
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return c, err
-	}
-	defer f.Close()
-	now, err := f.Stat()
+	fp, now, err := fingerprintStat(p)
 	if err != nil {
 		return c, err
 	}
 	if now.Size() != c.Size || !now.ModTime().Equal(c.ModTime) {
 		return c, errors.New("changed since it settled")
 	}
-	c.Fingerprint, err = queue.Fingerprint(f, c.Size)
-	return c, err
+	c.Fingerprint = fp
+	return c, nil
 }
 
 // fingerprintFile returns the content fingerprint of the file at p.
 func fingerprintFile(p string) ([]byte, error) {
+	fp, _, err := fingerprintStat(p)
+	return fp, err
+}
+
+// fingerprintStat returns the fingerprint of the file at p and what its
+// open descriptor says of it.
+func fingerprintStat(p string) ([]byte, os.FileInfo, error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return queue.Fingerprint(f, st.Size())
+	fp, err := queue.Fingerprint(f, st.Size())
+	return fp, st, err
 }
 
 // complete enqueues a finished capture; completedAt is when its settle
