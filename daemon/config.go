@@ -135,7 +135,28 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, ConfigErrors{{File: path, Msg: "cannot read config: " + unwrapPathErr(err),
 			Fix: "create it (see camftpd.example.toml) or pass -config FILE"}}
 	}
-	return ParseConfig(path, string(b))
+	c, err := ParseConfig(path, string(b))
+	if err != nil {
+		return nil, err
+	}
+	for _, srv := range c.Servers {
+		if mode, open := openToOthers(path); open && srv.PasswordFile == "" && srv.Password != "" {
+			return nil, ConfigErrors{{File: path, Key: "server " + srv.Name + ": password",
+				Msg: fmt.Sprintf("the file holds a password and can be read by group or others (mode %04o)", mode),
+				Fix: "chmod 600 " + path + " (or move the password to a password_file of mode 0600)"}}
+		}
+	}
+	return c, nil
+}
+
+// openToOthers reports whether the file at path can be read or written by
+// its group or others, with its permission bits.
+func openToOthers(path string) (os.FileMode, bool) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, false
+	}
+	return st.Mode().Perm(), st.Mode().Perm()&0o077 != 0
 }
 
 func unwrapPathErr(err error) string {
@@ -339,6 +360,9 @@ func (p *cfgParser) server(i int, t map[string]any) Server {
 		b, err := os.ReadFile(s.PasswordFile)
 		if err != nil {
 			p.add(k("password_file"), "cannot read "+s.PasswordFile+": "+unwrapPathErr(err), "create the file (mode 0600) holding the password")
+		} else if mode, open := openToOthers(s.PasswordFile); open {
+			p.add(k("password_file"), fmt.Sprintf("%s can be read by group or others (mode %04o): the password is not private", s.PasswordFile, mode),
+				"chmod 600 "+s.PasswordFile)
 		} else {
 			pw = strings.TrimRight(string(b), "\r\n")
 		}

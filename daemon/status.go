@@ -138,6 +138,10 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 		c.Close()
 		return nil, fmt.Errorf("status socket %s is in use: is camftpd already running? (stop it or change status_socket)", path)
 	}
+	if st, err := os.Lstat(path); err == nil && st.Mode().Type() != os.ModeSocket {
+		return nil, fmt.Errorf("status_socket %s exists and is not a socket (%s): refusing to replace it; point status_socket at a free path or move the file away",
+			path, fileKind(st.Mode()))
+	}
 	_ = os.Remove(path) // stale socket of a killed daemon
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -264,4 +268,21 @@ func socketClient(path string) *http.Client {
 			return dl.DialContext(ctx, "unix", path)
 		},
 	}}
+}
+
+// fileKind names the type of a file for messages.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a regular file"
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "of type " + m.Type().String()
 }
