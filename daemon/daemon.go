@@ -320,7 +320,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// leases left by a killed daemon are stale.
 	if stale, err := q.List(queue.InFlight); err == nil {
 		for _, it := range stale {
-			_ = q.Release(it.ID)
+			d.durable("release", it, q.Release(it.ID))
 		}
 		if len(stale) > 0 {
 			d.log.Info("released uploads interrupted by the last stop; they resume", "count", len(stale))

@@ -125,7 +125,7 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
 				select {
 				case w.jobs <- it:
 				case <-ctx.Done():
-					_ = q.Release(it.ID)
+					d.durable("release", it, q.Release(it.ID))
 					return
 				}
 				break
@@ -280,13 +280,13 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		err = transfer.CheckPath(remote)
 	}
 	if err != nil {
-		_ = q.Park(it.ID, "remote path: "+err.Error())
+		d.durable("park", it, q.Park(it.ID, "remote path: "+err.Error()))
 		d.hub.publish(Event{Type: "parked", ID: it.ID, File: c.Rel, Error: err.Error()})
 		return
 	}
 	client, pol, err := w.client(idx)
 	if err != nil {
-		_ = q.Release(it.ID)
+		d.durable("release", it, q.Release(it.ID))
 		return
 	}
 
@@ -382,7 +382,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	}
 	if uctx.Err() != nil {
 		// Shutdown, pause or reload: the upload stopped at a resumable point.
-		_ = q.Release(it.ID)
+		d.durable("release", it, q.Release(it.ID))
 		d.hub.publish(Event{Type: "stopped", ID: it.ID, File: c.Rel, Worker: w.name, Sent: lastSent, Total: c.Size})
 		return
 	}
@@ -390,7 +390,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	msg := oneLine(err.Error())
 	var te *tlspolicy.Error
 	if errors.As(err, &te) && te.Kind == tlspolicy.KindClock {
-		_ = q.Release(it.ID)
+		d.durable("release", it, q.Release(it.ID))
 		d.setState(func() { d.clockWait = true })
 		go func() {
 			if errW := waitClock(ctx); errW == nil {
@@ -401,34 +401,36 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	}
 	switch cl := transfer.ClassOf(err); cl {
 	case transfer.Auth, transfer.Certificate, transfer.TLSPolicy:
-		_ = q.Release(it.ID)
+		d.durable("release", it, q.Release(it.ID))
 		d.block(fmt.Sprintf("%s: server %q: %s", cl, srv.Name, msg))
 		d.hub.publish(Event{Type: "blocked", ID: it.ID, File: c.Rel, Error: msg, State: cl.String()})
 	case transfer.Permanent:
-		_ = q.Park(it.ID, msg)
+		d.durable("park", it, q.Park(it.ID, msg))
 		log.Error("upload refused; parked", "err", msg)
 		d.hub.publish(Event{Type: "parked", ID: it.ID, File: c.Rel, Error: msg})
 	case transfer.Local:
 		same, serr := sameCapture(local, c)
 		if serr != nil && errors.Is(serr, fs.ErrNotExist) {
 			if _, merr := os.Stat(w.cfg.MediaDir); merr == nil {
-				_ = q.Vanished(it.ID)
+				d.durable("vanished", it, q.Vanished(it.ID))
 				d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel})
 				return
 			}
 		}
 		if serr == nil && !same {
 			// Written to during the upload: the watcher queues the new version.
-			_ = q.Vanished(it.ID)
+			d.durable("vanished", it, q.Vanished(it.ID))
 			log.Warn("capture changed during its upload; the new version is queued separately", "err", msg)
 			d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel, Error: "changed during upload"})
 			return
 		}
-		next, _ := q.Fail(it.ID, msg)
+		next, ferr := q.Fail(it.ID, msg)
+		d.durable("fail", it, ferr)
 		log.Warn("upload failed (local); will retry", "err", msg, "next", next)
 		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: msg})
 	default:
-		next, _ := q.Fail(it.ID, msg)
+		next, ferr := q.Fail(it.ID, msg)
+		d.durable("fail", it, ferr)
 		log.Warn("upload failed; will retry", "err", msg, "next", next)
 		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: msg})
 		d.noteTransient(srv.Name)
@@ -567,23 +569,34 @@ func (w *worker) localReady(it queue.Item, local string, log *slog.Logger) bool 
 	switch {
 	case err != nil && errors.Is(err, fs.ErrNotExist):
 		if _, merr := os.Stat(w.cfg.MediaDir); merr != nil {
-			_, _ = q.Fail(it.ID, "media directory unavailable: "+unwrapPathErr(merr))
+			_, ferr := q.Fail(it.ID, "media directory unavailable: "+unwrapPathErr(merr))
+			d.durable("fail", it, ferr)
 			return false
 		}
-		_ = q.Vanished(it.ID)
+		d.durable("vanished", it, q.Vanished(it.ID))
 		log.Warn("capture vanished before upload; recorded, not retried")
 		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel})
 		return false
 	case err != nil:
-		next, _ := q.Fail(it.ID, "cannot read local file: "+unwrapPathErr(err))
+		next, ferr := q.Fail(it.ID, "cannot read local file: "+unwrapPathErr(err))
+		d.durable("fail", it, ferr)
 		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: err.Error(), State: next.Format(time.RFC3339)})
 		return false
 	case !same:
 		// Rewritten since it was queued; the watcher queues the new version.
-		_ = q.Vanished(it.ID)
+		d.durable("vanished", it, q.Vanished(it.ID))
 		log.Info("capture changed since it was queued; the new version is queued separately")
 		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel, Error: "changed since queued"})
 		return false
 	}
 	return true
+}
+
+// durable logs a queue change that could not be written (a full state
+// disk, a closed queue): the item keeps its previous state, and the log
+// line names it and the change, so that no failed write goes unseen.
+func (d *Daemon) durable(op string, it queue.Item, err error) {
+	if err != nil {
+		d.log.Error("queue not updated: the item keeps its previous state", "change", op, "file", it.Capture.Rel, "id", it.ID, "err", err)
+	}
 }
