@@ -556,7 +556,8 @@ func (s *session) abortData(dc *dataConn) {
 // (227) only comes once the transfer is over, and every reply before it
 // is the transfer's end; 450 or 5xx means the probe reached the server
 // during the transfer, and one more probe is sent (a 5xx then is Pure-FTPd's
-// timing line). The passive address of the probe's reply is kept for the
+// timing line), after a pause that grows with each probe. The passive
+// address of the probe's reply is kept for the
 // next data connection (the next thing sent, or it is dropped).
 func (s *session) endRetr(ended bool) error {
 	if ended {
@@ -567,15 +568,24 @@ func (s *session) endRetr(ended bool) error {
 	if s.epsvOff {
 		verb, want = "PASV", 227
 	}
-	for n := 1; n <= 3; n++ {
+	// A server still sending when a probe arrives answers it at once: wait
+	// a little longer before each next probe (10 ms doubling to 320 ms), for
+	// at most Timeout; a slow client (armv7 under emulation) can send three
+	// probes before ProFTPD has noticed the cut.
+	start := time.Now()
+	for n := 1; ; n++ {
 		during, err := s.probe(verb, want, n == 1)
 		if err != nil || !during {
 			return err
 		}
 		s.c.log.Debug("ftp: probe answered during the cut transfer", "probe", n)
+		if time.Since(start) > s.c.cfg.Timeout {
+			s.broken = true
+			return &Error{Class: Transient, Op: verb,
+				Msg: fmt.Sprintf("the server was still in a canceled download after %d probes in %s; will retry", n, s.c.cfg.Timeout)}
+		}
+		time.Sleep(min(10*time.Millisecond<<min(n-1, 5), 320*time.Millisecond))
 	}
-	s.broken = true
-	return &Error{Class: Transient, Op: verb, Msg: "the server was still in a canceled download after three probes; will retry"}
 }
 
 // probe sends endRetr's probe and reads the replies up to its answer:
