@@ -38,6 +38,16 @@ func reinode(t *testing.T, p string, shift time.Duration) {
 	}
 }
 
+// newEnvNoHash is newEnv with a server that offers no HASH (a re-send
+// then shows as a STOR and, under same_name rename, as a name-1 copy).
+func newEnvNoHash(t *testing.T) *testEnv {
+	e := newEnv(t)
+	e.stopServer()
+	e.noHash = true
+	e.startServer()
+	return e
+}
+
 func serverNames(t *testing.T, root string) []string {
 	var names []string
 	for rel := range treeSHA(t, root) {
@@ -54,10 +64,7 @@ func serverNames(t *testing.T, root string) []string {
 // with new inodes, mtimes shifted by two hours (time zone) and the card at
 // another mount point. Counted by the server's STORs.
 func TestSameShotAcrossRemountRebootMountPointAndTimeZone(t *testing.T) {
-	e := newEnv(t)
-	e.stopServer()
-	e.noHash = true
-	e.startServer()
+	e := newEnvNoHash(t)
 	cfg := e.writeConfig("150ms", 2)
 	d, cancel, done := startDaemon(t, cfg, testLogger(t))
 	shots := []string{"100CAM/DSC00001.JPG", "100CAM/DSC00002.JPG", "100CAM/DSC00003.JPG"}
@@ -118,10 +125,7 @@ func TestSameShotAcrossRemountRebootMountPointAndTimeZone(t *testing.T) {
 // count), never as done; a shot whose identical copy is there already is
 // done without a STOR.
 func TestSkipReportedApart(t *testing.T) {
-	e := newEnv(t)
-	e.stopServer()
-	e.noHash = true
-	e.startServer()
+	e := newEnvNoHash(t)
 	e.srvExtra = `same_name = "skip"`
 	taken := filepath.Join(e.root, "100CAM", "DSC00009.JPG")
 	writeCapture(t, taken, 100<<10, 99) // another camera's file under the same name
@@ -212,10 +216,7 @@ func TestShotsGoneFromTheCardAreAbsent(t *testing.T) {
 // the recorded rename intent is settled by what the server shows: the shot
 // is done with no second STOR and no name-1 copy.
 func TestCrashBetweenRenameAndRecord(t *testing.T) {
-	e := newEnv(t)
-	e.stopServer()
-	e.noHash = true
-	e.startServer()
+	e := newEnvNoHash(t)
 	cfg := e.writeConfig("150ms", 1)
 	d := New(cfg, testLogger(t))
 	crashed := make(chan queue.Item, 1)
