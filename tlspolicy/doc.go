@@ -49,10 +49,12 @@
 //   - Certificates are verified by VerifyConnection, not by crypto/tls (the
 //     Config sets InsecureSkipVerify), so that resumed handshakes are
 //     re-verified and errors can say what to do. Do not remove the hook.
-//   - A device clock before 2020 (cameras boot in 1970), or before the
-//     certificate's validity, gives a KindClock error, not a certificate
-//     error: the rest of the chain is still checked at a time inside its
-//     validity, so an unknown CA or a wrong name is reported as such.
+//   - A device clock before 2020 (cameras boot in 1970) gives a KindClock
+//     error, not a certificate error: the rest of the chain is still checked
+//     at a time inside its validity, so an unknown CA or a wrong name is
+//     reported as such. With a plausible clock, a certificate not valid yet
+//     is a KindCertificate error naming its NotBefore, NotAfter and the
+//     device time (a clock wait would end at once and retry in a loop).
 //   - Pins are checked in addition to the chain, never instead of it: a
 //     self-signed server certificate is imported as a CA.
 //   - OnNegotiated runs inside the handshake: keep it short.

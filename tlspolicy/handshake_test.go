@@ -210,6 +210,7 @@ func TestCertificateErrors(t *testing.T) {
 	r := startResponder(t, &tls.Config{Certificates: []tls.Certificate{good}}, nil)
 	future := ca.issue(t, leafOpts{notBefore: time.Now().Add(30 * 24 * time.Hour), notAfter: time.Now().Add(60 * 24 * time.Hour)})
 	rFuture := startResponder(t, &tls.Config{Certificates: []tls.Certificate{future}}, nil)
+	rFutureFrom, rFutureTo := future.Leaf.NotBefore.UTC().Format(time.RFC3339), future.Leaf.NotAfter.UTC().Format(time.RFC3339)
 	epoch := func() time.Time { return time.Unix(5, 0) }
 
 	cases := []struct {
@@ -237,7 +238,7 @@ func TestCertificateErrors(t *testing.T) {
 		{"clock 1970 and pin mismatch", r.addr, Options{ServerName: "localhost", CAPEM: [][]byte{ca.pem}, Now: epoch, Pins: []string{strings.Repeat("00", 32)}},
 			KindCertificate, []string{"pin"}, nil},
 		{"clock behind a fresh certificate", rFuture.addr, Options{ServerName: "localhost", CAPEM: [][]byte{ca.pem}},
-			KindClock, []string{"device clock is", "before the server certificate's validity", "set the clock / wait for NTP"}, []string{"intercept"}},
+			KindCertificate, []string{"is not valid yet: valid from " + rFutureFrom, " to " + rFutureTo, "device clock 20", "before its start", "reissue the certificate", "set the device clock"}, []string{"intercept", "wait for NTP"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

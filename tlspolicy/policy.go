@@ -280,6 +280,8 @@ func clockErr(now time.Time, c *x509.Certificate) *Error {
 		now.UTC().Format(time.RFC3339), c.NotBefore.UTC().Format(time.RFC3339))}
 }
 
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
 // validAt returns a time inside every certificate's validity, or the
 // leaf's NotBefore if there is none.
 func validAt(certs []*x509.Certificate) time.Time {
@@ -309,18 +311,18 @@ func (p *Policy) certError(err error, leaf *x509.Certificate, now time.Time) *Er
 		if c == nil {
 			c = leaf
 		}
-		if now.Before(c.NotBefore) {
-			e := clockErr(now, c)
-			e.Msg += " (if the clock is right, the server's certificate is dated in the future: fix it on the server)"
-			e.Err = err
-			return e
-		}
 		which := "server " + host + " certificate"
 		if c != leaf {
 			which = fmt.Sprintf("server %s certificate chain (%q)", host, c.Subject.String())
 		}
-		return certErr(err, fmt.Sprintf("%s expired on %s (device clock %s): renew the certificate on the server",
-			which, c.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+		if now.Before(c.NotBefore) {
+			// The clock is plausible (verifyCert checked): a certificate
+			// error, not a clock wait, which would retry at once.
+			return certErr(err, fmt.Sprintf("%s is not valid yet: valid from %s to %s, device clock %s (%s before its start): if the device clock is right, reissue the certificate on the server with a start date in the past; if not, set the device clock",
+				which, stamp(c.NotBefore), stamp(c.NotAfter), stamp(now), c.NotBefore.Sub(now).Round(time.Second)))
+		}
+		return certErr(err, fmt.Sprintf("%s expired on %s (valid from %s, device clock %s): renew the certificate on the server",
+			which, stamp(c.NotAfter), stamp(c.NotBefore), stamp(now)))
 	case errors.As(err, &hn):
 		names := certNames(hn.Certificate)
 		if names == "" {

@@ -31,6 +31,8 @@ const (
 	Auth
 	// TLSPolicy: the server and the TLS policy have nothing in common, the
 	// server refuses explicit TLS, or refuses our data connections' TLS.
+	// Other handshake failures (an alert such as internal_error, a reset
+	// or EOF mid-handshake, a record that is not TLS) are Transient.
 	TLSPolicy
 	// Certificate: the server's certificate is not trusted (unknown CA,
 	// name mismatch, expired, pin mismatch).
@@ -252,8 +254,12 @@ func classify(op string, err error) *Error {
 	case errors.As(err, &ne) && ne.Timeout():
 		e.Msg = "timed out (" + oneLine(err.Error()) + "); will retry"
 	case isTLSError(err):
-		e.Class = TLSPolicy
-		e.Msg = "TLS handshake failed (" + oneLine(err.Error()) + "): run `camftpd check` to see what the server accepts"
+		// An alert or a record that is not TLS, which the policy did not
+		// explain (tlspolicy.Explain makes a refused suite or version a
+		// KindPolicy error): a server glitch or someone on the path, not a
+		// setting to fix. Blocking on it would let one forged alert stop
+		// every upload until a reload.
+		e.Msg = "TLS handshake failed (" + oneLine(err.Error()) + "); will retry (if it persists, run `camftpd check` to see what the server accepts)"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		e.Msg = "connection closed by the server (" + oneLine(err.Error()) + "); will retry"
 	default:

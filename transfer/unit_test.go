@@ -2,11 +2,13 @@ package transfer
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -223,6 +225,11 @@ func TestClassify(t *testing.T) {
 		{&tlspolicy.Error{Kind: tlspolicy.KindPolicy, Msg: "no suite"}, TLSPolicy},
 		{&tlspolicy.Error{Kind: tlspolicy.KindCertificate, Msg: "pin"}, Certificate},
 		{&tlspolicy.Error{Kind: tlspolicy.KindClock, Msg: "clock"}, Transient},
+		// A handshake glitch the policy did not explain retries (issue 18).
+		{&net.OpError{Op: "remote error", Err: tls.AlertError(80)}, Transient},
+		{tls.AlertError(80), Transient},
+		{tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, Transient},
+		{fmt.Errorf("handshake: %w", syscall.ECONNRESET), Transient},
 		{&fs.PathError{Op: "open", Path: "/x", Err: fs.ErrNotExist}, Local},
 		{&Error{Class: Local, Msg: "x"}, Local},
 	}
