@@ -74,6 +74,10 @@ type Faults struct {
 	// HideFeatures removes FEAT lines containing any of these strings
 	// (e.g. "REST STREAM", "HASH").
 	HideFeatures []string
+	// HandshakeFault replaces the next HandshakeFaults control TLS
+	// handshakes (after 234 to AUTH TLS) with a fault; see tlsfaults.go.
+	HandshakeFault  HandshakeFault
+	HandshakeFaults int
 }
 
 func (f Faults) clone() Faults {
@@ -97,6 +101,8 @@ type Stats struct {
 	Cuts          int   // data connections cut by CutAfterBytes
 	Resumed       int   // data connections whose TLS session resumed
 	DataConns     int   // TLS data connections completed
+	// HandshakeFaults counts control handshakes replaced by a fault.
+	HandshakeFaults int
 	// Commands is every command line received, in order, with the PASS
 	// argument replaced by "****".
 	Commands []string
@@ -533,6 +539,10 @@ func (x *session) commands() {
 				continue
 			}
 			x.reply("234 Proceed with negotiation.")
+			if hf := s.takeHandshakeFault(); hf != NoHandshakeFault {
+				x.failHandshake(hf)
+				return
+			}
 			tc := tls.Server(x.raw, s.ctlCfg)
 			_ = x.raw.SetDeadline(time.Now().Add(10 * time.Second))
 			if err := tc.Handshake(); err != nil {
