@@ -94,7 +94,9 @@ func TestIndicate(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for f, v := range map[string]string{"brightness": "0\n", "max_brightness": "255\n", "trigger": "[none] timer heartbeat\n"} {
-		os.WriteFile(filepath.Join(dir, f), []byte(v), 0o644)
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p.LED = dir
 	read := func(f string) string { b, _ := os.ReadFile(filepath.Join(dir, f)); return string(b) }
@@ -115,7 +117,9 @@ func TestIndicate(t *testing.T) {
 	}
 
 	gpio := filepath.Join(dir, "value")
-	os.WriteFile(gpio, []byte("0"), 0o644)
+	if err := os.WriteFile(gpio, []byte("0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	p.LED = gpio
 	if err := p.Indicate(StateBusy); err != nil || read("value") != "1" {
 		t.Fatalf("gpio busy: err=%v value=%q", err, read("value"))

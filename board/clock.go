@@ -72,9 +72,11 @@ func clockSetNotifier() (<-chan struct{}, func()) {
 		var spec unix.ItimerSpec
 		spec.Value.Sec = math.MaxInt32
 		var aerr error
-		rc.Control(func(fd uintptr) {
+		if err := rc.Control(func(fd uintptr) {
 			aerr = unix.TimerfdSettime(int(fd), unix.TFD_TIMER_ABSTIME|unix.TFD_TIMER_CANCEL_ON_SET, &spec, nil)
-		})
+		}); err != nil {
+			return false // the timerfd is closed: the notifier has been stopped
+		}
 		return aerr == nil
 	}
 	if !arm() {

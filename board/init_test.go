@@ -1,6 +1,7 @@
 package board
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,18 +20,28 @@ func TestInitScript(t *testing.T) {
 	dir := t.TempDir()
 	fake := filepath.Join(dir, "camftpd")
 	args := filepath.Join(dir, "args")
-	os.WriteFile(fake, []byte("#!/bin/sh\necho \"$@\" > "+args+"\ntrap 'echo stopped; exit 0' TERM\nwhile :; do sleep 0.05; done\n"), 0o755)
 	cfg := filepath.Join(dir, "camftpd.toml")
-	os.WriteFile(cfg, []byte("# test\n"), 0o600)
 	defaults := filepath.Join(dir, "defaults")
-	os.WriteFile(defaults, []byte("DAEMON="+fake+"\nCONFIG="+cfg+"\nPIDFILE="+dir+"/pid\nLOGFILE="+dir+"/log\n"), 0o644)
+	for _, f := range []struct {
+		path, text string
+		mode       os.FileMode
+	}{
+		{fake, "#!/bin/sh\necho \"$@\" > " + args + "\ntrap 'echo stopped; exit 0' TERM\nwhile :; do sleep 0.05; done\n", 0o755},
+		{cfg, "# test\n", 0o600},
+		{defaults, "DAEMON=" + fake + "\nCONFIG=" + cfg + "\nPIDFILE=" + dir + "/pid\nLOGFILE=" + dir + "/log\n", 0o644},
+	} {
+		if err := os.WriteFile(f.path, []byte(f.text), f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	run := func(action string) (string, int) {
 		cmd := exec.Command("sh", "init/camftpd.init", action)
 		cmd.Env = append(os.Environ(), "CAMFTPD_DEFAULTS="+defaults)
 		out, err := cmd.CombinedOutput()
 		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			code = ee.ExitCode()
 		} else if err != nil {
 			t.Fatal(err)

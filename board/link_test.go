@@ -3,6 +3,7 @@ package board
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -30,9 +31,17 @@ func vethPair(t *testing.T) (a, b string) {
 	t.Helper()
 	a = fmt.Sprintf("cfl%da", os.Getpid()%100000)
 	b = fmt.Sprintf("cfl%db", os.Getpid()%100000)
-	exec.Command("ip", "link", "del", a).Run() // leftover from a killed run
+	// A leftover from a killed run; the link is absent (and ip fails) otherwise.
+	_ = exec.Command("ip", "link", "del", a).Run()
 	ipCmd(t, "link", "add", a, "type", "veth", "peer", "name", b)
-	t.Cleanup(func() { exec.Command("ip", "link", "del", a).Run() })
+	t.Cleanup(func() {
+		if _, err := net.InterfaceByName(a); err != nil {
+			return // deleted by the test
+		}
+		if out, err := exec.Command("ip", "link", "del", a).CombinedOutput(); err != nil {
+			t.Errorf("remove the test's veth pair: ip link del %s: %v: %s", a, err, out)
+		}
+	})
 	return a, b
 }
 

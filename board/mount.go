@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -75,7 +76,10 @@ func WatchMount(ctx context.Context, path string) (<-chan MountEvent, error) {
 		case <-ctx.Done():
 			var one [8]byte
 			binary.NativeEndian.PutUint64(one[:], 1)
-			unix.Write(wake, one[:]) // wakes epoll_wait
+			// Wakes epoll_wait. The eventfd stays open until this goroutine
+			// ends, so the write can fail only with EAGAIN, when the counter
+			// is already at its maximum: a wake-up is pending anyway.
+			_, _ = unix.Write(wake, one[:])
 		case <-stop:
 		}
 	}()
@@ -93,7 +97,7 @@ func WatchMount(ctx context.Context, path string) (<-chan MountEvent, error) {
 		events := make([]unix.EpollEvent, 2)
 		for {
 			n, err := unix.EpollWait(ep, events, -1)
-			if err == unix.EINTR {
+			if errors.Is(err, unix.EINTR) {
 				continue
 			}
 			if err != nil {
