@@ -192,7 +192,7 @@ tls_mode = "compatible"
 		case <-deadline.C:
 			return fmt.Errorf("not everything arrived within 50 s (%+v); log: %s", c, logFile.Name())
 		case err := <-runErr:
-			return fmt.Errorf("daemon stopped: %v", err)
+			return fmt.Errorf("daemon stopped: %w", err)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
