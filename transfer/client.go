@@ -66,7 +66,16 @@ type Config struct {
 
 // Job is one file to upload.
 type Job struct {
+	// LocalPath names the file (in messages, and for the temporary name
+	// when TempID is empty). Upload opens it itself only when File is
+	// nil, with O_NOFOLLOW|O_NONBLOCK: a symbolic link or a FIFO is
+	// refused (ErrRefused), never read.
 	LocalPath string
+	// File, when set, is the capture already opened by the caller for
+	// this attempt (see OpenCapture): Upload reads it only through this
+	// descriptor (upload, resume, samples, the check before the rename)
+	// and does not close it.
+	File *os.File
 	// Remote is the final remote path (already rendered, see RenderRemote),
 	// relative to the login directory or absolute.
 	Remote string
@@ -363,17 +372,15 @@ func (c *Client) Upload(ctx context.Context, job Job) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, classify(op, err)
 	}
-	f, err := os.Open(job.LocalPath)
+	f, st, err := c.openJob(op, job)
 	if err != nil {
-		return Result{}, localErr(op, err, "cannot open the local file")
+		return Result{}, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return Result{}, localErr(op, err, "cannot stat the local file")
+	if job.File == nil {
+		defer f.Close()
 	}
-	if !st.Mode().IsRegular() {
-		return Result{}, &Error{Class: Local, Op: op, Msg: "local path is not a regular file"}
+	if err := c.writerGone(op, f); err != nil {
+		return Result{}, err // nothing sent: no temporary file either
 	}
 	id := sanitizeID(job.TempID)
 	if id == "" {

@@ -11,7 +11,6 @@ import (
 	"hash/crc32"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -68,8 +67,10 @@ func (u *upload) run(ctx context.Context, s *session) (progressed bool, err erro
 		c.log.Info("server refused the temporary name: trying a visible one", "temp", name, "err", err)
 	}
 	u.res.Hash = u.recordHash()
-	if err := u.unchanged(); err != nil {
-		s.dele(u.temp) // stale content; the new version has its own temporary name
+	if changed, err := u.unchanged(); err != nil {
+		if changed {
+			s.dele(u.temp) // stale content; the new version has its own temporary name
+		}
 		return false, err
 	}
 	if err := u.verifyTemp(s); err != nil {
@@ -132,27 +133,6 @@ func (u *upload) send(ctx context.Context, s *session, cached bool) (progressed 
 		}
 	}
 	return n > 0, err
-}
-
-// unchanged checks, before the temporary file is renamed into place, that
-// the local file is still the one that was sent: same file, size and
-// modification time. A capture still being written when its upload began
-// (a writer that paused longer than the settle window) is never shown
-// under its final name half-written.
-func (u *upload) unchanged() error {
-	st, err := os.Stat(u.job.LocalPath)
-	if err == nil && os.SameFile(st, u.opened) && st.Size() == u.size && st.ModTime().Equal(u.opened.ModTime()) {
-		return nil
-	}
-	why := "it was replaced or removed"
-	if err == nil && os.SameFile(st, u.opened) {
-		why = fmt.Sprintf("now %d bytes, sent %d", st.Size(), u.size)
-		if st.Size() == u.size {
-			why = "modified"
-		}
-	}
-	return &Error{Class: Local, Op: "upload " + u.remote,
-		Msg: "the local file changed during the upload (" + why + "; still being written? raise the settle window): not renamed into place, the temporary file is deleted"}
 }
 
 // opErr classifies err from op on the remote file.
