@@ -281,7 +281,9 @@ func (t *cardTest) boot(initrd, appendArgs string) error {
 // shoot writes n captures PREFIX0001.JPG... of 300 KiB on the card.
 func (t *cardTest) shoot(prefix string, n int) ([]string, error) {
 	mark := t.g.Mark()
-	t.g.Send(fmt.Sprintf("shoot %s %d 300 0 %s/DCIM/100TEST", prefix, n, t.mnt))
+	if err := t.g.Send(fmt.Sprintf("shoot %s %d 300 0 %s/DCIM/100TEST", prefix, n, t.mnt)); err != nil {
+		return nil, fmt.Errorf("shooting %s: console: %w", prefix, err)
+	}
 	if _, _, err := t.g.WaitPrefix(mark, 120*time.Second, "SHOOT-DONE "+prefix); err != nil {
 		return nil, fmt.Errorf("shooting %s: %w", prefix, err)
 	}
@@ -367,8 +369,12 @@ func changed(before, after map[string]fileInfo) (inodes, n int, shift int64) {
 func (t *cardTest) remount(dir, opts string) error {
 	mark := t.g.Mark()
 	cmd := fmt.Sprintf(`i=0; until umount %s 2>/dev/null; do i=$((i+1)); [ $i -ge 150 ] && break; sleep 0.2; done; cardmount %s %s`, t.mnt, dir, opts)
-	if _, code, err := t.g.Run(cmd, 60*time.Second); err != nil || code != 0 {
-		return fmt.Errorf("remounting the card (umount %s; cardmount %s %s): %v (exit %d)", t.mnt, dir, opts, err, code)
+	_, code, err := t.g.Run(cmd, 60*time.Second)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("exit %d", code)
+	}
+	if err != nil {
+		return fmt.Errorf("remounting the card (umount %s; cardmount %s %s): %w", t.mnt, dir, opts, err)
 	}
 	t.mnt = dir
 	if _, _, _, err := t.g.WaitLine(mark, 15*time.Second, func(l string) bool { return strings.Contains(l, "media mounted") }); err != nil {
@@ -482,7 +488,9 @@ func (t *cardTest) powerCutStep() error {
 		}
 		mark := t.g.Mark()
 		prefix := fmt.Sprintf("E%02d_", r)
-		t.g.Send(fmt.Sprintf("shoot %s 20 300 100000 /media/DCIM/100TEST", prefix))
+		if err := t.g.Send(fmt.Sprintf("shoot %s 20 300 100000 /media/DCIM/100TEST", prefix)); err != nil {
+			return fmt.Errorf("power-cut round %d: the burst: console: %w", r, err)
+		}
 		// Cut while the burst uploads, after the camera finished writing
 		// it: FAT has no journal, and a cut during the camera's own writes
 		// corrupted the card in one run ("FAT-fs (vda): error,
@@ -699,7 +707,7 @@ func (e *env) cardDisks(name, fs string, preload map[string][]byte) (state, medi
 		cmd := exec.Command(c[0], c[1:]...)
 		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v: %s", strings.Join(c, " "), err, out)
+			return fmt.Errorf("%s: %w: %s", strings.Join(c, " "), err, out)
 		}
 		return nil
 	}

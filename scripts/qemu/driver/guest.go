@@ -29,6 +29,7 @@ type Guest struct {
 	stamps []time.Time
 	notify chan struct{} // closed and replaced on every new line or exit
 	exited bool
+	why    error // how QEMU ended (cmd.Wait), once exited
 	done   chan struct{}
 	seq    int
 }
@@ -110,10 +111,10 @@ func Boot(o BootOptions) (*Guest, error) {
 		logf.Close()
 	}()
 	go func() {
-		cmd.Wait()
+		err := cmd.Wait()
 		pw.Close()
 		g.mu.Lock()
-		g.exited = true
+		g.exited, g.why = true, err
 		close(g.notify)
 		g.notify = make(chan struct{})
 		g.mu.Unlock()
@@ -150,10 +151,13 @@ func (g *Guest) WaitLine(from int, timeout time.Duration, match func(string) boo
 			}
 		}
 		from = len(g.lines)
-		exited, ch := g.exited, g.notify
+		exited, why, ch := g.exited, g.why, g.notify
 		g.mu.Unlock()
+		if exited && why == nil {
+			return 0, "", time.Time{}, errors.New("guest powered off (see the console log)")
+		}
 		if exited {
-			return 0, "", time.Time{}, errors.New("guest exited (see the console log)")
+			return 0, "", time.Time{}, fmt.Errorf("guest exited (qemu: %w; see the console log)", why)
 		}
 		select {
 		case <-ch:
@@ -194,7 +198,9 @@ func (g *Guest) Run(cmd string, timeout time.Duration) ([]string, int, error) {
 		return nil, -1, fmt.Errorf("guest command %q: %w", cmd, err)
 	}
 	var rc int
-	fmt.Sscanf(l[strings.Index(l, want)+len(want):], "%d", &rc)
+	if _, err := fmt.Sscanf(l[strings.Index(l, want)+len(want):], "%d", &rc); err != nil {
+		return nil, -1, fmt.Errorf("guest command %q: no exit status in its end marker %q: %w", cmd, l, err)
+	}
 	return g.Lines(from)[:i-from], rc, nil
 }
 
@@ -205,7 +211,9 @@ func (g *Guest) Monitor(cmd string) (string, error) {
 		return "", fmt.Errorf("qemu monitor: %w", err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return "", fmt.Errorf("qemu monitor: %w", err)
+	}
 	r := bufio.NewReader(c)
 	readPrompt := func() (string, error) {
 		var b strings.Builder
@@ -233,7 +241,12 @@ func (g *Guest) Monitor(cmd string) (string, error) {
 // Kill is a power cut: SIGKILL to QEMU, nothing flushed by the guest.
 func (g *Guest) Kill() {
 	if g.cmd.Process != nil {
-		syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
+		// ESRCH: the group is gone already. Anything else, and QEMU itself
+		// is killed, or waiting for it below would never end.
+		if err := syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			fmt.Fprintf(os.Stderr, "kill qemu's process group %d: %v; killing qemu alone\n", g.cmd.Process.Pid, err)
+			_ = g.cmd.Process.Kill() // fails only when it has exited already
+		}
 	}
 	<-g.done
 	os.Remove(g.monPath)
@@ -241,10 +254,13 @@ func (g *Guest) Kill() {
 
 // Shutdown syncs and powers the guest off, killing it if it hangs.
 func (g *Guest) Shutdown() {
-	g.Send("sync; poweroff -f")
-	select {
-	case <-g.done:
-	case <-time.After(20 * time.Second):
+	// A console that cannot be written to means QEMU is gone or stuck:
+	// no use waiting for a poweroff that was never sent.
+	if err := g.Send("sync; poweroff -f"); err == nil {
+		select {
+		case <-g.done:
+		case <-time.After(20 * time.Second):
+		}
 	}
 	g.Kill()
 }

@@ -58,6 +58,10 @@ type env struct {
 	// firstSeen is the content of each final name when it first appeared on
 	// the server: a partial file under a final name shows up here.
 	firstSeen map[string]string
+	// listErr is the first error of remote() in this scenario other than
+	// a file that went away while listed: it fails the scenario, whose
+	// figures were counted on an incomplete listing.
+	listErr error
 }
 
 func main() {
@@ -110,7 +114,7 @@ func run() error {
 	}
 	for _, f := range []string{"vmlinuz", "base.cpio.gz", "camftpd"} {
 		if _, err := os.Stat(filepath.Join(*image, f)); err != nil {
-			return fmt.Errorf("%s: run scripts/qemu/build-image first", err)
+			return fmt.Errorf("%w: run scripts/qemu/build-image first", err)
 		}
 	}
 	start := time.Now()
@@ -120,8 +124,12 @@ func run() error {
 	}
 	defer os.RemoveAll(work)
 	e := &env{image: *image, work: work, logs: filepath.Join(*image, "logs"), rng: rand.New(rand.NewPCG(*seed, 7)), initrds: map[string]string{}}
-	os.RemoveAll(e.logs)
-	os.MkdirAll(e.logs, 0o755)
+	if err := os.RemoveAll(e.logs); err != nil {
+		return fmt.Errorf("remove the console logs of the last run: %w", err)
+	}
+	if err := os.MkdirAll(e.logs, 0o755); err != nil {
+		return fmt.Errorf("console logs: %w", err)
+	}
 
 	// The server certificate names 10.0.2.2, the host as the guest sees it.
 	ca, err := ftpstest.NewCA(true)
@@ -135,14 +143,18 @@ func run() error {
 	}
 	e.ca, e.cert = ca, cert
 	root := filepath.Join(work, "ftproot")
-	os.MkdirAll(root, 0o755)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return fmt.Errorf("the FTP server's folder: %w", err)
+	}
 	e.srvHash, err = ftpstest.Start(ftpstest.Options{Root: root, CA: ca, Cert: cert})
 	if err != nil {
 		return err
 	}
 	defer e.srvHash.Close()
 	root = filepath.Join(work, "ftproot-nohash")
-	os.MkdirAll(root, 0o755)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return fmt.Errorf("the FTP server's folder: %w", err)
+	}
 	e.srvNoHash, err = ftpstest.Start(ftpstest.Options{Root: root, CA: ca, Cert: cert, NoHash: true})
 	if err != nil {
 		return err
@@ -169,10 +181,16 @@ func run() error {
 		if sc.noHash {
 			e.srv = e.srvNoHash
 		}
-		e.resetServer()
+		if err := e.resetServer(); err != nil {
+			return err
+		}
 		t0 := time.Now()
 		r := sc.fn(e)
 		r.name, r.wall = sc.name, time.Since(t0)
+		if e.listErr != nil {
+			r.pass = false
+			r.why = strings.TrimPrefix(r.why+"; the figures are not to be trusted: "+e.listErr.Error(), "; ")
+		}
 		fmt.Fprintf(os.Stderr, "qemu e2e: scenario %s: pass=%v %s %s\n", sc.name, r.pass, r.figures, r.why)
 		results = append(results, r)
 	}
@@ -257,7 +275,7 @@ connect_timeout = "10s"
 // config.
 func (e *env) makeInitrd(c guestConfig) (string, error) {
 	h := sha256.New()
-	io.WriteString(h, c.text())
+	h.Write([]byte(c.text()))
 	h.Write(c.caPEM)
 	pre := make([]string, 0, len(c.preload))
 	for p := range c.preload {
@@ -273,7 +291,9 @@ func (e *env) makeInitrd(c guestConfig) (string, error) {
 	}
 	n := len(e.initrds)
 	dir := filepath.Join(e.work, fmt.Sprintf("extra-%d", n))
-	os.MkdirAll(filepath.Join(dir, "etc/camftpd"), 0o755)
+	if err := os.MkdirAll(filepath.Join(dir, "etc/camftpd"), 0o755); err != nil {
+		return "", err
+	}
 	if err := os.WriteFile(filepath.Join(dir, "etc/camftpd.toml"), []byte(c.text()), 0o600); err != nil {
 		return "", err
 	}
@@ -285,7 +305,9 @@ func (e *env) makeInitrd(c guestConfig) (string, error) {
 		top = "etc preload"
 		for _, p := range pre {
 			f := filepath.Join(dir, "preload", filepath.FromSlash(p))
-			os.MkdirAll(filepath.Dir(f), 0o755)
+			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+				return "", err
+			}
 			if err := os.WriteFile(f, c.preload[p], 0o644); err != nil {
 				return "", err
 			}
@@ -309,13 +331,21 @@ func (e *env) makeInitrd(c guestConfig) (string, error) {
 	return p, nil
 }
 
-func (e *env) resetServer() {
+// resetServer gives the next scenario a server with no faults, no
+// statistics and an empty folder.
+func (e *env) resetServer() error {
 	e.srv.SetFaults(ftpstest.Faults{})
 	e.srv.ResetStats()
 	e.firstSeen = map[string]string{}
 	e.root = ""
-	os.RemoveAll(e.srv.Root)
-	os.MkdirAll(e.srv.Root, 0o755)
+	e.listErr = nil
+	if err := os.RemoveAll(e.srv.Root); err != nil {
+		return fmt.Errorf("empty the FTP server's folder for the next scenario: %w", err)
+	}
+	if err := os.MkdirAll(e.srv.Root, 0o755); err != nil {
+		return fmt.Errorf("the FTP server's folder: %w", err)
+	}
+	return nil
 }
 
 // disks makes a fresh state disk and a card holding preload (relative path
@@ -324,10 +354,16 @@ func (e *env) disks(name string, preload map[string][]byte) (state, media string
 	state = filepath.Join(e.work, name+"-state.img")
 	media = filepath.Join(e.work, name+"-media.img")
 	stage := filepath.Join(e.work, name+"-card")
-	os.RemoveAll(stage)
-	os.MkdirAll(filepath.Join(stage, "DCIM"), 0o755)
+	if err := os.RemoveAll(stage); err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(filepath.Join(stage, "DCIM"), 0o755); err != nil {
+		return "", "", err
+	}
 	for p, b := range preload {
-		os.MkdirAll(filepath.Dir(filepath.Join(stage, p)), 0o755)
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(stage, p)), 0o755); err != nil {
+			return "", "", err
+		}
 		if err := os.WriteFile(filepath.Join(stage, p), b, 0o644); err != nil {
 			return "", "", err
 		}
@@ -337,7 +373,7 @@ func (e *env) disks(name string, preload map[string][]byte) (state, media string
 		{"mkfs.ext4", "-q", "-F", "-L", "card", "-d", stage, media, "256M"},
 	} {
 		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("%s: %v: %s", strings.Join(c, " "), err, out)
+			return "", "", fmt.Errorf("%s: %w: %s", strings.Join(c, " "), err, out)
 		}
 	}
 	return state, media, nil
@@ -364,20 +400,34 @@ func (e *env) bootWith(name, initrd, state, media, cardFS, appendArgs, rtc strin
 }
 
 // remote lists the server's files: final names (base name -> paths) and
-// temporary upload files (hidden names).
+// temporary upload files (hidden names). A file or folder that goes away
+// while it is listed (a temp file renamed into place) is left out; any
+// other error is kept in e.listErr, which fails the scenario.
 func (e *env) remote() (final map[string][]string, temps map[string]int64) {
 	final, temps = map[string][]string{}, map[string]int64{}
 	root := e.srv.Root
 	if e.root != "" {
 		root = e.root
 	}
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+	keep := func(err error) {
+		if !errors.Is(err, fs.ErrNotExist) && e.listErr == nil {
+			e.listErr = fmt.Errorf("listing the server's files under %s: %w", root, err)
+		}
+	}
+	// The callback returns nil for every entry, so WalkDir returns nil.
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			keep(err)
+			return nil
+		}
+		if d.IsDir() {
 			return nil
 		}
 		if strings.HasPrefix(d.Name(), ".") {
 			if fi, err := d.Info(); err == nil {
 				temps[p] = fi.Size()
+			} else {
+				keep(err)
 			}
 			return nil
 		}
@@ -509,6 +559,8 @@ func (v verdict) why() string {
 	return strings.Join(v.notes, "; ")
 }
 
+// fileSHA is the checksum of a file on the server, "" (which no capture's
+// checksum equals) when it cannot be read whole.
 func fileSHA(p string) string {
 	f, err := os.Open(p)
 	if err != nil {
@@ -516,7 +568,9 @@ func fileSHA(p string) string {
 	}
 	defer f.Close()
 	h := sha256.New()
-	io.Copy(h, f)
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -39,7 +39,9 @@ func steady(e *env) result {
 
 	mark := g.Mark()
 	tShoot := time.Now()
-	g.Send("shoot DSC 100 200 50000")
+	if err := g.Send("shoot DSC 100 200 50000"); err != nil {
+		return fail("shooting: console: %v", err)
+	}
 	if _, _, err := g.WaitPrefix(mark, 300*time.Second, "SHOOT-DONE DSC"); err != nil {
 		return fail("shooting: %v", err)
 	}
@@ -170,7 +172,10 @@ func powerCut(e *env) result {
 			return fail("round %d: %v", r, err)
 		}
 		mark := g.Mark()
-		g.Send(fmt.Sprintf("shoot P%02d_ 40 400 100000", r))
+		if err := g.Send(fmt.Sprintf("shoot P%02d_ 40 400 100000", r)); err != nil {
+			g.Kill()
+			return fail("round %d: shooting: console: %v", r, err)
+		}
 		delay := time.Duration(1000+e.rng.IntN(6000)) * time.Millisecond
 		e.watch(delay)
 		if _, temps := e.remote(); len(temps) > 0 {
@@ -264,7 +269,9 @@ func wrongClock(e *env) result {
 		return fail("guest clock is %d, not 1970", guestNow)
 	}
 	mark := g.Mark()
-	g.Send("shoot CLK 1 100")
+	if err := g.Send("shoot CLK 1 100"); err != nil {
+		return fail("shooting: console: %v", err)
+	}
 	if _, _, err := g.WaitPrefix(mark, 60*time.Second, "SHOOT-DONE CLK"); err != nil {
 		return fail("%v", err)
 	}
@@ -318,9 +325,13 @@ func bootCheck(e *env) result {
 		return "?"
 	}
 	before := carrier()
-	g.Monitor("set_link nic0 off")
+	if out, err := g.Monitor("set_link nic0 off"); err != nil {
+		return fail("monitor set_link off: %v %s", err, out)
+	}
 	off := carrier()
-	g.Monitor("set_link nic0 on")
+	if out, err := g.Monitor("set_link nic0 on"); err != nil {
+		return fail("monitor set_link on: %v %s", err, out)
+	}
 	on := carrier()
 	r := result{pass: before == "1" && off == "0" && on == "1"}
 	r.figures = fmt.Sprintf("QEMU start to shell %.2fs; %q; eth0 carrier %s, set_link off -> %s, on -> %s",
@@ -389,7 +400,9 @@ func cardPull(e *env) result {
 		return fail("mounting the card elsewhere: %v (exit %d)", err, code)
 	}
 	mark := g.Mark()
-	g.Send("shoot AWAY 5 300 0 /mnt/card/DCIM/101TEST")
+	if err := g.Send("shoot AWAY 5 300 0 /mnt/card/DCIM/101TEST"); err != nil {
+		return fail("shooting on the other camera: console: %v", err)
+	}
 	if _, _, err := g.WaitPrefix(mark, 60*time.Second, "SHOOT-DONE AWAY"); err != nil {
 		return fail("shooting on the other camera: %v", err)
 	}
@@ -449,7 +462,10 @@ func (e *env) bootAndShootSlow(name, prefix string, size int) (*Guest, map[strin
 	}
 	e.srv.SetFaults(ftpstest.Faults{DataRate: 1 << 20})
 	mark := g.Mark()
-	g.Send(fmt.Sprintf("shoot %s 1 %d", prefix, size>>10))
+	if err := g.Send(fmt.Sprintf("shoot %s 1 %d", prefix, size>>10)); err != nil {
+		g.Shutdown()
+		return nil, nil, fmt.Errorf("writing the capture: console: %w", err)
+	}
 	if _, _, err := g.WaitPrefix(mark, 120*time.Second, "SHOOT-DONE "+prefix); err != nil {
 		g.Shutdown()
 		return nil, nil, fmt.Errorf("writing the capture: %w", err)
