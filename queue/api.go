@@ -108,6 +108,13 @@ type Options struct {
 	MaxFileSize int64
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Elapsed is a monotonic clock: time since any fixed point, never
+	// stepped. When the wall clock (Now) is stepped by a second or more, by
+	// NTP or `date -s`, Retry due times and lease expiries move with the
+	// step, so that each keeps the delay it had left. Default: the
+	// process's monotonic clock when Now is nil; with Now set and Elapsed
+	// nil, due times follow Now alone (a test's clock).
+	Elapsed func() time.Duration
 	// Logger receives recovery and maintenance lines (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -147,6 +154,7 @@ type Queue struct {
 	log       *slog.Logger
 	recovered bool
 	wake      chan struct{}
+	anchor    clockAnchor // last look at the clocks, see replanTx
 }
 
 // Recovered reports whether Open found the file corrupt or unreadable, moved

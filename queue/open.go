@@ -47,6 +47,10 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.Now == nil {
 		r.Now = time.Now
+		if r.Elapsed == nil {
+			start := time.Now()
+			r.Elapsed = func() time.Duration { return time.Since(start) }
+		}
 	}
 	if r.Logger == nil {
 		r.Logger = slog.Default()
@@ -384,7 +388,7 @@ func (q *Queue) afterOpen() error {
 			return corrupt("after rebuilding the indexes: %v", err)
 		}
 	}
-	reverted, pruned := 0, 0
+	reverted, pruned, clamped := 0, 0, 0
 	err := q.update("open", q.path, func(t *txn) error {
 		leased, err := t.inState(InFlight)
 		if err != nil {
@@ -400,6 +404,9 @@ func (q *Queue) afterOpen() error {
 			}
 			reverted++
 		}
+		if clamped, err = q.clampRetries(t); err != nil {
+			return err
+		}
 		pruned, err = q.prune(t, q.now())
 		return err
 	})
@@ -411,6 +418,10 @@ func (q *Queue) afterOpen() error {
 	}
 	if pruned > 0 {
 		q.log.Info("queue: pruned done history", "path", q.path, "items", pruned)
+	}
+	if clamped > 0 {
+		q.log.Warn("queue: retries due later than the longest backoff (the clock went back while stopped) are due at most that far ahead",
+			"path", q.path, "items", clamped, "backoff_max", q.opts.BackoffMax.String())
 	}
 	c, err := q.Counts()
 	if err != nil {

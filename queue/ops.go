@@ -19,14 +19,25 @@ func stateErr(op string, r *rec, why string) error {
 
 // update runs fn in one read-write transaction (fsync'd on commit) and
 // turns storage errors into one clear line.
+// A wall-clock step is re-planned first, in the same transaction (see
+// replanTx), so that fn computes due times on a consistent schedule.
 func (q *Queue) update(op, what string, fn func(t *txn) error) error {
+	var wall time.Time
+	var mono time.Duration
 	err := q.db.Update(func(tx *bolt.Tx) error {
 		t := &txn{tx: tx}
+		var err error
+		if wall, mono, err = q.replanTx(t); err != nil {
+			return err
+		}
 		if err := fn(t); err != nil {
 			return err
 		}
 		return t.flush()
 	})
+	if err == nil {
+		q.setAnchor(wall, mono)
+	}
 	return q.wrap(op, what, err)
 }
 
@@ -202,6 +213,9 @@ func (q *Queue) dueWork(now time.Time) (bool, error) {
 // come and expired leases go back to pending. It returns false when nothing
 // is due.
 func (q *Queue) Lease(worker string) (Item, bool, error) {
+	if err := q.replan(); err != nil {
+		return Item{}, false, err
+	}
 	now := q.now()
 	if due, err := q.dueWork(now); err != nil || !due {
 		return Item{}, false, err
@@ -535,6 +549,9 @@ func (q *Queue) ResetBackoff() error {
 func (q *Queue) NextDue() (time.Time, bool) {
 	var next time.Time
 	var ok bool
+	if err := q.replan(); err != nil {
+		q.log.Warn("queue: cannot move due times after a clock step; will try again", "err", err)
+	}
 	_ = q.view("next-due", "", func(t *txn) error {
 		for _, s := range []State{Retry, InFlight} {
 			if k, _ := t.first(s); k != nil {
@@ -546,6 +563,17 @@ func (q *Queue) NextDue() (time.Time, bool) {
 		return nil
 	})
 	return next, ok
+}
+
+// NextDueIn is NextDue as a delay from now on the queue's clock
+// (Options.Now), for arming a timer: time.Until would read another clock
+// than the one due times follow.
+func (q *Queue) NextDueIn() (time.Duration, bool) {
+	due, ok := q.NextDue()
+	if !ok {
+		return 0, false
+	}
+	return due.Sub(q.now()), true
 }
 
 // Counts returns the number of items in each state.
