@@ -201,7 +201,7 @@ func (a *arrivals) Wait(timeout time.Duration, stop <-chan error) error {
 		}
 		got, want := a.count()
 		if err != nil {
-			return fmt.Errorf("%d of %d files arrived; the tool failed: %v", got, want, err)
+			return fmt.Errorf("%d of %d files arrived; the tool failed: %w", got, want, err)
 		}
 		return fmt.Errorf("%d of %d files arrived, and the tool exited", got, want)
 	case <-t.C:

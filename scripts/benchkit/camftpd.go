@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -111,7 +112,7 @@ func startDaemon(bin, dir, conf string) (*daemonProc, error) {
 		}
 		select {
 		case <-d.done:
-			return nil, fmt.Errorf("camftpd exited at start (%v): %s", d.err, d.logTail())
+			return nil, fmt.Errorf("camftpd exited at start (%w): %s", d.exitError(), d.logTail())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -137,13 +138,22 @@ func (d *daemonProc) Status() (daemonStatus, error) {
 	return s, json.NewDecoder(resp.Body).Decode(&s)
 }
 
+// exitError is how the daemon ended, once done is closed; ending by itself
+// is an error for the bench even with status 0.
+func (d *daemonProc) exitError() error {
+	if d.err == nil {
+		return errors.New("exit status 0")
+	}
+	return d.err
+}
+
 // Exited is for arrivals.Wait: it yields the exit error if the
 // daemon dies during a run.
 func (d *daemonProc) Exited() <-chan error {
 	ch := make(chan error, 1)
 	go func() {
 		<-d.done
-		ch <- fmt.Errorf("camftpd exited (%v): %s", d.err, d.logTail())
+		ch <- fmt.Errorf("camftpd exited (%w): %s", d.exitError(), d.logTail())
 	}()
 	return ch
 }
@@ -157,8 +167,11 @@ func (d *daemonProc) WaitUploaded(n int, limit time.Duration) error {
 		if err == nil && s.UploadedFiles >= int64(n) && s.Queue.Pending == 0 && s.Queue.InFlight == 0 {
 			return nil
 		}
+		if time.Now().After(deadline) && err != nil {
+			return fmt.Errorf("camftpd's status did not answer at the end of %v waiting for %d uploads: %w", limit, n, err)
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("camftpd reported %d of %d uploads done within %v (%v)", s.UploadedFiles, n, limit, err)
+			return fmt.Errorf("camftpd reported %d of %d uploads done within %v", s.UploadedFiles, n, limit)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

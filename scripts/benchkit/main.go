@@ -345,7 +345,7 @@ func goBuild(out, pkg string, flags ...string) error {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	b, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("go build %s: %v: %s", pkg, err, lastLines(strings.TrimSpace(string(b)), 5))
+		return fmt.Errorf("go build %s: %w: %s", pkg, err, lastLines(strings.TrimSpace(string(b)), 5))
 	}
 	return nil
 }

@@ -72,7 +72,7 @@ func runTree(ctx context.Context, args []string) (usage, error) {
 	}
 	if err != nil {
 		if msg := strings.TrimSpace(out.String()); msg != "" {
-			err = fmt.Errorf("%v: %s", err, lastLines(msg, 3))
+			err = fmt.Errorf("%w: %s", err, lastLines(msg, 3))
 		}
 		return u, err
 	}

@@ -45,16 +45,15 @@ func (e *env) camftpdExtra(tool string) (string, bool) {
 
 // env is what every run shares.
 type env struct {
-	work       string // bench work folder
-	drop       string // the watched folder files are dropped into
-	srv        *server
-	link       *linkEmu
-	linkIP     string
-	camftpd    string // binary
-	naive      string // binary
-	camExtra   string // extra top-level camftpd config lines
-	log        io.Writer
-	verifyFull bool
+	work     string // bench work folder
+	drop     string // the watched folder files are dropped into
+	srv      *server
+	link     *linkEmu
+	linkIP   string
+	camftpd  string // binary
+	naive    string // binary
+	camExtra string // extra top-level camftpd config lines
+	log      io.Writer
 }
 
 // workload is one row group of the table.
@@ -176,7 +175,7 @@ func (e *env) runOnce(ctx context.Context, tool string, w *workload, rep int, ve
 			cancel()
 			<-finished
 			if runErr != nil && !strings.Contains(err.Error(), runErr.Error()) {
-				return r, fmt.Errorf("%s: %w (the tool: %v)", tool, err, runErr)
+				return r, fmt.Errorf("%s: %w (the tool: %w)", tool, err, runErr)
 			}
 			return r, fmt.Errorf("%s: %w", tool, err)
 		}

@@ -138,17 +138,25 @@ func startServer(dir string, linkIP net.IP, protocolLog bool) (*server, error) {
 
 func (s *server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
 
+// greeted says whether the server at addr sends its 220 greeting within 2 s.
+func greeted(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return false // the read below could wait for ever
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "220")
+}
+
 func (s *server) wait220(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
-		c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(2 * time.Second))
-			line, err := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if err == nil && strings.HasPrefix(line, "220") {
-				return nil
-			}
+		if greeted(s.Addr()) {
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("vsftpd did not greet on %s within %v: %s", s.Addr(), limit, strings.TrimSpace(s.stderr.String()))

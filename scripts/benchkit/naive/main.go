@@ -38,7 +38,7 @@ func run() error {
 	debug := flag.Bool("debug", false, "log goftp's protocol exchange to stderr")
 	flag.Parse()
 	if *addr == "" || *caFile == "" || flag.NArg() == 0 {
-		return errors.New("usage: naive -addr host:port -user U -pass P -ca ca.pem file...")
+		return errors.New("usage: naive -addr host:port -user U -pass P -ca ca.pem file [file ...]")
 	}
 	pem, err := os.ReadFile(*caFile)
 	if err != nil {
