@@ -85,7 +85,8 @@ type Item struct {
 type Options struct {
 	// BackoffMin and BackoffMax bound the retry delay after a transient
 	// failure (defaults 5s and 10min). The delay doubles with every
-	// consecutive failure and is jittered to [d/2, d].
+	// consecutive failure and is jittered to [d/2, d], never below
+	// BackoffMin.
 	BackoffMin, BackoffMax time.Duration
 	// HistoryMaxAge and HistoryMaxCount bound the history of captures that
 	// are gone from the card (defaults 30 days and 10,000 items): a done,

@@ -80,7 +80,8 @@ func (q *Queue) now() time.Time { return q.opts.Now() }
 
 // backoff returns the delay after the n-th consecutive failure (n >= 1):
 // BackoffMin doubled n-1 times, capped at BackoffMax, then jittered to a
-// uniform value in [d/2, d].
+// uniform value in [max(d/2, BackoffMin), d]: never shorter than
+// BackoffMin (retry_min), whatever the failure.
 func (q *Queue) backoff(n int) time.Duration {
 	d := q.opts.BackoffMin
 	for i := 1; i < n && d < q.opts.BackoffMax; i++ {
@@ -89,8 +90,8 @@ func (q *Queue) backoff(n int) time.Duration {
 	if d > q.opts.BackoffMax {
 		d = q.opts.BackoffMax
 	}
-	if half := d / 2; half > 0 {
-		d = half + rand.N(d-half+1)
+	if lo := max(d/2, q.opts.BackoffMin); lo > 0 && lo < d {
+		d = lo + rand.N(d-lo+1)
 	}
 	return d
 }

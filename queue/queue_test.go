@@ -214,7 +214,7 @@ func TestBackoffCappedJitteredAndReset(t *testing.T) {
 	q := openT(t, filepath.Join(t.TempDir(), "q.db"), &Options{Now: clk.Now})
 	it, _, _ := q.Enqueue(capN(1))
 	other, _, _ := q.Enqueue(capN(2))
-	lo, hi := DefaultBackoffMin/2, DefaultBackoffMin
+	lo, hi := DefaultBackoffMin, DefaultBackoffMin // never below BackoffMin (retry_min)
 	for n := 1; n <= 12; n++ {
 		got, ok, err := q.Lease("w")
 		if err != nil || !ok || got.ID != it.ID {
@@ -252,7 +252,7 @@ func TestBackoffCappedJitteredAndReset(t *testing.T) {
 		if hi > DefaultBackoffMax {
 			hi = DefaultBackoffMax
 		}
-		lo = hi / 2
+		lo = max(hi/2, DefaultBackoffMin)
 		if n == 12 && hi != DefaultBackoffMax {
 			t.Fatalf("backoff not capped: %s", hi)
 		}
