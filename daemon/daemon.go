@@ -35,6 +35,9 @@ type Daemon struct {
 	// stop after a successful upload without recording it, as a process
 	// killed between the server's rename and the queue's write would.
 	crashBeforeRecord func(it queue.Item) bool
+	// beforeOpen runs in the worker between the lease and the only open
+	// of the capture (tests swap the file there).
+	beforeOpen func(it queue.Item)
 
 	mu          sync.Mutex
 	cfg         *Config

@@ -1,14 +1,10 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io/fs"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -269,9 +265,11 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	log := d.log.With("file", c.Rel, "id", it.ID, "worker", w.name)
 
 	local := filepath.Join(w.cfg.MediaDir, filepath.FromSlash(c.Rel))
-	if !w.localReady(it, local, log) {
+	f, opened := w.localReady(it, log) // the only open of the capture in this attempt
+	if f == nil {
 		return
 	}
+	defer f.Close()
 
 	idx := d.activeIndex()
 	srv := w.cfg.Servers[idx]
@@ -337,7 +335,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 				Percent: pct(sent, total), Rate: float64(sent) / max(now.Sub(up.Started).Seconds(), 1e-3)})
 		}
 	}
-	job := transfer.Job{LocalPath: local, Remote: remote, TempID: it.ID, Fresh: it.FirstLease, Progress: progress,
+	job := transfer.Job{LocalPath: local, File: f, Remote: remote, TempID: it.ID, Fresh: it.FirstLease, Progress: progress,
 		BeforeRename: func(temp, final string) error {
 			// Durable before RNTO: a power cut between the server's rename
 			// and Ack is settled by what the server shows, not by a re-send.
@@ -409,25 +407,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		log.Error("upload refused; parked", "err", msg)
 		d.hub.publish(Event{Type: "parked", ID: it.ID, File: c.Rel, Error: msg})
 	case transfer.Local:
-		same, serr := sameCapture(local, c)
-		if serr != nil && errors.Is(serr, fs.ErrNotExist) {
-			if _, merr := os.Stat(w.cfg.MediaDir); merr == nil {
-				d.durable("vanished", it, q.Vanished(it.ID))
-				d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel})
-				return
-			}
-		}
-		if serr == nil && !same {
-			// Written to during the upload: the watcher queues the new version.
-			d.durable("vanished", it, q.Vanished(it.ID))
-			log.Warn("capture changed during its upload; the new version is queued separately", "err", msg)
-			d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel, Error: "changed during upload"})
-			return
-		}
-		next, ferr := q.Fail(it.ID, msg)
-		d.durable("fail", it, ferr)
-		log.Warn("upload failed (local); will retry", "err", msg, "next", next)
-		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: msg})
+		w.localFailed(it, f, opened, err, log)
 	default:
 		next, ferr := q.Fail(it.ID, msg)
 		d.durable("fail", it, ferr)
@@ -522,27 +502,6 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// sameCapture says whether the file at p is still capture c: same size and,
-// when its modification time moved (a FAT card mounted with another time
-// zone offset), same content fingerprint.
-func sameCapture(p string, c queue.Capture) (bool, error) {
-	st, err := os.Stat(p)
-	if err != nil {
-		return false, err
-	}
-	if !st.Mode().IsRegular() || st.Size() != c.Size {
-		return false, nil
-	}
-	if st.ModTime().Equal(c.ModTime) {
-		return true, nil
-	}
-	fp, err := fingerprintFile(p)
-	if err != nil {
-		return false, err
-	}
-	return bytes.Equal(fp, c.Fingerprint), nil
-}
-
 // skipped settles an item whose remote name is held by another file under
 // same_name skip: recorded as skipped, never as done, and counted apart.
 func (w *worker) skipped(it queue.Item, res transfer.Result) {
@@ -558,38 +517,6 @@ func (w *worker) skipped(it queue.Item, res transfer.Result) {
 	if err := d.Queue().Skip(it.ID, res.Remote, reason); err != nil {
 		d.log.Error("capture skipped but queue not updated", "file", it.Capture.Rel, "id", it.ID, "err", err)
 	}
-}
-
-// localReady checks, before an upload, that the capture's file is still the
-// one queued; if not, it settles the item (vanished, changed, or retry
-// when the file cannot be read or the media folder is gone) and says so.
-func (w *worker) localReady(it queue.Item, local string, log *slog.Logger) bool {
-	d, q, c := w.d, w.d.Queue(), it.Capture
-	same, err := sameCapture(local, c)
-	switch {
-	case err != nil && errors.Is(err, fs.ErrNotExist):
-		if _, merr := os.Stat(w.cfg.MediaDir); merr != nil {
-			_, ferr := q.Fail(it.ID, "media directory unavailable: "+unwrapPathErr(merr))
-			d.durable("fail", it, ferr)
-			return false
-		}
-		d.durable("vanished", it, q.Vanished(it.ID))
-		log.Warn("capture vanished before upload; recorded, not retried")
-		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel})
-		return false
-	case err != nil:
-		next, ferr := q.Fail(it.ID, "cannot read local file: "+unwrapPathErr(err))
-		d.durable("fail", it, ferr)
-		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: err.Error(), State: next.Format(time.RFC3339)})
-		return false
-	case !same:
-		// Rewritten since it was queued; the watcher queues the new version.
-		d.durable("vanished", it, q.Vanished(it.ID))
-		log.Info("capture changed since it was queued; the new version is queued separately")
-		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel, Error: "changed since queued"})
-		return false
-	}
-	return true
 }
 
 // durable logs a queue change that could not be written (a full state

@@ -1,0 +1,164 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/camftpd/camftpd/queue"
+	"github.com/camftpd/camftpd/transfer"
+)
+
+// openQueued opens capture c under root once for an attempt
+// (transfer.OpenCapture: no symbolic link followed, a FIFO does not block,
+// only a regular file) and checks through the descriptor that it still
+// holds the capture queued: same size and, unless size, modification
+// time and inode all match the queued ones, the same fingerprint read
+// through it. same is false (and f nil) for another file.
+func openQueued(root string, c queue.Capture) (f *os.File, st os.FileInfo, same bool, err error) {
+	f, st, err = transfer.OpenCapture(root, c.Rel)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	same, err = isCapture(f, st, c)
+	if err != nil || !same {
+		f.Close()
+		return nil, nil, same, err
+	}
+	return f, st, true, nil
+}
+
+// isCapture says whether the open file f (fstat st) is capture c.
+func isCapture(f *os.File, st os.FileInfo, c queue.Capture) (bool, error) {
+	if st.Size() != c.Size {
+		return false, nil
+	}
+	if st.ModTime().Equal(c.ModTime) && c.Inode != 0 && inodeOf(st) == c.Inode {
+		return true, nil
+	}
+	// Another inode (a file put in its place, a card mounted again) or
+	// another time (a FAT card under another time zone offset): the
+	// content decides.
+	fp, err := queue.Fingerprint(f, st.Size())
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(fp, c.Fingerprint), nil
+}
+
+func inodeOf(st os.FileInfo) uint64 {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return uint64(s.Ino)
+	}
+	return 0
+}
+
+// sameCapture says whether the file at rel under root is still capture c
+// (see openQueued); fs.ErrNotExist when it is gone.
+func sameCapture(root string, c queue.Capture) (bool, error) {
+	f, _, same, err := openQueued(root, c)
+	if f != nil {
+		f.Close()
+	}
+	return same, err
+}
+
+// localReady opens, before an upload, the capture's file for this attempt
+// and checks that it is still the one queued; if not, it settles the item
+// (refused and parked when it is not a regular file reached without a
+// symbolic link, vanished, changed, or retry when it cannot be read or the
+// media folder is gone), says so once, and returns nil. The caller reads
+// the capture only through the file returned and closes it.
+func (w *worker) localReady(it queue.Item, log *slog.Logger) (*os.File, os.FileInfo) {
+	d, q, c := w.d, w.d.Queue(), it.Capture
+	if d.beforeOpen != nil {
+		d.beforeOpen(it)
+	}
+	f, st, same, err := openQueued(w.cfg.MediaDir, c)
+	switch {
+	case err != nil && errors.Is(err, transfer.ErrRefused):
+		w.refuse(it, err, log)
+	case err != nil && errors.Is(err, fs.ErrNotExist):
+		if _, merr := os.Stat(w.cfg.MediaDir); merr != nil {
+			_, ferr := q.Fail(it.ID, "media directory unavailable: "+unwrapPathErr(merr))
+			d.durable("fail", it, ferr)
+			return nil, nil
+		}
+		d.durable("vanished", it, q.Vanished(it.ID))
+		log.Warn("capture vanished before upload; recorded, not retried")
+		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel})
+	case err != nil:
+		next, ferr := q.Fail(it.ID, "cannot read local file: "+unwrapPathErr(err))
+		d.durable("fail", it, ferr)
+		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: err.Error(), State: next.Format(time.RFC3339)})
+	case !same:
+		// Rewritten or replaced since it was queued; the watcher queues
+		// the new version.
+		d.durable("vanished", it, q.Vanished(it.ID))
+		log.Info("capture changed since it was queued; the new version is queued separately")
+		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel, Error: "changed since queued"})
+	default:
+		return f, st
+	}
+	return nil, nil
+}
+
+// refuse parks an item whose path is not a regular file reached without
+// a symbolic link (a link, a FIFO, a device, a socket): it is never read,
+// not retried until someone asks (RetryNow), and reported once.
+func (w *worker) refuse(it queue.Item, err error, log *slog.Logger) {
+	d, c := w.d, it.Capture
+	reason := oneLine(err.Error())
+	d.durable("park", it, d.Queue().Park(it.ID, reason))
+	log.Warn("capture refused, never read; parked", "reason", reason)
+	d.hub.publish(Event{Type: "parked", ID: it.ID, File: c.Rel, Error: reason})
+}
+
+// localFailed settles an attempt that ended with a Local error, judged by
+// the descriptor the upload read (opened: its fstat when opened): removed
+// from the card or changed (the watcher queues the new version) makes the
+// item vanished while the media folder is there; a file still open for
+// writing, or another local error, is retried after the backoff (its
+// temporary file kept when it did not change).
+func (w *worker) localFailed(it queue.Item, f *os.File, opened os.FileInfo, err error, log *slog.Logger) {
+	d, q, c := w.d, w.d.Queue(), it.Capture
+	msg := oneLine(err.Error())
+	if errors.Is(err, transfer.ErrRefused) {
+		w.refuse(it, err, log)
+		return
+	}
+	st, serr := f.Stat()
+	gone := serr == nil && nlinkOf(st) == 0
+	changed := serr == nil && (st.Size() != opened.Size() || !st.ModTime().Equal(opened.ModTime()))
+	if gone || changed {
+		if _, merr := os.Stat(w.cfg.MediaDir); merr == nil {
+			why := "removed during upload"
+			if changed {
+				why = "changed during upload"
+				log.Warn("capture changed during its upload; the new version is queued separately", "err", msg)
+			}
+			d.durable("vanished", it, q.Vanished(it.ID))
+			d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel, Error: why})
+			return
+		}
+	}
+	next, ferr := q.Fail(it.ID, msg)
+	d.durable("fail", it, ferr)
+	if errors.Is(err, transfer.ErrStillWriting) {
+		log.Info("capture still open for writing: not published; will retry", "err", msg, "next", next)
+	} else {
+		log.Warn("upload failed (local); will retry", "err", msg, "next", next)
+	}
+	d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: msg})
+}
+
+func nlinkOf(st os.FileInfo) uint64 {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return uint64(s.Nlink)
+	}
+	return 1
+}
