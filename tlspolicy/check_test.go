@@ -186,7 +186,9 @@ func TestCheckProtocolErrors(t *testing.T) {
 		if st != CheckFail {
 			t.Fatal(st)
 		}
-		asErr(t, err, KindPolicy)
+		if pe := asErr(t, err, KindPolicy); !strings.Contains(pe.Msg, `TLS mode "fast" is unknown`) {
+			t.Errorf("message does not name the mode: %v", pe)
+		}
 	})
 }
 

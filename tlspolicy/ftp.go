@@ -117,8 +117,13 @@ func stepDeadline(ctx context.Context, timeout time.Duration) time.Time {
 	return d
 }
 
-func (s *session) deadline() {
-	s.raw.SetDeadline(stepDeadline(s.ctx, s.timeout))
+// deadline bounds the next step. It fails only on a closed connection; a
+// step without a deadline could wait for ever, so its error ends the check.
+func (s *session) deadline() error {
+	if err := s.raw.SetDeadline(stepDeadline(s.ctx, s.timeout)); err != nil {
+		return fmt.Errorf("set the connection's deadline: %w", err)
+	}
+	return nil
 }
 
 // wrap makes a network error of a step say which step and why.
@@ -153,13 +158,17 @@ func dialFTP(ctx context.Context, addr string, timeout time.Duration) (*session,
 		return nil, fmt.Errorf("connect %s: %w: check the server address and port, and the network", addr, err)
 	}
 	s := &session{raw: raw, br: bufio.NewReaderSize(raw, maxLine), timeout: timeout, ctx: ctx}
-	s.stop = context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+	// Cancelling ctx makes the step in progress time out at once. Should
+	// SetDeadline fail, the connection is closed: nothing is left to abort.
+	s.stop = context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
 	fail := func(err error) (*session, error) {
 		s.stop()
 		raw.Close()
 		return nil, err
 	}
-	s.deadline()
+	if err := s.deadline(); err != nil {
+		return fail(fmt.Errorf("connect %s: %w", addr, err))
+	}
 	for {
 		s.Banner, err = readReply(s.br)
 		if err != nil {
@@ -206,17 +215,18 @@ func dialAuthTLS(ctx context.Context, addr string, cfg *tls.Config, timeout time
 		s.raw.Close()
 		return nil, err
 	}
-	s.deadline()
+	if err := s.deadline(); err != nil {
+		return fail(fmt.Errorf("TLS handshake with %s: %w", addr, err))
+	}
 	s.tc = tls.Client(s.raw, cfg)
 	if err := s.tc.HandshakeContext(ctx); err != nil {
 		if ctxErr(ctx) != nil {
 			return fail(fmt.Errorf("TLS handshake with %s: %w", addr, ctxErr(ctx)))
 		}
+		// The policy's own *Error, or Explain's for refused suites and
+		// versions; Explain returns any other error as it is.
 		var pe *Error
-		if errors.As(err, &pe) {
-			return fail(err)
-		}
-		if ex := Explain(err, cfg); ex != err {
+		if ex := Explain(err, cfg); errors.As(ex, &pe) {
 			return fail(ex)
 		}
 		return fail(s.wrap("TLS handshake with "+addr, err))
@@ -234,11 +244,13 @@ func (s *session) quit() {
 	if cd, ok := s.ctx.Deadline(); ok && cd.Before(d) {
 		d = cd
 	}
-	s.raw.SetDeadline(d)
+	if err := s.raw.SetDeadline(d); err != nil {
+		return // closed already
+	}
 	if _, err := s.tc.Write([]byte("QUIT\r\n")); err != nil {
 		return
 	}
-	readReply(s.br)
+	_, _ = readReply(s.br) // 221 or not, the connection is closed next
 	s.tc.Close()
 }
 

@@ -117,12 +117,15 @@ func helloProbe(ctx context.Context, addr, serverName string, suite uint16, time
 	}
 	defer s.stop()
 	defer s.raw.Close()
-	s.deadline()
+	if err := s.deadline(); err != nil {
+		return helloUnclear, s.wrap("ClientHello", err)
+	}
 	if _, err := s.raw.Write(clientHello(serverName, suite)); err != nil {
 		return helloUnclear, s.wrap("ClientHello", err)
 	}
 	res, err := parseServerHello(s.raw, suite)
-	// Abort politely: a fatal user_canceled alert, in the clear.
-	s.raw.Write([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 90})
+	// Abort politely: a fatal user_canceled alert, in the clear. Best
+	// effort: the connection is closed next, and the answer is known.
+	_, _ = s.raw.Write([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 90})
 	return res, err
 }

@@ -32,8 +32,12 @@ func TestClientHelloOpenSSL(t *testing.T) {
 			t.Fatal(err)
 		}
 		cp, kp := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-		os.WriteFile(cp, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600)
-		os.WriteFile(kp, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600)
+		if err := os.WriteFile(cp, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(kp, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		return cp, kp
 	}
 	rc, rk := writePair("rsa", false)
@@ -53,7 +57,8 @@ func TestClientHelloOpenSSL(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); cmd.Wait() })
+	// Killed by cancel: Wait's error is that, and reaps the process.
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.Dial("tcp", addr)
@@ -73,7 +78,9 @@ func TestClientHelloOpenSSL(t *testing.T) {
 				return helloUnclear, err
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+				return helloUnclear, err
+			}
 			if _, err := c.Write(clientHello("localhost", s.ID)); err != nil {
 				return helloUnclear, err
 			}
@@ -89,8 +96,12 @@ func TestClientHelloOpenSSL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	c.Write(clientHello("localhost", 0xcca8))
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(clientHello("localhost", 0xcca8)); err != nil {
+		t.Fatal(err)
+	}
 	if res, err := parseServerHello(c, 0xcca8); res != helloRefused {
 		t.Errorf("CHACHA20: %v %v", res, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -110,17 +111,18 @@ func LoadCAFiles(paths ...string) ([][]byte, error) {
 		if err != nil {
 			return nil, certErr(err, fmt.Sprintf("CA file %s: %v", p, err))
 		}
-		var buf bytes.Buffer
+		var buf []byte
 		for _, c := range certs {
-			pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+			buf = append(buf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 		}
-		out = append(out, buf.Bytes())
+		out = append(out, buf)
 	}
 	return out, nil
 }
 
 func unwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
 		return pe.Err
 	}
 	return err
@@ -153,7 +155,7 @@ func parseCAPEM(data []byte) ([]*x509.Certificate, error) {
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("certificate %d is damaged (%v): export it again in PEM format", len(certs)+1, err)
+			return nil, fmt.Errorf("certificate %d is damaged (%w): export it again in PEM format", len(certs)+1, err)
 		}
 		certs = append(certs, c)
 	}

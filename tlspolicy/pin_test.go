@@ -268,6 +268,9 @@ func FuzzParseServerHello(f *testing.F) {
 	f.Add([]byte{0x16, 3, 3, 0, 42, 2, 0, 0, 38, 3, 3, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 0, 0x00, 0x9f}, uint16(0x009f))
 	f.Add([]byte{0x15, 3, 3, 0, 2, 2, 40}, uint16(0x009f))
 	f.Fuzz(func(t *testing.T, data []byte, want uint16) {
-		parseServerHello(bytes.NewReader(data), want)
+		res, err := parseServerHello(bytes.NewReader(data), want)
+		if (err != nil) != (res == helloUnclear) {
+			t.Fatalf("result %v with error %v: an unclear answer says why, a clear one has no error", res, err)
+		}
 	})
 }

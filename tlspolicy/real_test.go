@@ -37,7 +37,7 @@ func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock()
 func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // connect runs one policy handshake (AUTH TLS, TLS, QUIT) against r.
-func connect(t *testing.T, r *ftpstest.Real, mode tlspolicy.Mode) (tlspolicy.Negotiated, error, *tlspolicy.Policy, string) {
+func connect(t *testing.T, r *ftpstest.Real, mode tlspolicy.Mode) (tlspolicy.Negotiated, *tlspolicy.Policy, string, error) {
 	t.Helper()
 	logs := &logBuf{}
 	p, err := tlspolicy.New(tlspolicy.Options{Mode: mode, ServerName: r.ServerName, CAPEM: [][]byte{r.CAPEM},
@@ -53,7 +53,7 @@ func connect(t *testing.T, r *ftpstest.Real, mode tlspolicy.Mode) (tlspolicy.Neg
 	} else {
 		t.Logf("vsftpd %s, mode %s: %v", r.Addr, mode, n)
 	}
-	return n, err, p, logs.String()
+	return n, p, logs.String(), err
 }
 
 func policyErr(t *testing.T, err error) *tlspolicy.Error {
@@ -71,7 +71,7 @@ func policyErr(t *testing.T, err error) *tlspolicy.Error {
 func TestVsftpdRecommendedSuiteConnectsQuietly(t *testing.T) {
 	r := startVsftpd(t, "ECDHE-RSA-AES128-GCM-SHA256", true)
 	for _, mode := range []tlspolicy.Mode{tlspolicy.Compatible, tlspolicy.RecommendedOnly} {
-		n, err, p, logs := connect(t, r, mode)
+		n, p, logs, err := connect(t, r, mode)
 		if err != nil {
 			t.Fatalf("mode %s: %v", mode, err)
 		}
@@ -89,7 +89,7 @@ func TestVsftpdRecommendedSuiteConnectsQuietly(t *testing.T) {
 
 func TestVsftpdDeprecatedSuite(t *testing.T) {
 	r := startVsftpd(t, "ECDHE-RSA-AES128-SHA256", true)
-	n, err, p, logs := connect(t, r, tlspolicy.Compatible)
+	n, p, logs, err := connect(t, r, tlspolicy.Compatible)
 	if err != nil {
 		t.Fatalf("compatible: %v", err)
 	}
@@ -108,7 +108,7 @@ func TestVsftpdDeprecatedSuite(t *testing.T) {
 		}
 	}
 
-	_, err, p, _ = connect(t, r, tlspolicy.RecommendedOnly)
+	_, p, _, err = connect(t, r, tlspolicy.RecommendedOnly)
 	pe := policyErr(t, err)
 	if !strings.Contains(pe.Msg, "mode recommended") || !strings.Contains(pe.Msg, "compatible") {
 		t.Errorf("refusal does not explain the mode: %v", pe)
@@ -121,7 +121,7 @@ func TestVsftpdDeprecatedSuite(t *testing.T) {
 func TestVsftpdChaCha20Refused(t *testing.T) {
 	r := startVsftpd(t, "ECDHE-RSA-CHACHA20-POLY1305", true)
 	for _, mode := range []tlspolicy.Mode{tlspolicy.Compatible, tlspolicy.RecommendedOnly} {
-		_, err, _, _ := connect(t, r, mode)
+		_, _, _, err := connect(t, r, mode)
 		pe := policyErr(t, err)
 		if !strings.Contains(pe.Msg, "accepted none") {
 			t.Errorf("mode %s: %v", mode, pe)
@@ -131,15 +131,17 @@ func TestVsftpdChaCha20Refused(t *testing.T) {
 
 func TestVsftpdDHEOnlyRefused(t *testing.T) {
 	r := startVsftpd(t, "DHE-RSA-AES256-GCM-SHA384", true)
-	_, err, _, _ := connect(t, r, tlspolicy.Compatible)
+	_, _, _, err := connect(t, r, tlspolicy.Compatible)
 	pe := policyErr(t, err)
 	for _, s := range []string{"DHE suites", "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", "does not implement", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"} {
 		if !strings.Contains(pe.Msg, s) {
 			t.Errorf("message lacks %q: %v", s, pe)
 		}
 	}
-	_, err, _, _ = connect(t, r, tlspolicy.RecommendedOnly)
-	policyErr(t, err)
+	_, _, _, err = connect(t, r, tlspolicy.RecommendedOnly)
+	if pe := policyErr(t, err); !strings.Contains(pe.Msg, "set the TLS mode to compatible") {
+		t.Errorf("message does not point to mode compatible: %v", pe)
+	}
 }
 
 func check(t *testing.T, r *ftpstest.Real, mode tlspolicy.Mode) (tlspolicy.Status, string, error) {
@@ -229,7 +231,7 @@ func TestProFTPDDHEOnly(t *testing.T) {
 		t.Fatalf("starting proftpd (install it with `scripts/ftpservers install`): %v", err)
 	}
 	t.Cleanup(func() { r.Close() })
-	_, err, _, _ = connect(t, r, tlspolicy.Compatible)
+	_, _, _, err = connect(t, r, tlspolicy.Compatible)
 	pe := policyErr(t, err)
 	for _, s := range []string{"DHE suites", "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", "does not implement"} {
 		if !strings.Contains(pe.Msg, s) {
@@ -283,7 +285,7 @@ func TestVsftpdECDSA(t *testing.T) {
 		if err != nil {
 			t.Fatalf("starting vsftpd (install it with `scripts/ftpservers install`): %v", err)
 		}
-		n, err, _, logs := connect(t, r, tlspolicy.Compatible)
+		n, _, logs, err := connect(t, r, tlspolicy.Compatible)
 		r.Close()
 		if err != nil {
 			t.Fatalf("%s: %v", tc.ciphers, err)

@@ -137,14 +137,6 @@ func suiteNames(ids []uint16) string {
 	return strings.Join(n, ", ")
 }
 
-func unimplementedNames() string {
-	var n []string
-	for _, s := range unimplemented() {
-		n = append(n, s.Name)
-	}
-	return strings.Join(n, ", ")
-}
-
 // VersionName returns "TLS 1.2", "TLS 1.3", ... for a protocol version.
 func VersionName(v uint16) string {
 	switch v {
