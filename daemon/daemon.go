@@ -35,6 +35,10 @@ type Daemon struct {
 	// stop after a successful upload without recording it, as a process
 	// killed between the server's rename and the queue's write would.
 	crashBeforeRecord func(it queue.Item) bool
+	// wallClock, when set, is the wall clock of the queue's due times
+	// (tests step it); the queue re-plans on its steps against the
+	// process's monotonic clock. Nil: time.Now.
+	wallClock func() time.Time
 	// beforeOpen runs in the worker between the lease and the only open
 	// of the capture (tests swap the file there).
 	beforeOpen func(it queue.Item)
@@ -48,6 +52,7 @@ type Daemon struct {
 	mediaErr    string
 	blocked     string
 	clockWait   bool
+	retrying    string // last transient server failure, until an upload succeeds
 	link        string
 	active      int
 	failStreak  int
@@ -144,7 +149,7 @@ func (d *Daemon) publishState() {
 	st := d.stateLocked()
 	led := board.StateIdle
 	switch {
-	case d.blocked != "" || d.mediaGone || d.link == "down":
+	case d.blocked != "" || d.mediaGone || d.link == "down" || (d.retrying != "" && len(d.uploads) == 0):
 		led = board.StateError
 	case len(d.uploads) > 0:
 		led = board.StateBusy
@@ -186,6 +191,8 @@ func (d *Daemon) stateLocked() string {
 		return "waiting: network link down"
 	case len(d.uploads) > 0:
 		return "uploading"
+	case d.retrying != "":
+		return "retrying: " + d.retrying
 	}
 	return "idle"
 }
@@ -308,10 +315,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("cannot create state_dir %s: %v (fix its path or permissions)", cfg.StateDir, unwrapPathErr(err))
 	}
-	q, err := queue.Open(filepath.Join(cfg.StateDir, "queue.db"), &queue.Options{
+	qopts := &queue.Options{
 		BackoffMin: cfg.RetryMin, BackoffMax: cfg.RetryMax, LeaseTime: leaseTime,
 		Logger: d.log.With("part", "queue"),
-	})
+	}
+	if d.wallClock != nil {
+		start := time.Now()
+		qopts.Now, qopts.Elapsed = d.wallClock, func() time.Duration { return time.Since(start) }
+	}
+	q, err := queue.Open(filepath.Join(cfg.StateDir, "queue.db"), qopts)
 	if err != nil {
 		return fmt.Errorf("cannot open queue in %s: %w", cfg.StateDir, err)
 	}
@@ -477,7 +489,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.blocked = ""
 				d.clockWait = d.clockWait && !board.ClockSane(time.Now())
 				d.active = ncfg.ActiveIndex()
-				d.failStreak = 0
+				d.failStreak, d.retrying = 0, ""
 			})
 			if watchChanged && wat != nil {
 				wat.stop()

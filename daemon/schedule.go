@@ -131,8 +131,8 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
 			if err != nil {
 				t = time.NewTimer(time.Second)
 				timer = t.C
-			} else if due, ok := q.NextDue(); ok {
-				t = time.NewTimer(max(time.Until(due), 20*time.Millisecond))
+			} else if in, ok := q.NextDueIn(); ok { // on the queue's clock (see queue.Options.Elapsed)
+				t = time.NewTimer(max(in, 20*time.Millisecond))
 				timer = t.C
 			}
 			select {
@@ -284,7 +284,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	}
 	client, pol, err := w.client(idx)
 	if err != nil {
-		d.durable("release", it, q.Release(it.ID))
+		w.noPolicy(it, idx) // blocks: a Release alone leased it again at once
 		return
 	}
 
@@ -366,7 +366,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		d.mu.Lock()
 		d.doneFiles++
 		d.doneBytes += res.Size
-		d.failStreak = 0
+		d.failStreak, d.retrying = 0, ""
 		d.mu.Unlock()
 		log.Info("uploaded", "remote", res.Remote, "size", res.Size, "resumed_from", res.ResumedFrom,
 			"already_there", res.Existing, "seconds", elapsed.Seconds())
@@ -388,13 +388,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	msg := oneLine(err.Error())
 	var te *tlspolicy.Error
 	if errors.As(err, &te) && te.Kind == tlspolicy.KindClock {
-		d.durable("release", it, q.Release(it.ID))
-		d.setState(func() { d.clockWait = true })
-		go func() {
-			if errW := waitClock(ctx); errW == nil {
-				d.setState(func() { d.clockWait = false })
-			}
-		}()
+		w.clockUnset(ctx, it, msg)
 		return
 	}
 	switch cl := transfer.ClassOf(err); cl {
@@ -413,7 +407,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		d.durable("fail", it, ferr)
 		log.Warn("upload failed; will retry", "err", msg, "next", next)
 		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: msg})
-		d.noteTransient(srv.Name)
+		d.noteTransient(srv.Name, msg)
 	}
 }
 
@@ -457,10 +451,13 @@ func (d *Daemon) failback(ctx context.Context, cfg *Config, policies []*tlspolic
 	}
 }
 
-func (d *Daemon) noteTransient(server string) {
+// noteTransient counts a transient failure on server (failover) and keeps
+// msg for the status until an upload succeeds.
+func (d *Daemon) noteTransient(server, msg string) {
 	cfg := d.config()
 	d.mu.Lock()
 	d.failStreak++
+	d.retrying = "server " + server + ": " + msg
 	switchTo := -1
 	if cfg.Failover && len(cfg.Servers) > 1 && d.failStreak >= cfg.FailoverAfter {
 		switchTo = (d.active + 1) % len(cfg.Servers)
@@ -510,7 +507,7 @@ func (w *worker) skipped(it queue.Item, res transfer.Result) {
 	// As for done: counters, log and event before the queue record.
 	d.mu.Lock()
 	d.skippedFiles++
-	d.failStreak = 0
+	d.failStreak, d.retrying = 0, ""
 	d.mu.Unlock()
 	d.log.Info("not uploaded: remote name taken by another file", "file", it.Capture.Rel, "remote", res.Remote)
 	d.hub.publish(Event{Type: "skipped", ID: it.ID, File: it.Capture.Rel, Worker: w.name, Remote: res.Remote, Error: reason})

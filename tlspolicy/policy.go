@@ -318,7 +318,7 @@ func (p *Policy) certError(err error, leaf *x509.Certificate, now time.Time) *Er
 		if now.Before(c.NotBefore) {
 			// The clock is plausible (verifyCert checked): a certificate
 			// error, not a clock wait, which would retry at once.
-			return certErr(err, fmt.Sprintf("%s is not valid yet: valid from %s to %s, device clock %s (%s before its start): if the device clock is right, reissue the certificate on the server with a start date in the past; if not, set the device clock",
+			return certErr(err, fmt.Sprintf("%s is not valid before %s (valid to %s; device clock %s, %s earlier): fix the device clock or the certificate's start date",
 				which, stamp(c.NotBefore), stamp(c.NotAfter), stamp(now), c.NotBefore.Sub(now).Round(time.Second)))
 		}
 		return certErr(err, fmt.Sprintf("%s expired on %s (valid from %s, device clock %s): renew the certificate on the server",
