@@ -44,9 +44,9 @@ func TestScanDir(t *testing.T) {
 	if err != nil || len(unknown) != 0 || reads != 0 {
 		t.Fatalf("all known by hint: unknown %v, %d reads, %v", unknown, reads, err)
 	}
-	tx := lastTxID(q)
-	if unknown, err := q.ScanDir("100CAM", listingOf(c, a, b), fp); err != nil || len(unknown) != 0 || lastTxID(q) != tx {
-		t.Fatalf("unchanged folder: unknown %v, wrote %v, %v", unknown, lastTxID(q) != tx, err)
+	tx := lastTxID(t, q)
+	if unknown, err := q.ScanDir("100CAM", listingOf(c, a, b), fp); err != nil || len(unknown) != 0 || lastTxID(t, q) != tx {
+		t.Fatalf("unchanged folder: unknown %v, wrote %v, %v", unknown, lastTxID(t, q) != tx, err)
 	}
 
 	// b seen two hours later (time zone), a new shot, a rewritten c.
@@ -120,9 +120,13 @@ func TestMigrateSchema1(t *testing.T) {
 	path := filepath.Join(dir, "q.db")
 	mk := func(name, content string, st State, seq uint64) *rec {
 		p := filepath.Join(dir, "media", "100CAM", name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if content != "" {
-			os.WriteFile(p, []byte(content), 0o644)
+			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		fi, _ := os.Stat(p)
 		c := Capture{Path: p, Rel: "100CAM/" + name, Size: int64(len(content)), Inode: seq}
@@ -143,13 +147,23 @@ func TestMigrateSchema1(t *testing.T) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range []string{"items", "meta", "pending", "inflight", "retry", "parked", "done"} {
-			tx.CreateBucket([]byte(name))
+			if _, err := tx.CreateBucket([]byte(name)); err != nil {
+				return err
+			}
 		}
-		tx.Bucket(bucketMeta).Put(keySchema, []byte{1})
-		tx.Bucket(bucketMeta).Put(keyCounts, make([]byte, 40))
+		if err := tx.Bucket(bucketMeta).Put(keySchema, []byte{1}); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketMeta).Put(keyCounts, make([]byte, 40)); err != nil {
+			return err
+		}
 		for _, r := range recs {
-			tx.Bucket(bucketItems).Put([]byte(r.ID), encodeV1(r))
-			tx.Bucket(indexBucket[r.State]).Put(indexKey(r), []byte(r.ID))
+			if err := tx.Bucket(bucketItems).Put([]byte(r.ID), encodeV1(r)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(indexBucket[r.State]).Put(indexKey(r), []byte(r.ID)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

@@ -78,6 +78,36 @@ func mustVerify(t testing.TB, q *Queue) {
 	}
 }
 
+// mustEnqueue, mustLease and mustFail are steps a scenario needs: an error
+// (or, for a lease, nothing to lease) ends the test there, before checks
+// that would fail far from the cause.
+func mustEnqueue(t testing.TB, q *Queue, c Capture) Item {
+	t.Helper()
+	it, _, err := q.Enqueue(c)
+	if err != nil {
+		t.Fatalf("enqueue %s: %v", c.Rel, err)
+	}
+	return it
+}
+
+func mustLease(t testing.TB, q *Queue, worker string) Item {
+	t.Helper()
+	it, ok, err := q.Lease(worker)
+	if err != nil || !ok {
+		t.Fatalf("lease for %s: leased %v, %v", worker, ok, err)
+	}
+	return it
+}
+
+func mustFail(t testing.TB, q *Queue, id, msg string) time.Time {
+	t.Helper()
+	next, err := q.Fail(id, msg)
+	if err != nil {
+		t.Fatalf("fail %s: %v", id, err)
+	}
+	return next
+}
+
 func TestEnqueueIdempotentAndStableID(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
 	q := openT(t, path, nil)
@@ -183,10 +213,10 @@ func TestLeasesOfCrashedRunGoBackToPending(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
 	q := openT(t, path, nil)
 	for i := 0; i < 3; i++ {
-		q.Enqueue(capN(i))
+		mustEnqueue(t, q, capN(i))
 	}
 	a, _, _ := q.Lease("w1")
-	q.Lease("w2")
+	mustLease(t, q, "w2")
 	q.Close() // as if the process died: leases stay in the file
 	q = openT(t, path, nil)
 	c, _ := q.Counts()
@@ -256,11 +286,13 @@ func TestBackoffCappedJitteredAndReset(t *testing.T) {
 		if n == 12 && hi != DefaultBackoffMax {
 			t.Fatalf("backoff not capped: %s", hi)
 		}
-		q.Renew(other.ID)
+		if err := q.Renew(other.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// ResetBackoff: due now, next failure starts again from BackoffMin.
-	q.Lease("w")
-	q.Fail(it.ID, "x")
+	mustLease(t, q, "w")
+	mustFail(t, q, it.ID, "x")
 	if err := q.ResetBackoff(); err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +300,7 @@ func TestBackoffCappedJitteredAndReset(t *testing.T) {
 	if st.State != Pending {
 		t.Fatalf("after ResetBackoff: %s", st.State)
 	}
-	q.Lease("w")
+	mustLease(t, q, "w")
 	next, _ := q.Fail(it.ID, "x")
 	if d := next.Sub(clk.Now()); d > DefaultBackoffMin {
 		t.Fatalf("backoff not reset: %s", d)
@@ -280,7 +312,7 @@ func TestLeaseExpiryAndRenew(t *testing.T) {
 	clk := newClock()
 	q := openT(t, filepath.Join(t.TempDir(), "q.db"), &Options{Now: clk.Now, LeaseTime: time.Minute})
 	it, _, _ := q.Enqueue(capN(1))
-	q.Lease("w1")
+	mustLease(t, q, "w1")
 	if due, ok := q.NextDue(); !ok || !due.Equal(clk.Now().Add(time.Minute)) {
 		t.Fatalf("NextDue must include the lease expiry: %v %v", due, ok)
 	}
@@ -351,7 +383,7 @@ func TestParkVanishedRetryNow(t *testing.T) {
 func TestDoneNeverGoesBack(t *testing.T) {
 	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
 	a, _, _ := q.Enqueue(capN(1))
-	q.Lease("w")
+	mustLease(t, q, "w")
 	if err := q.Ack(a.ID, "/up/IMG_00001.JPG", "ab12"); err != nil {
 		t.Fatal(err)
 	}
@@ -377,8 +409,12 @@ func TestDoneNeverGoesBack(t *testing.T) {
 	if err := q.Renew(a.ID); !errors.Is(err, ErrState) {
 		t.Fatalf("renew on done: %v", err)
 	}
-	q.Release(a.ID)
-	q.ResetBackoff()
+	if err := q.Release(a.ID); err != nil {
+		t.Fatalf("release of a done item must be a no-op: %v", err)
+	}
+	if err := q.ResetBackoff(); err != nil {
+		t.Fatal(err)
+	}
 	if _, added, _ := q.Enqueue(capN(1)); added {
 		t.Fatal("done capture enqueued again")
 	}
@@ -394,13 +430,15 @@ func TestDoneNeverGoesBack(t *testing.T) {
 func TestFirstLease(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
 	q := openT(t, path, nil)
-	q.Enqueue(capN(1))
-	q.Enqueue(capN(2))
+	mustEnqueue(t, q, capN(1))
+	mustEnqueue(t, q, capN(2))
 	a, _, _ := q.Lease("w")
 	if !a.FirstLease {
 		t.Fatalf("first lease not marked: %+v", a)
 	}
-	q.Release(a.ID)
+	if err := q.Release(a.ID); err != nil {
+		t.Fatal(err)
+	}
 	if again, _, _ := q.Lease("w"); again.ID != a.ID || again.FirstLease {
 		t.Fatalf("lease after Release marked first (or another item): %+v", again)
 	}
@@ -426,7 +464,7 @@ func TestReleaseAndDrop(t *testing.T) {
 	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
 	a, _, _ := q.Enqueue(capN(1))
 	<-q.Wake()
-	q.Lease("w")
+	mustLease(t, q, "w")
 	if err := q.Release(a.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -466,21 +504,23 @@ func TestWakeAndNextDue(t *testing.T) {
 		t.Fatal("NextDue on empty queue")
 	}
 	a, _, _ := q.Enqueue(capN(1))
-	q.Enqueue(capN(2)) // second signal coalesces (capacity 1)
+	mustEnqueue(t, q, capN(2)) // second signal coalesces (capacity 1)
 	<-q.Wake()
 	select {
 	case <-q.Wake():
 		t.Fatal("Wake must coalesce")
 	default:
 	}
-	q.Enqueue(capN(1)) // no-op: no signal
+	if _, added, err := q.Enqueue(capN(1)); added || err != nil { // no-op: no signal
+		t.Fatalf("enqueue of a known capture: added %v, %v", added, err)
+	}
 	select {
 	case <-q.Wake():
 		t.Fatal("no-op enqueue signalled")
 	default:
 	}
-	q.Lease("w")
-	q.Fail(a.ID, "x")
+	mustLease(t, q, "w")
+	mustFail(t, q, a.ID, "x")
 	<-q.Wake()
 	if _, ok := q.NextDue(); !ok {
 		t.Fatal("NextDue missing")
@@ -490,15 +530,19 @@ func TestWakeAndNextDue(t *testing.T) {
 func TestListCountsAndStates(t *testing.T) {
 	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
 	for i := 0; i < 5; i++ {
-		q.Enqueue(capN(i))
+		mustEnqueue(t, q, capN(i))
 	}
 	a, _, _ := q.Lease("w")
 	b, _, _ := q.Lease("w")
 	c, _, _ := q.Lease("w")
 	d, _, _ := q.Lease("w")
-	q.Ack(a.ID, "/r/a", "h")
-	q.Fail(b.ID, "x")
-	q.Park(c.ID, "y")
+	if err := q.Ack(a.ID, "/r/a", "h"); err != nil {
+		t.Fatal(err)
+	}
+	mustFail(t, q, b.ID, "x")
+	if err := q.Park(c.ID, "y"); err != nil {
+		t.Fatal(err)
+	}
 	cnt, err := q.Counts()
 	if err != nil || cnt != (Counts{Pending: 1, InFlight: 1, Retry: 1, Done: 1, Parked: 1}) {
 		t.Fatalf("counts %+v %v", cnt, err)
@@ -529,7 +573,7 @@ func TestHistoryKeptWhileOnCard(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		c := capN(i)
 		it, _, _ := q.Enqueue(c)
-		q.Lease("w")
+		mustLease(t, q, "w")
 		if err := q.Ack(it.ID, "/r", "h"); err != nil {
 			t.Fatal(err)
 		}
@@ -553,8 +597,10 @@ func TestHistoryKeptWhileOnCard(t *testing.T) {
 		other := capN(100 + i) // in another folder; its Ack prunes
 		other.Rel = strings.Replace(other.Rel, "100CAM", "101CAM", 1)
 		it, _, _ := q.Enqueue(other)
-		q.Lease("w")
-		q.Ack(it.ID, "/r", "h")
+		mustLease(t, q, "w")
+		if err := q.Ack(it.ID, "/r", "h"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	absentKept := 0
 	for _, id := range ids[:6] {
@@ -643,9 +689,12 @@ func TestClosedQueueErrors(t *testing.T) {
 	}
 }
 
-func lastTxID(q *Queue) int {
+func lastTxID(t testing.TB, q *Queue) int {
+	t.Helper()
 	var id int
-	q.db.View(func(tx *bboltTx) error { id = tx.ID(); return nil })
+	if err := q.db.View(func(tx *bboltTx) error { id = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	return id
 }
 
@@ -656,12 +705,12 @@ func TestEnqueueBatchAndNoWriteForKnown(t *testing.T) {
 		cs = append(cs, capN(i))
 	}
 	cs = append(cs, capN(3)) // a duplicate inside the batch
-	before := lastTxID(q)
+	before := lastTxID(t, q)
 	items, added, err := q.EnqueueBatch(cs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := lastTxID(q) - before; got != 1 {
+	if got := lastTxID(t, q) - before; got != 1 {
 		t.Fatalf("batch took %d write transactions, want 1", got)
 	}
 	if !added[0] || added[50] || items[50].ID != items[3].ID {
@@ -671,7 +720,7 @@ func TestEnqueueBatchAndNoWriteForKnown(t *testing.T) {
 		t.Fatalf("counts %+v", c)
 	}
 	// A rescan of known captures writes nothing.
-	before = lastTxID(q)
+	before = lastTxID(t, q)
 	for _, c := range cs {
 		if _, added, err := q.Enqueue(c); err != nil || added {
 			t.Fatal(added, err)
@@ -680,16 +729,18 @@ func TestEnqueueBatchAndNoWriteForKnown(t *testing.T) {
 	if _, _, err := q.EnqueueBatch(cs); err != nil {
 		t.Fatal(err)
 	}
-	if got := lastTxID(q) - before; got != 0 {
+	if got := lastTxID(t, q) - before; got != 0 {
 		t.Fatalf("rescan of known captures wrote %d transactions", got)
 	}
 	// Leasing on an idle queue writes nothing either.
 	q2 := openT(t, filepath.Join(t.TempDir(), "q2.db"), nil)
-	before = lastTxID(q2)
+	before = lastTxID(t, q2)
 	for i := 0; i < 10; i++ {
-		q2.Lease("w")
+		if _, ok, err := q2.Lease("w"); ok || err != nil {
+			t.Fatalf("lease on an idle queue: %v %v", ok, err)
+		}
 	}
-	if got := lastTxID(q2) - before; got != 0 {
+	if got := lastTxID(t, q2) - before; got != 0 {
 		t.Fatalf("idle Lease wrote %d transactions", got)
 	}
 	// All or none: a batch that cannot be written leaves nothing.
