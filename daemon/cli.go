@@ -290,7 +290,10 @@ func socketDo(ctx context.Context, sock, method, path string, form url.Values) (
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	resp, err := socketClient(sock).Do(req)
+	cl := socketClient(sock)
+	// One request per client: no idle connection is left to the daemon.
+	defer cl.CloseIdleConnections()
+	resp, err := cl.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -362,44 +365,72 @@ type queueCmd struct {
 	stdout, stderr io.Writer
 }
 
+// list prints the items of states (all when empty) state by state, a
+// page at a time: neither the daemon nor this command holds the whole
+// queue.
 func (c *queueCmd) list(states string) int {
-	var items []queue.Item
-	var err error
-	if c.live {
-		var b []byte
-		b, err = socketDo(c.ctx, c.sock, http.MethodGet, "/queue?"+url.Values{"state": {states}}.Encode(), nil)
-		if err == nil {
-			err = json.Unmarshal(b, &items)
-		}
-	} else {
-		var ss []queue.State
-		for _, s := range strings.Split(states, ",") {
-			if s != "" {
-				ss = append(ss, queue.State(s))
-			}
-		}
-		items, err = c.q.List(ss...)
-	}
+	ss, err := parseStates(states)
 	if err != nil {
 		fmt.Fprintln(c.stderr, "camftpd queue list:", err)
 		return 2
 	}
+	if len(ss) == 0 {
+		ss = queue.AllStates()
+	}
 	tw := tabwriter.NewWriter(c.stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tTRIES\tSIZE\tFILE\tNOTE")
-	for _, it := range items {
-		note := it.LastError
-		switch {
-		case it.State == queue.Done:
-			note = it.Remote
-		case it.State == queue.Held:
-			note = it.Reason
-		case (it.State == queue.Parked || it.State == queue.Skipped) && it.Reason != "":
-			note = it.Reason
+	for _, s := range ss {
+		for after := ""; ; {
+			items, next, err := c.page(s, after)
+			if err != nil {
+				tw.Flush()
+				fmt.Fprintln(c.stderr, "camftpd queue list:", err)
+				return 2
+			}
+			for _, it := range items {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", it.ID, it.State, it.Attempts, humanBytes(it.Capture.Size),
+					escName(it.Capture.Rel), escName(itemNote(it)))
+			}
+			if after = next; after == "" {
+				break
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", it.ID, it.State, it.Attempts, humanBytes(it.Capture.Size), escName(it.Capture.Rel), escName(note))
 	}
 	tw.Flush()
 	return 0
+}
+
+// listPage is how many items camftpd queue list asks for at once.
+const listPage = 1000
+
+// page reads one page of the items in state s, from the daemon or the file.
+func (c *queueCmd) page(s queue.State, after string) ([]queue.Item, string, error) {
+	if !c.live {
+		return c.q.ListPage(after, listPage, s)
+	}
+	v := url.Values{"state": {string(s)}, "after": {after}, "limit": {strconv.Itoa(listPage)}}
+	b, err := socketDo(c.ctx, c.sock, http.MethodGet, "/queue?"+v.Encode(), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	var p QueuePage
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, "", fmt.Errorf("the daemon's queue page: %v", err)
+	}
+	return p.Items, p.Next, nil
+}
+
+// itemNote is the NOTE column of camftpd queue list.
+func itemNote(it queue.Item) string {
+	switch {
+	case it.State == queue.Done:
+		return it.Remote
+	case it.State == queue.Held:
+		return it.Reason
+	case (it.State == queue.Parked || it.State == queue.Skipped) && it.Reason != "":
+		return it.Reason
+	}
+	return it.LastError
 }
 
 func (c *queueCmd) change(sub, id string) int {

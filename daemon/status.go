@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -182,7 +185,7 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 		d.Resume()
 		writeJSON(w, map[string]string{"ok": "resumed"})
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: statusIdleTimeout, BaseContext: func(net.Listener) context.Context { return ctx }}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -195,6 +198,10 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 	}()
 	return done, nil
 }
+
+// statusIdleTimeout closes a status socket connection idle between
+// requests: a client that leaves it open does not keep its buffers.
+const statusIdleTimeout = 30 * time.Second
 
 func orAll(id string) string {
 	if id == "" {
@@ -218,42 +225,158 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = enc.Encode(v)
 }
 
-func (d *Daemon) serveQueue(w http.ResponseWriter, r *http.Request) {
-	var states []queue.State
-	for _, s := range strings.Split(r.FormValue("state"), ",") {
-		if s != "" {
-			states = append(states, queue.State(s))
-		}
-	}
-	items, err := d.Queue().List(states...)
-	if err != nil {
-		httpErr(w, err)
-		return
-	}
-	writeJSON(w, items)
+// QueuePage is the answer of GET /queue?after=ID&limit=N: up to N items
+// (queue.ListPageDefault without limit, queue.ListPageMax at most) whose ID
+// sorts after ID, in ID order, and the after of the next page ("" at the
+// end).
+type QueuePage struct {
+	Items []queue.Item `json:"items"`
+	Next  string       `json:"next"`
 }
 
-// serveEvents streams events as newline-delimited JSON.
+// serveQueue answers GET /queue: with after or limit, one page (see
+// QueuePage); without, the whole listing as a JSON array, state by state
+// in the order of queue.List, streamed page by page (one short read
+// transaction each): memory follows one page, not the queue.
+func (d *Daemon) serveQueue(w http.ResponseWriter, r *http.Request) {
+	q := d.Queue()
+	if q == nil {
+		http.Error(w, "the queue is not open yet", http.StatusServiceUnavailable)
+		return
+	}
+	states, err := parseStates(r.FormValue("state"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if r.Form.Has("after") || r.Form.Has("limit") {
+		limit := 0
+		if l := r.FormValue("limit"); l != "" {
+			if limit, err = strconv.Atoi(l); err != nil || limit <= 0 {
+				http.Error(w, fmt.Sprintf("limit %q: give a positive number of items (at most %d)", l, queue.ListPageMax), http.StatusBadRequest)
+				return
+			}
+		}
+		items, next, err := q.ListPage(r.FormValue("after"), limit, states...)
+		if err != nil {
+			httpErr(w, err)
+			return
+		}
+		writeJSON(w, QueuePage{Items: items, Next: next})
+		return
+	}
+	if len(states) == 0 {
+		states = queue.AllStates()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := streamQueue(w, q, states); err != nil {
+		// The answer is cut before its closing bracket: the client sees
+		// an incomplete listing, not a short one.
+		d.log.Warn("queue listing cut", "err", err)
+	}
+}
+
+// streamQueue writes the items of states as one JSON array, a page at a
+// time.
+func streamQueue(w http.ResponseWriter, q *queue.Queue, states []queue.State) error {
+	rc := http.NewResponseController(w)
+	sep := "[\n"
+	for _, s := range states {
+		for after := ""; ; {
+			items, next, err := q.ListPage(after, queue.ListPageDefault, s)
+			if err != nil {
+				return err
+			}
+			_ = rc.SetWriteDeadline(time.Now().Add(eventsWriteTimeout))
+			for i := range items {
+				b, err := json.Marshal(&items[i])
+				if err != nil {
+					return err
+				}
+				if _, err := io.WriteString(w, sep); err != nil {
+					return err
+				}
+				if _, err := w.Write(b); err != nil {
+					return err
+				}
+				sep = ",\n"
+			}
+			if err := rc.Flush(); err != nil {
+				return err
+			}
+			if after = next; after == "" {
+				break
+			}
+		}
+	}
+	if sep == "[\n" {
+		_, err := io.WriteString(w, "[]\n")
+		return err
+	}
+	_, err := io.WriteString(w, "\n]\n")
+	return err
+}
+
+// parseStates reads a comma-separated list of queue states.
+func parseStates(list string) ([]queue.State, error) {
+	var states []queue.State
+	known := queue.AllStates()
+	for _, s := range strings.Split(list, ",") {
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(known, queue.State(s)) {
+			return nil, fmt.Errorf("unknown state %q (use pending, inflight, retry, parked, held, done or skipped)", s)
+		}
+		states = append(states, queue.State(s))
+	}
+	return states, nil
+}
+
+// serveEvents streams events as newline-delimited JSON. A subscriber that
+// falls behind by more than its backlog bound (see stream) gets a last
+// line of type "dropped" and the stream ends; one that does not read for
+// eventsWriteTimeout is cut. Beyond maxEventStreams subscribers the answer
+// is 503.
 func (d *Daemon) serveEvents(w http.ResponseWriter, r *http.Request) {
-	fl, _ := w.(http.Flusher)
+	s, stop, err := d.hub.stream()
+	if err != nil {
+		http.Error(w, fmt.Sprintf("%v (at most %d at once): close an idle event stream", err, maxEventStreams),
+			http.StatusServiceUnavailable)
+		return
+	}
+	defer stop()
+	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
-	ch, stop := d.hub.subscribe(256)
-	defer stop()
 	enc := json.NewEncoder(w)
-	_ = enc.Encode(Event{Time: time.Now(), Type: "state", State: d.Status().State})
-	if fl != nil {
-		fl.Flush()
+	// send writes one event; flush once nothing more is waiting.
+	send := func(e Event, flush bool) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(eventsWriteTimeout))
+		if enc.Encode(e) != nil {
+			return false
+		}
+		return !flush || rc.Flush() == nil
+	}
+	if !send(Event{Time: time.Now(), Type: "state", State: d.Status().State}, true) {
+		return
 	}
 	for {
 		select {
-		case e := <-ch:
-			if enc.Encode(e) != nil {
+		case <-s.gone:
+			send(Event{Time: time.Now(), Type: "dropped", Error: fmt.Sprintf(
+				"this subscriber fell more than %d events or %d KiB behind: read faster, then subscribe again",
+				streamBacklog, streamBacklogBytes>>10)}, true)
+			return
+		default:
+		}
+		select {
+		case e := <-s.ch:
+			s.took(&e)
+			if !send(e, len(s.ch) == 0) {
 				return
 			}
-			if fl != nil && len(ch) == 0 {
-				fl.Flush()
-			}
+		case <-s.gone:
 		case <-r.Context().Done():
 			return
 		}
