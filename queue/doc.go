@@ -121,7 +121,11 @@
 //     well inside the address space. Pages a scan touched are released
 //     from the mapping afterwards (madvise), so they do not stay in the
 //     process's resident set.
-//   - The queue trusts the clock for due times and history age; a camera
-//     that boots at 1970 and then jumps ahead sees its retries become due
-//     at once, which is harmless.
+//   - Due times are wall-clock times (they are stored), but a step of the
+//     wall clock by 1 s or more, seen against Options.Elapsed (monotonic),
+//     moves every Retry due time and lease expiry by the step in the next
+//     transaction: each keeps the delay it had left (clockjump.go). A step
+//     while the process was stopped cannot be seen; Open brings a retry due
+//     later than BackoffMax ahead to BackoffMax. History age trusts the
+//     wall clock.
 package queue
