@@ -20,8 +20,11 @@ func addDoneBatch(t testing.TB, q *Queue, from, n, batch int) {
 			for j := i; j < min(i+batch, from+n); j++ {
 				c := capN(j)
 				r, id, err := tx.find(c)
-				if err != nil || r != nil {
-					return fmt.Errorf("fill %d: %v %v", j, r, err)
+				if err != nil {
+					return fmt.Errorf("fill %d: %w", j, err)
+				}
+				if r != nil {
+					return fmt.Errorf("fill %d: already queued as %s", j, r.ID)
 				}
 				seq, _ := tx.bucket(bucketItems).NextSequence()
 				r = &rec{Item: Item{ID: id, Seq: seq, Capture: c, State: Done, Enqueued: now, Attempts: 1,
@@ -48,7 +51,9 @@ func fileSizes(t testing.TB, q *Queue) (apparent, allocated, used int64) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		allocated = int64(st.Blocks) * 512
 	}
-	q.db.View(func(tx *bboltTx) error { used = tx.Size(); return nil })
+	if err := q.db.View(func(tx *bboltTx) error { used = tx.Size(); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	return
 }
 
@@ -65,8 +70,8 @@ func TestHistoryOfACardIsKept(t *testing.T) {
 	addDoneBatch(t, q, 0, n, 1000)
 	fill := time.Since(start)
 	// The real path: Ack, one transaction, prunes nothing (nothing absent).
-	it, _, _ := q.Enqueue(capN(n + 1))
-	q.Lease("w")
+	it := mustEnqueue(t, q, capN(n+1))
+	mustLease(t, q, "w")
 	if err := q.Ack(it.ID, "/r", "h"); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +125,7 @@ func BenchmarkEnqueueBurst(b *testing.B) {
 // transactions) on a queue of pending items.
 func BenchmarkLeaseAck(b *testing.B) {
 	q := openT(b, filepath.Join(b.TempDir(), "q.db"), nil)
-	q.update("fill", "", func(tx *txn) error {
+	err := q.update("fill", "", func(tx *txn) error {
 		for j := 0; j < b.N; j++ {
 			c := capN(j)
 			_, id, _ := tx.find(c)
@@ -131,6 +136,9 @@ func BenchmarkLeaseAck(b *testing.B) {
 		}
 		return nil
 	})
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {

@@ -53,7 +53,9 @@ func FuzzOpenFile(f *testing.F) {
 		f.Fatal(err)
 	}
 	for i := 0; i < 50; i++ {
-		q.Enqueue(capN(i))
+		if _, _, err := q.Enqueue(capN(i)); err != nil {
+			f.Fatal(err)
+		}
 	}
 	q.Close()
 	data, _ := os.ReadFile(good)

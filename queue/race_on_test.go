@@ -1,6 +1,0 @@
-//go:build race
-
-package queue
-
-// raceEnabled scales down CPU-heavy fills under the race detector.
-const raceEnabled = true
