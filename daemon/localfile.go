@@ -18,18 +18,18 @@ import (
 // only a regular file) and checks through the descriptor that it still
 // holds the capture queued: same size and, unless size, modification
 // time and inode all match the queued ones, the same fingerprint read
-// through it. same is false (and f nil) for another file.
+// through it. When it holds another file (same false) f stays open; on
+// error f is nil.
 func openQueued(root string, c queue.Capture) (f *os.File, st os.FileInfo, same bool, err error) {
 	f, st, err = transfer.OpenCapture(root, c.Rel)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	same, err = isCapture(f, st, c)
-	if err != nil || !same {
+	if same, err = isCapture(f, st, c); err != nil {
 		f.Close()
-		return nil, nil, same, err
+		return nil, nil, false, err
 	}
-	return f, st, true, nil
+	return f, st, same, nil
 }
 
 // isCapture says whether the open file f (fstat st) is capture c.
@@ -57,54 +57,80 @@ func inodeOf(st os.FileInfo) uint64 {
 	return 0
 }
 
-// sameCapture says whether the file at rel under root is still capture c
-// (see openQueued); fs.ErrNotExist when it is gone.
-func sameCapture(root string, c queue.Capture) (bool, error) {
-	f, _, same, err := openQueued(root, c)
-	if f != nil {
-		f.Close()
-	}
-	return same, err
-}
-
 // localReady opens, before an upload, the capture's file for this attempt
-// and checks that it is still the one queued; if not, it settles the item
-// (refused and parked when it is not a regular file reached without a
-// symbolic link, vanished, changed, or retry when it cannot be read or the
-// media folder is gone), says so once, and returns nil. The caller reads
-// the capture only through the file returned and closes it.
-func (w *worker) localReady(it queue.Item, log *slog.Logger) (*os.File, os.FileInfo) {
+// and checks that it is still the one queued. A file that grew or was
+// rewritten at the same path since (a writer that paused longer than the
+// settle window) becomes this item's capture (*it is updated; see
+// queue.Regrow), so that one capture never becomes two uploads. Otherwise
+// it settles the item (refused and parked when it is not a regular file
+// reached without a symbolic link, vanished, or retry when it cannot be
+// read or the media folder is gone), says so once, and returns nil. The
+// caller reads the capture only through the file returned and closes it.
+func (w *worker) localReady(it *queue.Item, log *slog.Logger) (*os.File, os.FileInfo) {
 	d, q, c := w.d, w.d.Queue(), it.Capture
 	if d.beforeOpen != nil {
-		d.beforeOpen(it)
+		d.beforeOpen(*it)
 	}
 	f, st, same, err := openQueued(w.cfg.MediaDir, c)
+	if err == nil && !same {
+		same = w.regrow(it, f, st, log)
+		if !same {
+			f.Close()
+		}
+	}
 	switch {
 	case err != nil && errors.Is(err, transfer.ErrRefused):
-		w.refuse(it, err, log)
+		w.refuse(*it, err, log)
 	case err != nil && errors.Is(err, fs.ErrNotExist):
 		if _, merr := os.Stat(w.cfg.MediaDir); merr != nil {
 			_, ferr := q.Fail(it.ID, "media directory unavailable: "+unwrapPathErr(merr))
-			d.durable("fail", it, ferr)
+			d.durable("fail", *it, ferr)
 			return nil, nil
 		}
-		d.durable("vanished", it, q.Vanished(it.ID))
+		d.durable("vanished", *it, q.Vanished(it.ID))
 		log.Warn("capture vanished before upload; recorded, not retried")
 		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel})
 	case err != nil:
 		next, ferr := q.Fail(it.ID, "cannot read local file: "+unwrapPathErr(err))
-		d.durable("fail", it, ferr)
+		d.durable("fail", *it, ferr)
 		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: err.Error(), State: next.Format(time.RFC3339)})
 	case !same:
-		// Rewritten or replaced since it was queued; the watcher queues
-		// the new version.
-		d.durable("vanished", it, q.Vanished(it.ID))
-		log.Info("capture changed since it was queued; the new version is queued separately")
+		// Another item delivers the new version.
+		d.durable("vanished", *it, q.Vanished(it.ID))
+		log.Info("capture changed since it was queued; its new version is queued separately")
 		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel, Error: "changed since queued"})
 	default:
 		return f, st
 	}
 	return nil, nil
+}
+
+// regrow makes the file f (fstat st), found at item it's path in place of
+// its capture, the item's capture (queue.Regrow) and reports whether it
+// did: only for the same file (inode) written further, not for another
+// file put in its place (that one is queued as a capture of its own), nor
+// when another item delivers it already, nor when it cannot be read.
+func (w *worker) regrow(it *queue.Item, f *os.File, st os.FileInfo, log *slog.Logger) bool {
+	if it.Capture.Inode == 0 || inodeOf(st) != it.Capture.Inode {
+		return false
+	}
+	fp, err := queue.Fingerprint(f, st.Size())
+	if err != nil {
+		return false
+	}
+	c := it.Capture
+	c.Size, c.ModTime, c.Inode, c.Fingerprint = st.Size(), st.ModTime(), inodeOf(st), fp
+	nit, ok, err := w.d.Queue().Regrow(it.ID, c)
+	if err != nil || !ok {
+		if err != nil {
+			log.Warn("cannot update the queued capture to its grown file", "err", err)
+		}
+		return false
+	}
+	log.Info("capture grew or was rewritten since it was queued: this item now sends the file as it is",
+		"was_size", it.Capture.Size, "size", c.Size)
+	*it = nit
+	return true
 }
 
 // refuse parks an item whose path is not a regular file reached without

@@ -218,8 +218,95 @@ func TestPausedWriterPublishedOnce(t *testing.T) {
 		it, err := d.Queue().Get(half.ID)
 		return err == nil && it.State != queue.Retry && it.State != queue.InFlight && it.State != queue.Pending
 	})
-	if it, _ := d.Queue().Get(half.ID); it.State == queue.Done {
-		t.Errorf("the half-written capture was published: %+v", it)
+	// The item of the half file either took the grown file (same inode)
+	// and delivered it whole, or another item did and it vanished.
+	if it, _ := d.Queue().Get(half.ID); it.State == queue.Done && it.Capture.Size != int64(len(data)) ||
+		it.State != queue.Done && !(it.State == queue.Parked && it.Vanished) {
+		t.Errorf("the half-written capture's item: %+v", it)
+	}
+	if c := counts(t, d.Queue()); c.Done != 1 {
+		t.Errorf("%d items done, want 1 (one capture)", c.Done)
+	}
+	if names := serverNames(t, e.root); len(names) != 1 || names[0] != rel {
+		t.Fatalf("server holds %v, want only %s", names, rel)
+	}
+	if got := fileSHA(t, filepath.Join(e.root, filepath.FromSlash(rel))); got != fileSHA(t, full) {
+		t.Fatal("the file on the server is not the whole movie")
+	}
+}
+
+// TestGrownCaptureKeepsItsItem: as TestPausedWriterPublishedOnce, with a
+// settle window long enough that the watcher does not queue the grown
+// file before the half file's item is tried again: that item takes the
+// grown file (same inode) and delivers it whole, from byte 0; the grown
+// file enqueued afterwards (as the watcher will) is that item, not a
+// second one.
+func TestGrownCaptureKeepsItsItem(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.writeConfig("30s", 1)
+	d := New(cfg, testLogger(t))
+	evs := watchEvents(t, d)
+	runDaemon(t, d)
+
+	rel := "100CAM/MVI_0002.MP4"
+	p := filepath.Join(e.media, filepath.FromSlash(rel))
+	full := filepath.Join(e.dir, "full.mp4")
+	writeCapture(t, full, 900<<10, 8)
+	data, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Write(data[:len(data)/3]); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := captureOf(p, rel, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half, _, err := d.Queue().Enqueue(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "an attempt on the half-written movie", func() bool {
+		n, _ := evs.count(rel, "retry")
+		return n > 0
+	})
+	if _, err := w.Write(data[len(data)/3:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the whole movie done", func() bool {
+		_, ev := evs.count(rel, "done")
+		return ev.Total == int64(len(data))
+	})
+	_, ev := evs.count(rel, "done")
+	if ev.ID != half.ID {
+		t.Errorf("done as item %s, want the half file's item %s", ev.ID, half.ID)
+	}
+	st, err = os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grown, err := captureOf(p, rel, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it, added, err := d.Queue().Enqueue(grown); err != nil || added || it.ID != half.ID || it.State != queue.Done {
+		t.Errorf("the grown file enqueued: %+v added %v %v; want the half file's item, done", it, added, err)
 	}
 	if names := serverNames(t, e.root); len(names) != 1 || names[0] != rel {
 		t.Fatalf("server holds %v, want only %s", names, rel)

@@ -265,11 +265,12 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	log := d.log.With("file", c.Rel, "id", it.ID, "worker", w.name)
 
 	local := filepath.Join(w.cfg.MediaDir, filepath.FromSlash(c.Rel))
-	f, opened := w.localReady(it, log) // the only open of the capture in this attempt
+	f, opened := w.localReady(&it, log) // the only open of the capture in this attempt
 	if f == nil {
 		return
 	}
 	defer f.Close()
+	c = it.Capture // grown since it was queued: see localReady
 
 	idx := d.activeIndex()
 	srv := w.cfg.Servers[idx]
