@@ -252,7 +252,7 @@ func replay(path string) (*model, error) {
 	}
 	if i := bytes.LastIndexByte(data, '\n') + 1; i < len(data) {
 		if err := os.Truncate(path, int64(i)); err != nil {
-			return nil, fmt.Errorf("cut the torn last line %q of the intent log: %v", data[i:], err)
+			return nil, fmt.Errorf("cut the torn last line %q of the intent log: %w", data[i:], err)
 		}
 		data = data[:i]
 	}
@@ -275,7 +275,7 @@ func replay(path string) (*model, error) {
 			if op == "enq-b" {
 				c, err := parseCap(fs[1:])
 				if err != nil {
-					return nil, fmt.Errorf("log %q: %v", line, err)
+					return nil, fmt.Errorf("log %q: %w", line, err)
 				}
 				m.pendingCap = c
 			}
@@ -294,7 +294,7 @@ func replay(path string) (*model, error) {
 		case "enq-e":
 			c, err := parseCap(fs[2:])
 			if err != nil {
-				return nil, fmt.Errorf("log %q: %v", line, err)
+				return nil, fmt.Errorf("log %q: %w", line, err)
 			}
 			m.caps[arg], m.state[arg] = c, clActive
 		case "lease-e", "lease-none", "release-e", "reset-e":
@@ -347,8 +347,11 @@ func (m *model) check(q *Queue) error {
 			return fmt.Errorf("enqueued capture %s (%s) lost", id, m.caps[id].Path)
 		}
 		got, found, err := q.Lookup(m.caps[id])
-		if err != nil || !found || got.ID != id {
-			return fmt.Errorf("lookup of %s by identity: %+v %v", id, got.ID, err)
+		if err != nil {
+			return fmt.Errorf("lookup of %s by identity: %w", id, err)
+		}
+		if !found || got.ID != id {
+			return fmt.Errorf("lookup of %s by identity: found %v, item %q", id, found, got.ID)
 		}
 		have := classOf(it.State)
 		allowed := have == want
@@ -536,7 +539,7 @@ func startChild(t *testing.T, env []string) (*exec.Cmd, *bufio.Reader, *strings.
 		select {
 		case err := <-started:
 			if err == nil {
-				cmd.Wait()
+				_ = cmd.Wait() // reaps the copy just killed; its error says so
 			}
 			if errors.Is(err, syscall.ENOEXEC) {
 				return nil, nil, nil, err // it hung exiting after a failed exec
@@ -618,9 +621,17 @@ func waitReady(cmd *exec.Cmd, out *bufio.Reader, stderr *strings.Builder) error 
 	case <-time.After(childReadyTimeout):
 		r.err = fmt.Errorf("no \"ready\" line within %s", childReadyTimeout)
 	}
-	cmd.Process.Kill()
+	_ = cmd.Process.Kill() // fails only if it has ended already: Wait says how
 	werr := cmd.Wait()
-	return fmt.Errorf("child did not start: read %q, %v; child ended: %v; its stderr: %q", r.line, r.err, werr, stderr.String())
+	if r.err == nil {
+		r.err = fmt.Errorf("read %q instead of \"ready\"", r.line)
+	} else {
+		r.err = fmt.Errorf("read %q: %w", r.line, r.err)
+	}
+	if werr == nil {
+		return fmt.Errorf("child did not start: %w; it ended with status 0; its stderr: %q", r.err, stderr.String())
+	}
+	return fmt.Errorf("child did not start: %w; child ended: %w; its stderr: %q", r.err, werr, stderr.String())
 }
 
 func TestPowerCutSIGKILL(t *testing.T) {
@@ -641,7 +652,9 @@ func TestPowerCutSIGKILL(t *testing.T) {
 		if err == nil {
 			for _, name := range []string{"queue.db", "intent.log"} {
 				if b, rerr := os.ReadFile(filepath.Join(dir, name)); rerr == nil {
-					os.WriteFile(filepath.Join(keep, name), b, 0o600)
+					if werr := os.WriteFile(filepath.Join(keep, name), b, 0o600); werr != nil {
+						t.Logf("could not keep %s for the post-mortem: %v", name, werr)
+					}
 				}
 			}
 			format += " (queue file and intent log kept in " + keep + ")"
@@ -663,7 +676,10 @@ func TestPowerCutSIGKILL(t *testing.T) {
 			delay = time.Duration(r.IntN(300)) * time.Millisecond
 		}
 		time.Sleep(delay)
-		cmd.Process.Signal(syscall.SIGKILL)
+		// ErrProcessDone: it ended by itself, which the check below reports.
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			fatal("gen %d: kill the child: %v", gen, err)
+		}
 		err := cmd.Wait()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
@@ -729,8 +745,10 @@ func TestLockHeldByAnotherProcess(t *testing.T) {
 	cmd, out, stderr := startChild(t, []string{envChild + "=1", envDB + "=" + dbPath,
 		envLog + "=" + filepath.Join(dir, "intent.log"), envGen + "=1"})
 	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		if cmd.ProcessState == nil { // the test stopped before the kill below
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait() // killed: its error says so
+		}
 	}()
 	if err := waitReady(cmd, out, stderr); err != nil {
 		t.Fatal(err)
@@ -744,8 +762,13 @@ func TestLockHeldByAnotherProcess(t *testing.T) {
 		t.Fatalf("lock wait took %s, want about 500ms", el)
 	}
 	t.Logf("%v", err)
-	cmd.Process.Kill()
-	cmd.Wait()
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill the lock holder: %v", err)
+	}
+	var ee *exec.ExitError
+	if err := cmd.Wait(); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("the lock holder ended by itself before the kill: %v, stderr: %s", err, stderr)
+	}
 	q, err := Open(dbPath, &Options{Logger: quietLogger()})
 	if err != nil {
 		t.Fatalf("open after the holder died: %v", err)

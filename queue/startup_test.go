@@ -117,7 +117,10 @@ func startupChild() int {
 	}
 	fig.RescanMS = float64(time.Since(t1).Microseconds()) / 1000
 	fig.HWMKiB, fig.AnonKiB, fig.FileKiB = procStatus("VmHWM"), procStatus("RssAnon"), procStatus("RssFile")
-	json.NewEncoder(os.Stdout).Encode(fig)
+	if err := json.NewEncoder(os.Stdout).Encode(fig); err != nil {
+		fmt.Fprintln(os.Stderr, "write the figures:", err)
+		return 2
+	}
 	return 0
 }
 
@@ -134,7 +137,9 @@ func fillCard(b *testing.B, dir string, n int) (dbPath, media string) {
 	for i := 0; i < n; i++ {
 		p := filepath.Join(media, cardRel(i))
 		if i%10000 == 0 {
-			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				b.Fatal(err)
+			}
 		}
 		f, err := os.Create(p)
 		if err == nil {
