@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/textproto"
@@ -187,6 +188,10 @@ type Client struct {
 	dirs   map[string]bool // remote directories known to exist
 	closed bool
 	wg     sync.WaitGroup // background goroutines (abandoned connects)
+
+	// guardLimit bounds the control connection's replies (guard.go): 0 is
+	// replyLimit; < 0 dials without the guard (tests and its benchmark).
+	guardLimit int64
 
 	plainTemp atomic.Bool // the server refused ".camftpd-*" names
 
@@ -588,6 +593,8 @@ func (c *Client) resolve(ctx context.Context) (string, error) {
 }
 
 // dial connects, upgrades with AUTH TLS, logs in, reads FEAT and sets TYPE I.
+// goftp talks to the server through a guard (guard.go) that bounds what it
+// reads.
 func (c *Client) dial(ctx context.Context) (*session, error) {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
@@ -597,6 +604,47 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(c.cfg.Port))
 	hs := &hsState{}
+	tcfg := c.controlTLS(hs)
+	target, g, err := c.connect(ctx, cctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	gcfg := goftp.Config{
+		User: c.cfg.User, Password: c.cfg.Password,
+		ConnectionsPerHost: 1,
+		Timeout:            c.cfg.Timeout,
+		TLSConfig:          tcfg, // its ServerName is the server's, not the guard's
+		TLSMode:            goftp.TLSExplicit,
+	}
+	if c.log.Enabled(ctx, slog.LevelDebug-4) {
+		gcfg.Logger = logWriter{c.log}
+	}
+	gc, err := goftp.DialConfig(gcfg, target)
+	if err != nil {
+		g.close()
+		return nil, &Error{Class: Permanent, Op: "connect", Msg: oneLine(err.Error()), Err: err}
+	}
+	rc, err := c.login(ctx, cctx, addr, gc, tcfg, hs, g)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{c: c, gc: gc, rc: rc, g: g, ip: ip, tls: tcfg, hs: hs}
+	_, _, cs := hs.get()
+	c.log.Debug("ftps connected", "addr", addr, "tls", tls.VersionName(cs.Version), "suite", tls.CipherSuiteName(cs.CipherSuite))
+	if err := s.readFeatures(); err != nil {
+		s.close()
+		return nil, err
+	}
+	if _, err := s.expect("TYPE I", 2); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// controlTLS is the control connection's TLS config: it records the
+// handshake in hs and fails it once the connect was abandoned.
+func (c *Client) controlTLS(hs *hsState) *tls.Config {
 	tcfg := c.tls.Clone()
 	tcfg.ClientSessionCache = &sessionCache{}
 	// Full 16 KiB records from the first byte: crypto/tls otherwise sends
@@ -616,21 +664,40 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 		hs.record(cs, err)
 		return err
 	}
-	gcfg := goftp.Config{
-		User: c.cfg.User, Password: c.cfg.Password,
-		ConnectionsPerHost: 1,
-		Timeout:            c.cfg.Timeout,
-		TLSConfig:          tcfg,
-		TLSMode:            goftp.TLSExplicit,
-	}
-	if c.log.Enabled(ctx, slog.LevelDebug-4) {
-		gcfg.Logger = logWriter{c.log}
-	}
-	gc, err := goftp.DialConfig(gcfg, addr)
-	if err != nil {
-		return nil, &Error{Class: Permanent, Op: "connect", Msg: oneLine(err.Error()), Err: err}
-	}
+	return tcfg
+}
 
+// connect opens the control connection's socket to addr and a guard in
+// front of it, and returns the address goftp is to connect to: the guard's
+// (c.guardLimit < 0: addr itself, without a guard).
+func (c *Client) connect(ctx, cctx context.Context, addr string) (string, *guard, error) {
+	if c.guardLimit < 0 {
+		return addr, nil, nil
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(cctx, "tcp", addr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", nil, ctx.Err()
+		}
+		return "", nil, goftpNetErr("connect "+addr, err)
+	}
+	limit := c.guardLimit
+	if limit == 0 {
+		limit = replyLimit
+	}
+	g, err := newGuard(conn, limit, c.cfg.ConnectTimeout)
+	if err != nil {
+		conn.Close()
+		return "", nil, err
+	}
+	return g.addr(), g, nil
+}
+
+// login runs goftp's connect, AUTH TLS and login, which take no context, in
+// a goroutine of c.wg; when cctx ends first, the connection is cut and left
+// to that goroutine to close.
+func (c *Client) login(ctx, cctx context.Context, addr string, gc *goftp.Client, tcfg *tls.Config, hs *hsState, g *guard) (goftp.RawConn, error) {
 	type result struct {
 		rc  goftp.RawConn
 		err error
@@ -652,6 +719,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 				rc.Close()
 			}
 			gc.Close()
+			g.close()
 			return
 		}
 		ch <- result{rc, err}
@@ -664,12 +732,14 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 		mu.Lock()
 		abandoned = true
 		mu.Unlock()
+		g.shut() // goftp's read fails now, not after Timeout
 		select {
 		case r := <-ch:
 			if r.rc != nil {
 				r.rc.Close()
 			}
 			gc.Close()
+			g.close()
 		default:
 		}
 		if ctx.Err() != nil {
@@ -679,20 +749,13 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	}
 	if r.err != nil {
 		gc.Close()
+		g.close()
+		if gerr := g.err(); gerr != nil {
+			return nil, classify("connect "+addr, gerr)
+		}
 		return nil, c.connectErr(cctx, addr, tcfg, hs, r.err)
 	}
-	s := &session{c: c, gc: gc, rc: r.rc, ip: ip, tls: tcfg, hs: hs}
-	_, _, cs := hs.get()
-	c.log.Debug("ftps connected", "addr", addr, "tls", tls.VersionName(cs.Version), "suite", tls.CipherSuiteName(cs.CipherSuite))
-	if err := s.readFeatures(); err != nil {
-		s.close()
-		return nil, err
-	}
-	if _, err := s.expect("TYPE I", 2); err != nil {
-		s.close()
-		return nil, err
-	}
-	return s, nil
+	return r.rc, nil
 }
 
 var errAbandoned = errors.New("connect abandoned")
@@ -760,7 +823,8 @@ func (c *Client) probeTLS(ctx context.Context, addr string, tcfg *tls.Config) er
 		deadline = dl
 	}
 	conn.SetDeadline(deadline)
-	tp := textproto.NewReader(bufio.NewReader(conn))
+	// Bounded like goftp's replies (guard.go).
+	tp := textproto.NewReader(bufio.NewReader(io.LimitReader(conn, replyLimit)))
 	if _, _, err := tp.ReadResponse(220); err != nil {
 		return nil
 	}

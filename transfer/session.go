@@ -93,6 +93,7 @@ type session struct {
 	c        *Client
 	gc       *goftp.Client
 	rc       goftp.RawConn
+	g        *guard // between goftp and the server; nil without one
 	ip       string // server address: data connections go here
 	tls      *tls.Config
 	hs       *hsState
@@ -119,6 +120,7 @@ func (s *session) kill() {
 		d.Close()
 	}
 	s.rc.Close()
+	s.g.close()
 }
 
 // close ends the session (politely when it is healthy).
@@ -157,7 +159,7 @@ func (s *session) cmd(line string) (int, string, error) {
 	code, msg, err := s.rc.SendCommand("%s", line)
 	if err != nil {
 		s.broken = true
-		return 0, "", err
+		return 0, "", s.ctlErr(err)
 	}
 	s.c.log.Debug("ftp", "cmd", verb(line), "code", code)
 	return code, msg, nil
@@ -230,7 +232,7 @@ func (s *session) pipeline(lines ...string) ([]reply, error) {
 	code, msg, err := s.rc.SendCommand("%s", strings.Join(lines, "\r\n"))
 	if err != nil {
 		s.broken = true
-		return nil, err
+		return nil, s.ctlErr(err)
 	}
 	out := make([]reply, 0, len(lines))
 	out = append(out, reply{code, msg})
@@ -238,7 +240,7 @@ func (s *session) pipeline(lines ...string) ([]reply, error) {
 		code, msg, err := s.rc.ReadResponse()
 		if err != nil {
 			s.broken = true
-			return nil, err
+			return nil, s.ctlErr(err)
 		}
 		out = append(out, reply{code, msg})
 	}
@@ -615,8 +617,18 @@ func (s *session) readReply() (int, string, error) {
 	code, msg, err := s.rc.ReadResponse()
 	if err != nil {
 		s.broken = true
+		err = s.ctlErr(err)
 	}
 	return code, msg, err
+}
+
+// ctlErr is err from the control connection, or the guard's reason when
+// the guard cut it.
+func (s *session) ctlErr(err error) error {
+	if gerr := s.g.err(); gerr != nil {
+		return gerr
+	}
+	return err
 }
 
 // logger adapts goftp's debug output to slog at debug level.

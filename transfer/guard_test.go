@@ -1,0 +1,200 @@
+package transfer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/camftpd/camftpd/transfer/ftpstest"
+)
+
+// hostileBound is how much more one attempt against a hostile server may
+// allocate than the same attempt against a server that sends one byte of
+// the flood and closes (TLS handshake and login cost the same in both).
+// What is allocated bounds the heap's growth. goftp's textproto holds at
+// most about two windows of 32 KiB (replyLimit) of one reply, and
+// allocates several times what it holds (the message builder's growth, a
+// string per line, an error per FEAT line). Measured: 150-250 KiB over
+// baseline (160-400 KiB under -race); 100 MiB for a 16 MiB flood without
+// the guard (TestHostileRepliesWithoutGuard).
+const hostileBound = 1 << 20
+
+var hostileModes = []ftpstest.HostileMode{
+	ftpstest.EndlessGreeting, ftpstest.EndlessGreetingLines,
+	ftpstest.EndlessUserLine, ftpstest.EndlessFeat,
+}
+
+// hostileAttempt runs one Upload against a Hostile server with the guard
+// at limit (< 0: none) and returns its error, its duration and the bytes
+// this process allocated meanwhile (runtime.MemStats.TotalAlloc). The
+// server runs in a child process, so that only the client's allocations
+// are counted.
+func hostileAttempt(t *testing.T, o ftpstest.HostileOptions, limit int64) (error, time.Duration, uint64) {
+	t.Helper()
+	port, capem := hostileChild(t, o)
+	tg := &target{name: "hostile", host: "127.0.0.1", port: port, capem: capem, serverName: "localhost", user: "u", pass: "p"}
+	cfg := tg.config(t, o.MaxTLS12)
+	p, _ := localFile(t, 1000)
+	c := New(cfg)
+	c.guardLimit = limit
+	defer c.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	_, err := c.Upload(context.Background(), Job{LocalPath: p, Remote: "x.jpg"})
+	el := time.Since(start)
+	runtime.ReadMemStats(&after)
+	t.Logf("%v (flood %d): %v after %v; %.0f KiB allocated", o.Mode, o.Flood, err, el.Round(time.Millisecond),
+		float64(after.TotalAlloc-before.TotalAlloc)/1024)
+	return err, el, after.TotalAlloc - before.TotalAlloc
+}
+
+// hostileChild starts this test binary as a Hostile server (see
+// hostileServe) and returns its port and CA; the server ends with the test.
+func hostileChild(t *testing.T, o ftpstest.HostileOptions) (int, []byte) {
+	t.Helper()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	env := append(os.Environ(), "CAMFTPD_HOSTILE_CHILD="+fmt.Sprintf("%d %d %v", o.Mode, o.Flood, o.MaxTLS12), "CAMFTPD_HOSTILE_CA="+caFile)
+	args := []string{"-test.run=^TestHostileReplies$"}
+	cmd := exec.Command(os.Args[0], args...)
+	if q := qemuUser(); q != "" {
+		cmd = exec.Command(q, append([]string{os.Args[0]}, args...)...)
+	}
+	cmd.Env = env
+	cmd.Stderr = tWriter{t}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		in.Close()
+		io.Copy(io.Discard, out)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("hostile server: %v", err)
+		}
+	})
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "HOSTILE-PORT "); ok {
+			port, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pem, err := os.ReadFile(caFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return port, pem
+		}
+	}
+	t.Fatalf("hostile server did not start: %v", sc.Err())
+	return 0, nil
+}
+
+// qemuUser names the emulator to run this binary with when the host cannot
+// run it (make test-arm64 without binfmt_misc), as runSelf does.
+func qemuUser() string {
+	if !underEmulation() {
+		return ""
+	}
+	if err := exec.Command(os.Args[0], "-test.run=^$").Run(); err == nil {
+		return ""
+	}
+	return map[string]string{"arm64": "qemu-aarch64-static", "arm": "qemu-arm-static"}[runtime.GOARCH]
+}
+
+// hostileServe is the child of hostileChild: it runs the server until its
+// standard input closes.
+func hostileServe(t *testing.T, spec string) {
+	var o ftpstest.HostileOptions
+	var mode int
+	if _, err := fmt.Sscanf(spec, "%d %d %t", &mode, &o.Flood, &o.MaxTLS12); err != nil {
+		t.Fatalf("CAMFTPD_HOSTILE_CHILD=%q: %v", spec, err)
+	}
+	o.Mode = ftpstest.HostileMode(mode)
+	h, err := ftpstest.StartHostile(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := os.WriteFile(os.Getenv("CAMFTPD_HOSTILE_CA"), h.CAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("HOSTILE-PORT %d\n", h.Port)
+	io.Copy(io.Discard, os.Stdin)
+}
+
+// TestHostileReplies: a server that floods a reply (an endless greeting
+// line, an endless multi-line greeting, and after AUTH TLS with a valid
+// certificate an endless USER reply line or FEAT listing) fails the attempt
+// at once as a transient error naming the cause, and the attempt allocates
+// less than hostileBound. Over TLS 1.3 and 1.2.
+func TestHostileReplies(t *testing.T) {
+	if spec := os.Getenv("CAMFTPD_HOSTILE_CHILD"); spec != "" {
+		hostileServe(t, spec)
+		return
+	}
+	base := runtime.NumGoroutine()
+	// One attempt first, so that what a first connect initializes once is
+	// in no baseline.
+	t.Run("warm-up", func(t *testing.T) {
+		hostileAttempt(t, ftpstest.HostileOptions{Mode: ftpstest.EndlessFeat, Flood: 1}, 0)
+	})
+	for _, m := range hostileModes {
+		for _, max12 := range []bool{false, true} {
+			if max12 && m < ftpstest.EndlessUserLine {
+				continue
+			}
+			t.Run(fmt.Sprintf("%v/tls12=%v", m, max12), func(t *testing.T) {
+				_, _, baseline := hostileAttempt(t, ftpstest.HostileOptions{Mode: m, MaxTLS12: max12, Flood: 1}, 0)
+				err, el, alloc := hostileAttempt(t, ftpstest.HostileOptions{Mode: m, MaxTLS12: max12}, 0)
+				if ClassOf(err) != Transient || !errors.Is(err, errReplyTooLong) || !strings.Contains(err.Error(), "32 KiB") {
+					t.Fatalf("%v (%v), want a transient error: reply over 32 KiB", err, ClassOf(err))
+				}
+				if el > within(2*time.Second) {
+					t.Errorf("failed after %v, want well within the 5 s timeout", el)
+				}
+				if alloc > baseline+hostileBound {
+					t.Errorf("%d bytes allocated, %d over the baseline attempt's %d, want < %d over", alloc, int64(alloc)-int64(baseline), baseline, hostileBound)
+				}
+			})
+		}
+	}
+	goroutines(t, base)
+}
+
+// TestHostileRepliesWithoutGuard shows that the bound of TestHostileReplies
+// measures something: without the guard, goftp takes a 16 MiB flood whole
+// (the server then closes), and the attempt allocates more than the flood.
+func TestHostileRepliesWithoutGuard(t *testing.T) {
+	const flood = 16 << 20
+	for _, m := range hostileModes {
+		t.Run(m.String(), func(t *testing.T) {
+			err, _, alloc := hostileAttempt(t, ftpstest.HostileOptions{Mode: m, Flood: flood}, -1)
+			if err == nil || errors.Is(err, errReplyTooLong) {
+				t.Fatalf("%v, want a failure of goftp's own", err)
+			}
+			if alloc < flood {
+				t.Errorf("%d bytes allocated, want more than the %d flooded", alloc, flood)
+			}
+		})
+	}
+}
