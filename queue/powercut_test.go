@@ -24,11 +24,21 @@ import (
 // with SIGKILL at random moments. The child writes an append-only,
 // fsync'd intent log: "b" before each operation, "e" after it returns. After
 // each kill the parent reopens the file and checks it against the log.
+//
+// The test logs its random seed; CAMFTPD_QUEUE_POWERCUT_SEED=<seed> runs it
+// again with the same kill delays and the same choices in each child
+// (envChildSeed): the same captures and operations, until a lease returns
+// another item because a retry's backoff (wall clock, 1-4 ms) ran out
+// sooner or later than in the first run. Where the kill lands in the
+// child's sequence depends on the machine's timing too, so a replay hits
+// the same region of the run, not necessarily the same instruction.
 const (
-	envChild = "CAMFTPD_QUEUE_POWERCUT_CHILD"
-	envDB    = "CAMFTPD_QUEUE_POWERCUT_DB"
-	envLog   = "CAMFTPD_QUEUE_POWERCUT_LOG"
-	envGen   = "CAMFTPD_QUEUE_POWERCUT_GEN"
+	envChild     = "CAMFTPD_QUEUE_POWERCUT_CHILD"
+	envDB        = "CAMFTPD_QUEUE_POWERCUT_DB"
+	envLog       = "CAMFTPD_QUEUE_POWERCUT_LOG"
+	envGen       = "CAMFTPD_QUEUE_POWERCUT_GEN"
+	envChildSeed = "CAMFTPD_QUEUE_POWERCUT_CHILD_SEED"
+	envSeed      = "CAMFTPD_QUEUE_POWERCUT_SEED"
 )
 
 func TestMain(m *testing.M) {
@@ -78,15 +88,22 @@ func powerCutChild() int {
 	}
 	l.rec("open %d", gen)
 	fmt.Println("ready")
-	r := rand.New(rand.NewPCG(uint64(gen), uint64(time.Now().UnixNano())))
+	seed, err := strconv.ParseUint(os.Getenv(envChildSeed), 10, 64)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child seed:", err)
+		return 2
+	}
+	r := rand.New(rand.NewPCG(seed, uint64(gen)))
 	var known []Capture
 	acked := map[string]bool{} // by path: may be pruned, so not re-enqueued
-	leased := map[string]bool{}
+	// leased in lease order, picked from by r: a map's order would make the
+	// run differ from its replay.
+	var leased []string
 	pickLeased := func() string {
-		for id := range leased {
-			return id
-		}
-		return ""
+		i := r.IntN(len(leased))
+		id := leased[i]
+		leased = append(leased[:i], leased[i+1:]...)
+		return id
 	}
 	fail := func(format string, a ...any) int {
 		l.rec("BUG "+format, a...)
@@ -132,14 +149,13 @@ func powerCutChild() int {
 				return fail("lease: %v", err)
 			}
 			if ok {
-				leased[it.ID] = true
+				leased = append(leased, it.ID)
 				l.rec("lease-e %s", it.ID)
 			} else {
 				l.rec("lease-none")
 			}
 		case p < 80 && len(leased) > 0:
 			id := pickLeased()
-			delete(leased, id)
 			l.rec("ack-b %s", id)
 			if it, err := q.Get(id); err == nil {
 				acked[it.Capture.Path] = true
@@ -150,7 +166,6 @@ func powerCutChild() int {
 			l.rec("ack-e %s", id)
 		case p < 92 && len(leased) > 0:
 			id := pickLeased()
-			delete(leased, id)
 			l.rec("fail-b %s", id)
 			if _, err := q.Fail(id, "transient"); err != nil {
 				return fail("fail: %v", err)
@@ -158,7 +173,6 @@ func powerCutChild() int {
 			l.rec("fail-e %s", id)
 		case p < 95 && len(leased) > 0:
 			id := pickLeased()
-			delete(leased, id)
 			l.rec("park-b %s", id)
 			if err := q.Park(id, "permanent"); err != nil {
 				return fail("park: %v", err)
@@ -166,7 +180,6 @@ func powerCutChild() int {
 			l.rec("park-e %s", id)
 		case p < 97 && len(leased) > 0:
 			id := pickLeased()
-			delete(leased, id)
 			l.rec("release-b %s", id)
 			if err := q.Release(id); err != nil {
 				return fail("release: %v", err)
@@ -642,7 +655,15 @@ func TestPowerCutSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "queue.db")
 	logPath := filepath.Join(dir, "intent.log")
-	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv(envSeed); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("%s=%q: want the unsigned integer a failed run logged: %v", envSeed, v, err)
+		}
+	}
+	t.Logf("power cut: seed %d (replay with %s=%d)", seed, envSeed, seed)
+	r := rand.New(rand.NewPCG(seed, 7))
 	start := time.Now()
 	everDone := map[string]bool{}
 	// fatal keeps the queue file and the intent log for a post-mortem.
@@ -659,11 +680,13 @@ func TestPowerCutSIGKILL(t *testing.T) {
 			}
 			format += " (queue file and intent log kept in " + keep + ")"
 		}
+		format += fmt.Sprintf(" [seed %d: replay with %s=%d]", seed, envSeed, seed)
 		t.Fatalf(format+"\nlast lines of the intent log:\n%s", append(a, logTail(logPath, 12))...)
 	}
 	var cutPending, cutOps int
 	for gen := 1; gen <= runs; gen++ {
-		cmd, out, stderr := startChild(t, []string{envChild + "=1", envDB + "=" + dbPath, envLog + "=" + logPath, envGen + "=" + strconv.Itoa(gen)})
+		cmd, out, stderr := startChild(t, []string{envChild + "=1", envDB + "=" + dbPath, envLog + "=" + logPath,
+			envGen + "=" + strconv.Itoa(gen), envChildSeed + "=" + strconv.FormatUint(r.Uint64(), 10)})
 		var delay time.Duration
 		if gen%5 == 0 {
 			// Kill anywhere from exec to the first operations: inside Open
@@ -743,7 +766,7 @@ func TestLockHeldByAnotherProcess(t *testing.T) {
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "queue.db")
 	cmd, out, stderr := startChild(t, []string{envChild + "=1", envDB + "=" + dbPath,
-		envLog + "=" + filepath.Join(dir, "intent.log"), envGen + "=1"})
+		envLog + "=" + filepath.Join(dir, "intent.log"), envGen + "=1", envChildSeed + "=1"})
 	defer func() {
 		if cmd.ProcessState == nil { // the test stopped before the kill below
 			_ = cmd.Process.Kill()
