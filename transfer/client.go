@@ -54,7 +54,12 @@ type Config struct {
 	// BandwidthLimit caps the upload rate of all uploads of the Client
 	// together, in bytes per second; 0 means no limit.
 	BandwidthLimit int64
-	SameName       SameName // default Overwrite
+	// Limiter, when set, replaces BandwidthLimit with a limit shared with
+	// other Clients (NewLimiter): a daemon gives all its workers' Clients
+	// one, so the limit holds for them together and one uploading alone
+	// gets all of it.
+	Limiter  *Limiter
+	SameName SameName // default Overwrite
 	// RecordSHA256 computes the SHA-256 of every file as it is sent, for
 	// Result.Hash, even when the server cannot check it. Off, the file is
 	// hashed with what the server can check (SHA-256, MD5 or CRC-32), or
@@ -181,7 +186,7 @@ type Client struct {
 	tls    *tls.Config
 	cfgErr *Error
 	log    *slog.Logger
-	lim    *limiter
+	lim    *Limiter
 
 	mu     sync.Mutex
 	idle   []*session
@@ -238,9 +243,12 @@ func New(cfg Config) *Client {
 	if cfg.SameName == "" {
 		cfg.SameName = Overwrite
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, lim: newLimiter(cfg.BandwidthLimit), dirs: map[string]bool{}, bulkRate: bulkMinRate}
+	c := &Client{cfg: cfg, log: cfg.Logger, lim: cfg.Limiter, dirs: map[string]bool{}, bulkRate: bulkMinRate}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.lim == nil {
+		c.lim = NewLimiter(cfg.BandwidthLimit)
 	}
 	switch {
 	case cfg.TLS == nil:

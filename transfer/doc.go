@@ -35,7 +35,8 @@
 //     canceling ctx closes the sockets at once. A stalled server is a
 //     transient error within about Timeout.
 //   - Progress callbacks and a token-bucket bandwidth limit shared by all
-//     uploads of a Client. The file is streamed in 128 KiB chunks, never
+//     uploads of a Client, or by several Clients through one Limiter
+//     (Config.Limiter). The file is streamed in 128 KiB chunks, never
 //     buffered.
 //   - Bulk mode (Linux): a data connection that sent its last 8 MiB faster
 //     than 50 MB/s (loopback, a fast LAN) sends with blocking writes of at

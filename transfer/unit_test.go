@@ -261,28 +261,3 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatalf("no TLS config: %v (%v)", err, ClassOf(err))
 	}
 }
-
-func TestLimiter(t *testing.T) {
-	l := newLimiter(1 << 20) // 1 MiB/s
-	time.Sleep(100 * time.Millisecond)
-	l.begin() // idle credit dropped: no burst
-	start := time.Now()
-	for sent := 0; sent < 1<<19; sent += 16 << 10 {
-		if err := l.wait(context.Background(), 16<<10); err != nil {
-			t.Fatal(err)
-		}
-	}
-	el := time.Since(start)
-	// 512 KiB at 1 MiB/s: 0.5 s (the last chunk's wait included).
-	if el < 480*time.Millisecond || el > within(600*time.Millisecond) {
-		t.Fatalf("512 KiB at 1 MiB/s took %v", el)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := l.wait(ctx, 1<<20); !errors.Is(err, context.Canceled) {
-		t.Fatalf("wait on canceled ctx = %v", err)
-	}
-	if newLimiter(0) != nil {
-		t.Fatal("limit 0 must mean none")
-	}
-}

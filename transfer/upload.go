@@ -351,7 +351,6 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 	resumed := dc.tc.ConnectionState().DidResume
 
 	chunk := c.lim.chunk(len(u.buf))
-	c.lim.begin()
 	if u.job.Progress != nil {
 		u.job.Progress(offset, u.size)
 	}
