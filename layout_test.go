@@ -35,7 +35,7 @@ var rules = map[string]rule{
 	"cmd/camftpd":         {project: []string{"daemon"}},
 	"cmd/camftpd-demo":    {project: []string{"daemon", "tlspolicy", "transfer/ftpstest"}},
 	"scripts/qemu/driver": {project: []string{"tlspolicy", "transfer/ftpstest"}},
-	"scripts/benchkit":    {project: []string{"tlspolicy", "transfer", "transfer/ftpstest"}},
+	"scripts/benchkit":    {project: []string{"tlspolicy", "transfer", "transfer/ftpstest"}, thirdParty: []string{"gonum.org/v1/plot"}},
 	// The naive goftp baseline of the benchmarks: a peer, not part of camftpd.
 	"scripts/benchkit/naive": {thirdParty: []string{"github.com/secsy/goftp"}},
 }

@@ -2,13 +2,19 @@ package main
 
 import (
 	"fmt"
-	"image"
 	"image/color"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 var toolColors = map[string]color.RGBA{
@@ -19,8 +25,12 @@ var toolColors = map[string]color.RGBA{
 	toolPut:      {0xff, 0x7f, 0x0e, 0xff}, // orange
 	toolNaive:    {0x94, 0x67, 0xbd, 0xff}, // purple
 	toolCamftpd4: {0x8c, 0x1a, 0x1a, 0xff}, // dark red
-	"(fallback)": {0x55, 0x55, 0x55, 0xff},
 }
+
+var (
+	fallbackColor = color.RGBA{0x55, 0x55, 0x55, 0xff}
+	idealColor    = color.RGBA{0x66, 0x66, 0x66, 0xff}
+)
 
 // series is one tool's burst timeline: files complete vs time since drop.
 type series struct {
@@ -28,9 +38,27 @@ type series struct {
 	Times []time.Duration
 }
 
-// writePlot draws the burst timelines of (b) and (d) (files complete on the
-// server vs seconds since the drop, median run of each tool) as one PNG.
-func (r *results) writePlot(path string) error {
+// panel is one workload's plot.
+type panel struct {
+	Title  string
+	Files  int
+	Ideal  float64 // seconds the link needs for the bytes at full rate (0 = none)
+	Series []series
+	Failed []string // tools with no successful run
+}
+
+// Size of one panel: 1400 x 560 pixels at 100 dpi, the right 340 for the
+// legend.
+const (
+	plotDPI     = 100
+	panelWidth  = 14 * vg.Inch
+	panelHeight = 5.6 * vg.Inch
+	legendWidth = 3.4 * vg.Inch
+)
+
+// burstPanels collects the timelines of (b) and (d): the median run of
+// each tool that succeeded, and the tools that never did.
+func (r *results) burstPanels() []panel {
 	var panels []panel
 	for _, w := range r.Workloads {
 		if w.Key != "b" && w.Key != "d" {
@@ -49,14 +77,25 @@ func (r *results) writePlot(path string) error {
 		}
 		panels = append(panels, p)
 	}
+	return panels
+}
+
+// writePlot draws the burst timelines of (b) and (d) (files complete on the
+// server vs seconds since the drop, median run of each tool) as one PNG,
+// one panel under the other.
+func (r *results) writePlot(path string) error {
+	panels := r.burstPanels()
 	if len(panels) == 0 {
 		return nil
 	}
-	const W, H = 1400, 560
-	img := image.NewRGBA(image.Rect(0, 0, W, H*len(panels)))
-	fillRect(img, 0, 0, W, H*len(panels), color.White)
+	img := vgimg.NewWith(vgimg.UseWH(panelWidth, panelHeight*vg.Length(len(panels))), vgimg.UseDPI(plotDPI))
+	dc := draw.New(img)
+	pad := vg.Points(10)
+	tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadTop: pad, PadBottom: pad, PadLeft: pad, PadRight: pad, PadY: 2 * pad}
 	for i, p := range panels {
-		p.draw(img, image.Rect(0, i*H, W, (i+1)*H))
+		if err := p.draw(tiles.At(dc, 0, i)); err != nil {
+			return fmt.Errorf("%s: %w", p.Title, err)
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -65,138 +104,103 @@ func (r *results) writePlot(path string) error {
 	if err != nil {
 		return err
 	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return err
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return f.Close()
 }
 
-type panel struct {
-	Title  string
-	Files  int
-	Ideal  float64 // seconds the link needs for the bytes at full rate (0 = none)
-	Series []series
-	Failed []string // tools with no successful run
-}
-
-var (
-	black = color.RGBA{0, 0, 0, 0xff}
-	grey  = color.RGBA{0xdd, 0xdd, 0xdd, 0xff}
-	dark  = color.RGBA{0x66, 0x66, 0x66, 0xff}
-)
-
-func (p panel) draw(img *image.RGBA, b image.Rectangle) {
-	left, right, top, bottom := b.Min.X+90, b.Max.X-340, b.Min.Y+70, b.Max.Y-70
-	drawText(img, b.Min.X+20, b.Min.Y+16, 2, p.Title, black)
-	drawText(img, left-60, top-24, 2, "files complete on the server (median run)", dark)
-	maxT := p.Ideal
+// draw draws the panel into c: the step lines on the left, the legend (tool,
+// last completion; the link at full rate; failed tools) on the right.
+func (p panel) draw(c draw.Canvas) error {
+	pl := plot.New()
+	pl.Title.Text = p.Title
+	pl.Title.TextStyle.Font.Size = vg.Points(15)
+	pl.X.Label.Text = "seconds since drop"
+	pl.Y.Label.Text = "files complete on the server (median run)"
+	pl.X.Min, pl.Y.Min, pl.Y.Max = 0, 0, float64(p.Files)
+	pl.X.Tick.Marker, pl.Y.Tick.Marker = ticks{n: 10}, ticks{n: 8, minStep: 1}
+	pl.Add(plotter.NewGrid())
+	legend := plot.NewLegend()
+	legend.Top, legend.Left = true, true
+	legend.TextStyle.Font.Size = vg.Points(13)
+	legend.Padding = vg.Points(5)
 	for _, s := range p.Series {
-		if n := len(s.Times); n > 0 {
-			maxT = math.Max(maxT, s.Times[n-1].Seconds())
+		l, err := stepLine(s)
+		if err != nil {
+			return err
 		}
+		pl.Add(l)
+		legend.Add(fmt.Sprintf("%s %.1f s", s.Tool, s.Times[len(s.Times)-1].Seconds()), l)
 	}
-	xStep := niceStep(maxT, 10)
-	xMax := math.Ceil(maxT/xStep) * xStep
-	if xMax <= 0 {
-		xMax = 1
-	}
-	yStep := math.Max(1, niceStep(float64(p.Files), 8))
-	yMax := math.Ceil(float64(p.Files)/yStep) * yStep
-	px := func(t float64) int { return left + int(t/xMax*float64(right-left)) }
-	py := func(n float64) int { return bottom - int(n/yMax*float64(bottom-top)) }
-	// grid and ticks
-	for v := 0.0; v <= xMax+1e-9; v += xStep {
-		x := px(v)
-		fillRect(img, x, top, 1, bottom-top, grey)
-		lbl := trimFloat(v)
-		drawText(img, x-textWidth(lbl, 2)/2, bottom+10, 2, lbl, black)
-	}
-	for v := 0.0; v <= yMax+1e-9; v += yStep {
-		y := py(v)
-		fillRect(img, left, y, right-left, 1, grey)
-		lbl := trimFloat(v)
-		drawText(img, left-12-textWidth(lbl, 2), y-7, 2, lbl, black)
-	}
-	fillRect(img, left, top, 2, bottom-top, black)
-	fillRect(img, left, bottom, right-left, 2, black)
-	drawText(img, (left+right)/2-textWidth("seconds since drop", 2)/2, bottom+38, 2, "seconds since drop", black)
 	if p.Ideal > 0 {
 		// the link at full rate: a dashed line from 0 to all files
-		x1, y1 := px(p.Ideal), py(float64(p.Files))
-		steps := 60
-		for i := 0; i < steps; i += 2 {
-			xa := left + (x1-left)*i/steps
-			ya := bottom + (y1-bottom)*i/steps
-			xb := left + (x1-left)*(i+1)/steps
-			yb := bottom + (y1-bottom)*(i+1)/steps
-			line(img, xa, ya, xb, yb, 1, dark)
+		l, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 0}, {X: p.Ideal, Y: float64(p.Files)}})
+		if err != nil {
+			return err
 		}
-	}
-	for _, s := range p.Series {
-		c, ok := toolColors[s.Tool]
-		if !ok {
-			c = toolColors["(fallback)"]
-		}
-		w := 1
-		if s.Tool == toolCamftpd || s.Tool == toolCamftpd4 {
-			w = 2
-		}
-		x0, y0 := px(0), py(0)
-		for i, t := range s.Times {
-			x := px(t.Seconds())
-			line(img, x0, y0, x, y0, w, c) // flat until the next file completes
-			y := py(float64(i + 1))
-			line(img, x, y0, x, y, w, c)
-			x0, y0 = x, y
-		}
-	}
-	// legend, right of the plot
-	lx, ly := right+30, top+10
-	for _, s := range p.Series {
-		c, ok := toolColors[s.Tool]
-		if !ok {
-			c = toolColors["(fallback)"]
-		}
-		fillRect(img, lx, ly+4, 30, 6, c)
-		last := ""
-		if n := len(s.Times); n > 0 {
-			last = fmt.Sprintf(" %.1f s", s.Times[n-1].Seconds())
-		}
-		drawText(img, lx+40, ly, 2, s.Tool+last, black)
-		ly += 24
-	}
-	if p.Ideal > 0 {
-		for i := 0; i < 30; i += 6 {
-			fillRect(img, lx+i, ly+6, 3, 2, dark)
-		}
-		drawText(img, lx+40, ly, 2, fmt.Sprintf("link at 100%% %.1f s", p.Ideal), black)
-		ly += 24
+		l.Color, l.Dashes = idealColor, []vg.Length{vg.Points(4), vg.Points(3)}
+		pl.Add(l)
+		legend.Add(fmt.Sprintf("link at 100%% %.1f s", p.Ideal), l)
 	}
 	for _, t := range p.Failed {
-		drawText(img, lx+40, ly, 2, t+" failed", dark)
-		ly += 24
+		legend.Add(t + " failed")
 	}
+	pl.Draw(draw.Crop(c, 0, -legendWidth, 0, 0))
+	legend.Draw(draw.Crop(c, c.Size().X-legendWidth+vg.Points(20), 0, 0, -vg.Points(30)))
+	return nil
 }
 
-// line draws a straight line w pixels thick.
-func line(img *image.RGBA, x0, y0, x1, y1, w int, c color.Color) {
-	dx, dy := x1-x0, y1-y0
-	n := max(abs(dx), abs(dy))
-	if n == 0 {
-		fillRect(img, x0, y0, w, w, c)
-		return
+// stepLine is a tool's timeline: flat until the next file completes, then
+// one file up. camftpd's lines are drawn thicker.
+func stepLine(s series) (*plotter.Line, error) {
+	xy := make(plotter.XYs, 0, len(s.Times)+1)
+	xy = append(xy, plotter.XY{})
+	for i, t := range s.Times {
+		xy = append(xy, plotter.XY{X: t.Seconds(), Y: float64(i + 1)})
 	}
-	for i := 0; i <= n; i++ {
-		fillRect(img, x0+dx*i/n, y0+dy*i/n, w, w, c)
+	l, err := plotter.NewLine(xy)
+	if err != nil {
+		return nil, fmt.Errorf("timeline of %s: %w", s.Tool, err)
 	}
+	l.StepStyle = plotter.PostStep
+	l.Color = fallbackColor
+	if c, ok := toolColors[s.Tool]; ok {
+		l.Color = c
+	}
+	if s.Tool == toolCamftpd || s.Tool == toolCamftpd4 {
+		l.Width = vg.Points(2)
+	}
+	return l, nil
 }
 
-func abs(v int) int {
-	if v < 0 {
-		return -v
+// ticks marks an axis every 1, 2 or 5 times a power of ten, at most n
+// steps, each step at least minStep (files come whole).
+type ticks struct {
+	n       int
+	minStep float64
+}
+
+func (t ticks) Ticks(lo, hi float64) []plot.Tick {
+	step := math.Max(t.minStep, niceStep(hi-lo, t.n))
+	var out []plot.Tick
+	for i := math.Ceil(lo / step); i*step <= hi+step*1e-9; i++ {
+		v := i * step
+		out = append(out, plot.Tick{Value: v, Label: tickLabel(v, step)})
 	}
-	return v
+	return out
+}
+
+// tickLabel prints v with as many decimals as step has ("0.15", not
+// 0.15000000000000002), without trailing zeros.
+func tickLabel(v, step float64) string {
+	dec := max(0, int(-math.Floor(math.Log10(step))))
+	l := strconv.FormatFloat(v, 'f', dec, 64)
+	if dec > 0 {
+		l = strings.TrimRight(strings.TrimRight(l, "0"), ".")
+	}
+	return l
 }
 
 // niceStep is a 1, 2 or 5 times a power of ten giving at most n steps.
@@ -206,17 +210,10 @@ func niceStep(span float64, n int) float64 {
 	}
 	raw := span / float64(n)
 	p := math.Pow(10, math.Floor(math.Log10(raw)))
-	for _, m := range []float64{1, 2, 5, 10} {
+	for _, m := range []float64{1, 2, 5} {
 		if m*p >= raw {
 			return m * p
 		}
 	}
 	return 10 * p
-}
-
-func trimFloat(v float64) string {
-	if v == math.Trunc(v) {
-		return fmt.Sprintf("%d", int64(v))
-	}
-	return fmt.Sprintf("%g", math.Round(v*100)/100)
 }

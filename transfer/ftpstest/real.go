@@ -53,6 +53,29 @@ type RealOptions struct {
 	// ProFTPD MasqueradeAddress, Pure-FTPd -P); default 127.0.0.1. The
 	// servers still listen on 127.0.0.1 only.
 	PasvAddress string
+	// PasvCount is the number of passive ports (default 8).
+	PasvCount int
+	// PasvFreeOn lists more addresses on which the passive ports must be
+	// free: a proxy in front of the server that listens on another
+	// loopback address with the same ports (scripts/benchkit's link
+	// emulator on 127.0.0.2).
+	PasvFreeOn []string
+	// Dir holds the configuration, certificates and logs; created if
+	// missing and kept at Close. Default: a temp dir removed at Close.
+	Dir string
+	// NoLog turns off the protocol, transfer and TLS logs (LogPath is
+	// then empty): vsftpd's log_ftp_protocol and debug_ssl cost time on
+	// every command, which a benchmark would measure.
+	NoLog bool
+	// AnyPassword (vsftpd only) logs User in through a PAM service that
+	// lets that user alone in with any password, instead of pam_unix: its
+	// yescrypt check (83 ms measured on a 2-core machine under load 12)
+	// would be measured by a benchmark of tools that log in once per file.
+	AnyPassword bool
+	// Extra is appended to the configuration: vsftpd.conf lines (a later
+	// line overrides an earlier one, e.g. "isolate=YES" restores vsftpd's
+	// default), proftpd.conf lines, or Pure-FTPd arguments.
+	Extra []string
 }
 
 // Default test login for real servers.
@@ -82,7 +105,9 @@ type Real struct {
 	Password   string
 	UID, GID   int    // owner of files the server writes
 	Dir        string // config, certificates, logs
+	CAFile     string // CAPEM written in Dir, for clients that take a file
 	PasvPorts  [2]int
+	keepDir    bool // Dir is the caller's (RealOptions.Dir): not removed at Close
 
 	cmd       *exec.Cmd
 	exited    chan struct{}
@@ -152,12 +177,12 @@ func startReal(name string, o RealOptions) (*Real, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "camftpd-"+name+"-")
+	dir, err := realDir(name, o.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("ftpstest: %w", err)
+		return nil, err
 	}
 	r := &Real{Name: name, Host: "127.0.0.1", ServerName: "localhost", User: o.User, Password: o.Password,
-		UID: uid, GID: gid, Dir: dir, exited: make(chan struct{})}
+		UID: uid, GID: gid, Dir: dir, keepDir: o.Dir != "", exited: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -181,23 +206,8 @@ func startReal(name string, o RealOptions) (*Real, error) {
 		return nil, err
 	}
 
-	ca, cert := o.CA, o.Cert
-	if cert == nil {
-		if ca, cert, err = newPair(o.ECDSA); err != nil {
-			return nil, err
-		}
-	}
-	if ca != nil {
-		r.CAPEM = ca.PEM
-	}
-	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certPath, cert.CertPEM, 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(keyPath, cert.KeyPEM, 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), r.CAPEM, 0o644); err != nil {
+	cert, certPath, keyPath, err := r.writeCerts(o)
+	if err != nil {
 		return nil, err
 	}
 	if o.PasvAddress == "" {
@@ -212,7 +222,10 @@ func startReal(name string, o RealOptions) (*Real, error) {
 			return nil, err
 		}
 	}
-	lo, hi, err := freeRange(8)
+	if o.PasvCount <= 0 {
+		o.PasvCount = 8
+	}
+	lo, hi, err := freeRange(o.PasvCount, o.PasvFreeOn)
 	if err != nil {
 		return nil, err
 	}
@@ -233,18 +246,11 @@ func startReal(name string, o RealOptions) (*Real, error) {
 	var args []string
 	switch name {
 	case "vsftpd":
-		if o.User != TestUser {
-			if _, _, err := ensureUser(o.User); err != nil {
-				return nil, err
-			}
-		}
-		if err := setPassword(o.User, o.Password); err != nil {
+		pam, err := vsftpdPAM(o)
+		if err != nil {
 			return nil, err
 		}
-		if err := ensurePAM(); err != nil {
-			return nil, err
-		}
-		conf, err := vsftpdConf(r, o, certPath, keyPath)
+		conf, err := vsftpdConf(r, o, pam, certPath, keyPath)
 		if err != nil {
 			return nil, err
 		}
@@ -288,6 +294,50 @@ func startReal(name string, o RealOptions) (*Real, error) {
 	return r, nil
 }
 
+// realDir makes the server's folder: the caller's dir, or a temp dir.
+func realDir(name, dir string) (string, error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "camftpd-"+name+"-")
+		if err != nil {
+			return "", fmt.Errorf("ftpstest: %w", err)
+		}
+		return d, nil
+	}
+	d, err := filepath.Abs(dir)
+	if err == nil {
+		err = os.MkdirAll(d, 0o711)
+	}
+	if err != nil {
+		return "", fmt.Errorf("ftpstest: server folder: %w", err)
+	}
+	return d, nil
+}
+
+// writeCerts writes the server's certificate and key (o.Cert, or a fresh
+// pair of o.ECDSA's type) and the CA file into Dir.
+func (r *Real) writeCerts(o RealOptions) (cert *Cert, certPath, keyPath string, err error) {
+	ca, cert := o.CA, o.Cert
+	if cert == nil {
+		if ca, cert, err = newPair(o.ECDSA); err != nil {
+			return nil, "", "", err
+		}
+	}
+	if ca != nil {
+		r.CAPEM = ca.PEM
+	}
+	certPath, keyPath, r.CAFile = filepath.Join(r.Dir, "cert.pem"), filepath.Join(r.Dir, "key.pem"), filepath.Join(r.Dir, "ca.pem")
+	for _, f := range []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{{certPath, cert.CertPEM, 0o644}, {keyPath, cert.KeyPEM, 0o600}, {r.CAFile, r.CAPEM, 0o644}} {
+		if err := os.WriteFile(f.path, f.data, f.mode); err != nil {
+			return nil, "", "", fmt.Errorf("ftpstest: %w", err)
+		}
+	}
+	return cert, certPath, keyPath, nil
+}
+
 func (r *Real) wait220(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var last error
@@ -323,7 +373,8 @@ func oneLine(s string, max int) string {
 }
 
 // Close kills the server (its whole process group) and removes its
-// directory (and Root when it was a temp dir inside it).
+// directory (and Root when it was a temp dir inside it), unless the
+// directory was RealOptions.Dir.
 func (r *Real) Close() error {
 	r.closeOnce.Do(func() {
 		if r.cmd != nil && r.cmd.Process != nil {
@@ -333,7 +384,7 @@ func (r *Real) Close() error {
 			case <-time.After(5 * time.Second):
 			}
 		}
-		if r.Dir != "" {
+		if r.Dir != "" && !r.keepDir {
 			os.RemoveAll(r.Dir)
 		}
 	})
@@ -458,13 +509,45 @@ account  required pam_unix.so
 session  required pam_unix.so
 `
 
-func ensurePAM() error {
-	p := "/etc/pam.d/" + pamService
-	if b, err := os.ReadFile(p); err == nil && string(b) == pamText {
+// pamAnyText lets one user (%[1]s) in with any password: no hashing.
+const pamAnyText = `# camftpd transfer/ftpstest (RealOptions.AnyPassword): vsftpd logins of %[1]s
+# with any password; nobody else.
+auth     required pam_succeed_if.so quiet user = %[1]s
+auth     required pam_permit.so
+account  required pam_permit.so
+session  required pam_permit.so
+`
+
+// vsftpdPAM prepares vsftpd's login of o.User and returns the PAM service
+// that checks it: pam_unix with the password set by chpasswd, or with
+// AnyPassword a service that lets that user alone in with any password.
+func vsftpdPAM(o RealOptions) (string, error) {
+	if strings.ContainsAny(o.User, " \t\n:") {
+		return "", fmt.Errorf("ftpstest: bad user name %q", o.User)
+	}
+	if o.User != TestUser {
+		if _, _, err := ensureUser(o.User); err != nil {
+			return "", err
+		}
+	}
+	if o.AnyPassword {
+		svc := pamService + "-any-" + o.User
+		return svc, ensurePAM(svc, fmt.Sprintf(pamAnyText, o.User))
+	}
+	if err := setPassword(o.User, o.Password); err != nil {
+		return "", err
+	}
+	return pamService, ensurePAM(pamService, pamText)
+}
+
+// ensurePAM writes /etc/pam.d/<service> unless it already holds text.
+func ensurePAM(service, text string) error {
+	p := "/etc/pam.d/" + service
+	if b, err := os.ReadFile(p); err == nil && string(b) == text {
 		return nil
 	}
 	tmp := p + ".tmp" + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, []byte(pamText), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("ftpstest: writing PAM service file: %w", err)
 	}
 	return os.Rename(tmp, p)
@@ -518,19 +601,25 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// freeRange finds n consecutive free ports for passive mode.
-func freeRange(n int) (int, int, error) {
-	for range 50 {
-		lo := 20000 + rand.IntN(30000)
+// freeRange finds n consecutive ports for passive mode, free on 127.0.0.1
+// and on each of also, between 20000 and 32000: below Linux's ephemeral
+// range (32768-60999), so that no outgoing connection takes one of them
+// after the check.
+func freeRange(n int, also []string) (int, int, error) {
+	addrs := append([]string{"127.0.0.1"}, also...)
+	for range 100 {
+		lo := 20000 + rand.IntN(12000-n)
 		var ls []net.Listener
 		okAll := true
-		for p := lo; p < lo+n; p++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				okAll = false
-				break
+		for p := lo; p < lo+n && okAll; p++ {
+			for _, a := range addrs {
+				l, err := net.Listen("tcp", net.JoinHostPort(a, strconv.Itoa(p)))
+				if err != nil {
+					okAll = false
+					break
+				}
+				ls = append(ls, l)
 			}
-			ls = append(ls, l)
 		}
 		for _, l := range ls {
 			l.Close()
@@ -539,7 +628,7 @@ func freeRange(n int) (int, int, error) {
 			return lo, lo + n - 1, nil
 		}
 	}
-	return 0, 0, errors.New("ftpstest: no free passive port range")
+	return 0, 0, fmt.Errorf("ftpstest: no %d free passive ports in a row between 20000 and 32000 on %s", n, strings.Join(addrs, ", "))
 }
 
 func writeConf(r *Real, name string, lines []string) (string, error) {
@@ -554,16 +643,15 @@ func yesNo(b bool) string {
 	return "NO"
 }
 
-func vsftpdConf(r *Real, o RealOptions, certPath, keyPath string) (string, error) {
+func vsftpdConf(r *Real, o RealOptions, pam, certPath, keyPath string) (string, error) {
 	empty := filepath.Join(r.Dir, "empty")
-	if err := os.Mkdir(empty, 0o755); err != nil {
+	if err := os.MkdirAll(empty, 0o755); err != nil {
 		return "", err
 	}
-	r.LogPath = filepath.Join(r.Dir, "vsftpd.log")
 	lines := []string{
 		"listen=YES", "listen_ipv6=NO", "listen_address=127.0.0.1", "listen_port=" + strconv.Itoa(r.Port),
 		"background=NO", "seccomp_sandbox=NO", "isolate=NO", "isolate_network=NO",
-		"secure_chroot_dir=" + empty, "pam_service_name=" + pamService,
+		"secure_chroot_dir=" + empty, "pam_service_name=" + pam,
 		"anonymous_enable=NO", "local_enable=YES", "write_enable=YES", "local_umask=022", "file_open_mode=0644",
 		"chroot_local_user=YES", "allow_writeable_chroot=YES", "local_root=" + r.Root,
 		"userlist_enable=NO", "connect_from_port_20=NO", "port_enable=NO",
@@ -572,8 +660,11 @@ func vsftpdConf(r *Real, o RealOptions, certPath, keyPath string) (string, error
 		"ssl_enable=YES", "rsa_cert_file=" + certPath, "rsa_private_key_file=" + keyPath,
 		"allow_anon_ssl=NO", "force_local_logins_ssl=YES", "force_local_data_ssl=YES",
 		"ssl_sslv2=NO", "ssl_sslv3=NO", "ssl_tlsv1=YES",
-		"xferlog_enable=YES", "xferlog_std_format=NO", "log_ftp_protocol=YES", "debug_ssl=YES",
-		"vsftpd_log_file=" + r.LogPath, "dual_log_enable=YES", "xferlog_file=" + filepath.Join(r.Dir, "xferlog"),
+	}
+	if !o.NoLog {
+		r.LogPath = filepath.Join(r.Dir, "vsftpd.log")
+		lines = append(lines, "xferlog_enable=YES", "xferlog_std_format=NO", "log_ftp_protocol=YES", "debug_ssl=YES",
+			"vsftpd_log_file="+r.LogPath, "dual_log_enable=YES", "xferlog_file="+filepath.Join(r.Dir, "xferlog"))
 	}
 	if o.RequireReuse != nil {
 		lines = append(lines, "require_ssl_reuse="+yesNo(*o.RequireReuse))
@@ -584,7 +675,7 @@ func vsftpdConf(r *Real, o RealOptions, certPath, keyPath string) (string, error
 	case o.ECDSA:
 		lines = append(lines, "ssl_ciphers="+VsftpdECDSACiphers)
 	}
-	return writeConf(r, "vsftpd.conf", lines)
+	return writeConf(r, "vsftpd.conf", append(lines, o.Extra...))
 }
 
 func cryptSHA512(pw string) (string, error) {
@@ -613,7 +704,6 @@ func proftpdConf(r *Real, o RealOptions, certPath, keyPath string) (string, erro
 	if err := os.WriteFile(filepath.Join(r.Dir, "group"), []byte(group), 0o600); err != nil {
 		return "", err
 	}
-	r.LogPath = filepath.Join(r.Dir, "commands.log")
 	certKind := "RSA"
 	if o.ECDSA {
 		certKind = "EC"
@@ -634,9 +724,6 @@ func proftpdConf(r *Real, o RealOptions, certPath, keyPath string) (string, erro
 		"LoadModule mod_tls.c",
 		"LoadModule mod_digest.c",
 		"SystemLog " + filepath.Join(r.Dir, "proftpd.log"),
-		"TransferLog " + filepath.Join(r.Dir, "xferlog"),
-		`LogFormat camftpd "%t %a cmd=\"%r\" reply=\"%s %S\""`,
-		"ExtendedLog " + r.LogPath + " ALL camftpd",
 		"AuthOrder mod_auth_file.c",
 		"AuthUserFile " + filepath.Join(r.Dir, "passwd"),
 		"AuthGroupFile " + filepath.Join(r.Dir, "group"),
@@ -646,7 +733,6 @@ func proftpdConf(r *Real, o RealOptions, certPath, keyPath string) (string, erro
 		"MasqueradeAddress " + o.PasvAddress,
 		"AllowOverwrite on", "AllowStoreRestart on", "AllowRetrieveRestart on", "Umask 022",
 		"TLSEngine on",
-		"TLSLog " + filepath.Join(r.Dir, "tls.log"),
 		"TLSProtocol " + proto,
 		"TLS" + certKind + "CertificateFile " + certPath,
 		"TLS" + certKind + "CertificateKeyFile " + keyPath,
@@ -667,7 +753,13 @@ func proftpdConf(r *Real, o RealOptions, certPath, keyPath string) (string, erro
 	if o.Ciphers != "" {
 		lines = append(lines, "TLSCipherSuite "+o.Ciphers)
 	}
-	return writeConf(r, "proftpd.conf", lines)
+	if !o.NoLog {
+		r.LogPath = filepath.Join(r.Dir, "commands.log")
+		lines = append(lines, "TransferLog "+filepath.Join(r.Dir, "xferlog"),
+			`LogFormat camftpd "%t %a cmd=\"%r\" reply=\"%s %S\""`, "ExtendedLog "+r.LogPath+" ALL camftpd",
+			"TLSLog "+filepath.Join(r.Dir, "tls.log"))
+	}
+	return writeConf(r, "proftpd.conf", append(lines, o.Extra...))
 }
 
 func pureArgs(r *Real, o RealOptions, cert *Cert) ([]string, error) {
@@ -693,7 +785,6 @@ func pureArgs(r *Real, o RealOptions, cert *Cert) ([]string, error) {
 	if out, err := exec.Command(purePw, "mkdb", pdb, "-f", pwFile).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("ftpstest: pure-pw mkdb: %v: %s", err, bytes.TrimSpace(out))
 	}
-	r.LogPath = filepath.Join(r.Dir, "xferlog")
 	args := []string{
 		"-S", "127.0.0.1," + strconv.Itoa(r.Port),
 		"-l", "puredb:" + pdb,
@@ -702,11 +793,14 @@ func pureArgs(r *Real, o RealOptions, cert *Cert) ([]string, error) {
 		"-p", fmt.Sprintf("%d:%d", r.PasvPorts[0], r.PasvPorts[1]),
 		"-P", o.PasvAddress,
 		"-Y", "3", "-2", pem,
-		"-O", "clf:" + r.LogPath,
 		"-g", filepath.Join(r.Dir, "pure-ftpd.pid"),
+	}
+	if !o.NoLog {
+		r.LogPath = filepath.Join(r.Dir, "xferlog")
+		args = append(args, "-O", "clf:"+r.LogPath)
 	}
 	if o.Ciphers != "" {
 		args = append(args, "-J", o.Ciphers)
 	}
-	return args, nil
+	return append(args, o.Extra...), nil
 }

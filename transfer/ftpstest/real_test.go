@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -234,4 +236,84 @@ func TestRealProFTPDHash(t *testing.T) {
 		t.Fatalf("HASH: %v %q", err, msg)
 	}
 	t.Logf("FEAT %q HASH %q", feat, msg)
+}
+
+// TestRealBenchOptions: the options scripts/benchkit starts its server with.
+// The server's folder is the caller's and outlives Close; NoLog leaves no
+// protocol, transfer or TLS log; the passive range has PasvCount ports below
+// the ephemeral range; Extra lands at the end of vsftpd.conf (vsftpd's own
+// per-session isolation back on) and uploads still go through; with
+// AnyPassword vsftpd lets the test user in with any password, and nobody
+// else.
+func TestRealBenchOptions(t *testing.T) {
+	for _, name := range RealServers() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "server")
+			o := RealOptions{Dir: dir, NoLog: true, PasvCount: 16, PasvFreeOn: []string{"127.0.0.2"}}
+			if name == "vsftpd" {
+				o.Extra = []string{"isolate=YES", "isolate_network=YES"}
+				o.AnyPassword = true
+			}
+			r := startRealT(t, name, o)
+			pass := r.Password
+			if o.AnyPassword {
+				pass = "any-" + pass
+				refuseLogin(t, r, "daemon", pass)
+			}
+			if r.Dir != dir {
+				t.Errorf("Dir %s, want %s", r.Dir, dir)
+			}
+			if lo, hi := r.PasvPorts[0], r.PasvPorts[1]; hi-lo+1 != 16 || lo < 20000 || hi >= 32000 {
+				t.Errorf("passive ports %d-%d, want 16 between 20000 and 32000", lo, hi)
+			}
+			if ca, err := os.ReadFile(r.CAFile); err != nil || !bytes.Equal(ca, r.CAPEM) {
+				t.Errorf("CAFile %s: %v, or not CAPEM", r.CAFile, err)
+			}
+			data := bytes.Repeat([]byte("bench"), 20000)
+			if _, err := rawUpload(r.Addr, clientTLS(t, r.CAPEM, false, true), r.User, pass, "up.jpg", data); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := os.ReadFile(r.Path("up.jpg")); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("uploaded file: %v (%d bytes, want %d)", err, len(got), len(data))
+			}
+			if name == "vsftpd" {
+				conf, err := os.ReadFile(filepath.Join(dir, "vsftpd.conf"))
+				if err != nil || !strings.HasSuffix(string(conf), "\nisolate=YES\nisolate_network=YES\n") {
+					t.Errorf("vsftpd.conf does not end with Extra (%v):\n%s", err, conf)
+				}
+			}
+			_ = r.Close() // always nil: it kills and waits
+			if r.LogPath != "" {
+				t.Errorf("LogPath %q with NoLog", r.LogPath)
+			}
+			for _, f := range []string{"vsftpd.log", "xferlog", "commands.log", "tls.log"} {
+				if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s in the server folder with NoLog (%v)", f, err)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, "cert.pem")); err != nil {
+				t.Errorf("the caller's server folder did not outlive Close: %v", err)
+			}
+		})
+	}
+}
+
+// refuseLogin checks that the server answers 530 to user's login.
+func refuseLogin(t *testing.T, r *Real, user, pass string) {
+	t.Helper()
+	rc, _, _, err := dialRaw(r.Addr, clientTLS(t, r.CAPEM, false, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if err := rc.authTLS(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.expect(331, "USER %s", user); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg, _ := rc.cmd("PASS %s", pass); code != 530 {
+		t.Errorf("%s logged in (%d %s): want 530", user, code, msg)
+	}
 }
