@@ -41,8 +41,9 @@ type worker struct {
 	policies []*tlspolicy.Policy
 	clients  map[int]*transfer.Client
 	jobs     chan queue.Item
-	warm     chan struct{} // prewarm requests (buffered, coalescing)
-	warmErr  time.Time     // last failed prewarm: no other for warmPause
+	warm     chan struct{}   // prewarm requests (buffered, coalescing)
+	warmErr  time.Time       // last failed prewarm: no other for warmPause
+	bg       *sync.WaitGroup // the workers' group: what a worker starts, schedule joins
 }
 
 // schedule runs cfg.Workers upload workers fed by one dispatcher until ctx
@@ -54,7 +55,7 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
 	for i, s := range cfg.Servers {
 		p, err := tlspolicy.New(tlspolicy.Options{
 			Mode: s.TLSMode, ServerName: s.Host, MaxTLS12: s.MaxTLS12, CAPEM: s.CAPEM, Pins: s.Pins,
-			Logger: d.log.With("part", "tls", "server", s.Name),
+			Logger: d.log.With("part", "tls", "server", s.Name), Now: d.wallClock,
 		})
 		if err != nil {
 			if i == d.activeIndex() {
@@ -71,7 +72,7 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
 	warm := make([]chan struct{}, cfg.Workers)
 	for i := range cfg.Workers {
 		w := &worker{d: d, name: fmt.Sprintf("w%d", i+1), cfg: cfg, policies: policies,
-			clients: map[int]*transfer.Client{}, jobs: make(chan queue.Item), warm: make(chan struct{}, 1)}
+			clients: map[int]*transfer.Client{}, jobs: make(chan queue.Item), warm: make(chan struct{}, 1), bg: &wg}
 		warm[i] = w.warm
 		wg.Add(1)
 		go func() {
@@ -225,40 +226,19 @@ func (w *worker) client(idx int) (*transfer.Client, *tlspolicy.Policy, error) {
 }
 
 // clientConfig is the transfer configuration of server idx for one worker
-// (who: its name in the logs). Every worker's Client for a server shares
-// that server's one Limiter: bandwidth_limit holds for the whole daemon,
-// and a worker uploading alone gets all of it (not limit ÷ workers).
+// (who: its name in the logs).
 func (d *Daemon) clientConfig(cfg *Config, idx int, pol *tlspolicy.Policy, who string) transfer.Config {
 	s := cfg.Servers[idx]
+	limit := s.BandwidthLimit
+	if limit > 0 && cfg.Workers > 1 {
+		limit = max(limit/int64(cfg.Workers), 1) // the limit is for the whole daemon
+	}
 	return transfer.Config{
 		Host: s.Host, Port: s.Port, User: s.User, Password: s.Password.reveal(), TLS: pol.Config(),
-		Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout, SameName: s.SameName,
-		BandwidthLimit: s.BandwidthLimit, Limiter: d.limiters.get(s.Name, s.BandwidthLimit),
+		Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout, BandwidthLimit: limit, SameName: s.SameName,
 		RecordSHA256: cfg.RecordSHA256,
 		Logger:       d.log.With("part", "transfer", "server", s.Name, "worker", who),
 	}
-}
-
-// limiters holds the daemon's bandwidth limiter of each server (by name),
-// kept across reloads while the server's limit is unchanged.
-type limiters struct {
-	mu sync.Mutex
-	m  map[string]*transfer.Limiter
-}
-
-// get returns server's limiter of rate bytes/s (nil for no limit).
-func (ls *limiters) get(server string, rate int64) *transfer.Limiter {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	if l := ls.m[server]; l != nil && l.Rate() == rate {
-		return l
-	}
-	if ls.m == nil {
-		ls.m = map[string]*transfer.Limiter{}
-	}
-	l := transfer.NewLimiter(rate)
-	ls.m[server] = l
-	return l
 }
 
 func (w *worker) dropClient(idx int) {
@@ -428,8 +408,8 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		next, ferr := q.Fail(it.ID, msg)
 		d.durable("fail", it, ferr)
 		log.Warn("upload failed; will retry", "err", msg, "next", next)
+		d.noteTransient(srv.Name, msg) // status first: whoever sees the event sees it
 		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: msg})
-		d.noteTransient(srv.Name, msg)
 	}
 }
 
