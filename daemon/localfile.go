@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -48,6 +49,14 @@ func isCapture(f *os.File, st os.FileInfo, c queue.Capture) (bool, error) {
 		return false, err
 	}
 	return bytes.Equal(fp, c.Fingerprint), nil
+}
+
+// openNoFollow opens the file p for reading as OpenCapture does (no
+// symbolic link followed at p, a FIFO does not block, only a regular file):
+// for the watcher's, rescan's and backlog's fingerprint reads.
+func openNoFollow(p string) (*os.File, error) {
+	f, _, err := transfer.OpenCapture(filepath.Dir(p), filepath.Base(p))
+	return f, err
 }
 
 func inodeOf(st os.FileInfo) uint64 {

@@ -449,7 +449,7 @@ func fingerprintFile(p string) ([]byte, error) {
 // fingerprintStat returns the fingerprint of the file at p and what its
 // open descriptor says of it.
 func fingerprintStat(p string) ([]byte, os.FileInfo, error) {
-	f, err := os.Open(p)
+	f, err := openNoFollow(p) // a link or FIFO put there after the Lstat: refused, never blocks
 	if err != nil {
 		return nil, nil, err
 	}
