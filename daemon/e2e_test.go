@@ -69,20 +69,32 @@ func TestE2EServerOutage(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.writeConfig("300ms", 2)
 	d, _, _ := startDaemon(t, cfg, testLogger(t))
+	// The timer's goroutine must not call t.Fatal (FailNow off the test
+	// goroutine would leave restarted open and the test blocked on it): it
+	// hands its error back. The cleanup joins it if the test stops early.
 	restarted := make(chan struct{})
+	var restartErr error
 	burst(t, e.media, 300, 30, func(i int) {
 		if i == 90 {
 			e.stopServer()
 			checkNoPartial(t, e.media, e.root)
 			t.Logf("server stopped after shot %d for %v", i, outage)
-			time.AfterFunc(outage, func() {
-				e.startServer()
-				t.Log("server back")
+			timer := time.AfterFunc(outage, func() {
+				restartErr = e.tryStartServer()
 				close(restarted)
+			})
+			t.Cleanup(func() {
+				if !timer.Stop() {
+					<-restarted
+				}
 			})
 		}
 	})
 	<-restarted
+	if restartErr != nil {
+		t.Fatalf("after the outage: %v", restartErr)
+	}
+	t.Log("server back")
 	checkNoPartial(t, e.media, e.root)
 	c := counts(t, d.Queue())
 	t.Logf("queue when the server came back: %+v", c)

@@ -76,9 +76,17 @@ func newEnv(t testing.TB) *testEnv {
 
 func (e *testEnv) startServer() {
 	e.t.Helper()
+	if err := e.tryStartServer(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// tryStartServer is startServer for another goroutine than the test's,
+// which must not call t.Fatal: it returns the error instead.
+func (e *testEnv) tryStartServer() error {
 	srv, err := ftpstest.Start(ftpstest.Options{Root: e.root, CA: e.ca, Cert: e.cert, NoHash: e.noHash})
 	if err != nil {
-		e.t.Fatal(err)
+		return fmt.Errorf("start the FTPS server: %w", err)
 	}
 	e.mu.Lock()
 	e.srv = srv
@@ -86,6 +94,7 @@ func (e *testEnv) startServer() {
 	if e.proxy != nil {
 		e.proxy.setBackend(srv.Addr)
 	}
+	return nil
 }
 
 // stopServer stops the FTPS server and cuts every connection through the proxy.

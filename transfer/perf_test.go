@@ -34,9 +34,11 @@ func TestBandwidthLimit(t *testing.T) {
 		var first, last time.Time
 		var firstSent, total int64
 		var wg sync.WaitGroup
+		sent := map[string][]byte{} // checked after wg.Wait: wantFile may t.Fatal
 		for i := 0; i < n; i++ {
 			p, data := localFile(t, size)
 			remote := fmt.Sprintf("bw/%d-%d.raw", n, i)
+			sent[remote] = data
 			var prev int64
 			wg.Add(1)
 			go func() {
@@ -55,10 +57,12 @@ func TestBandwidthLimit(t *testing.T) {
 				if err != nil {
 					t.Error(err)
 				}
-				wantFile(t, tg, remote, data)
 			}()
 		}
 		wg.Wait()
+		for remote, data := range sent {
+			wantFile(t, tg, remote, data)
+		}
 		rate := float64(total-firstSent) / last.Sub(first).Seconds()
 		t.Logf("%d upload(s), %d bytes in %v: %.0f B/s (limit %d, %+.2f%%)", n, total, last.Sub(first).Round(time.Millisecond), rate, limit, (rate/limit-1)*100)
 		return rate
