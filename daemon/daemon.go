@@ -68,6 +68,7 @@ type Daemon struct {
 	w            *watcher
 	led          string
 	warm         []chan struct{} // one per upload worker; see prewarm
+	limiters     limiters        // bandwidth limits, one per server for all workers
 }
 
 type upload struct {

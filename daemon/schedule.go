@@ -225,19 +225,40 @@ func (w *worker) client(idx int) (*transfer.Client, *tlspolicy.Policy, error) {
 }
 
 // clientConfig is the transfer configuration of server idx for one worker
-// (who: its name in the logs).
+// (who: its name in the logs). Every worker's Client for a server shares
+// that server's one Limiter: bandwidth_limit holds for the whole daemon,
+// and a worker uploading alone gets all of it (not limit ÷ workers).
 func (d *Daemon) clientConfig(cfg *Config, idx int, pol *tlspolicy.Policy, who string) transfer.Config {
 	s := cfg.Servers[idx]
-	limit := s.BandwidthLimit
-	if limit > 0 && cfg.Workers > 1 {
-		limit = max(limit/int64(cfg.Workers), 1) // the limit is for the whole daemon
-	}
 	return transfer.Config{
 		Host: s.Host, Port: s.Port, User: s.User, Password: s.Password.reveal(), TLS: pol.Config(),
-		Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout, BandwidthLimit: limit, SameName: s.SameName,
+		Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout, SameName: s.SameName,
+		BandwidthLimit: s.BandwidthLimit, Limiter: d.limiters.get(s.Name, s.BandwidthLimit),
 		RecordSHA256: cfg.RecordSHA256,
 		Logger:       d.log.With("part", "transfer", "server", s.Name, "worker", who),
 	}
+}
+
+// limiters holds the daemon's bandwidth limiter of each server (by name),
+// kept across reloads while the server's limit is unchanged.
+type limiters struct {
+	mu sync.Mutex
+	m  map[string]*transfer.Limiter
+}
+
+// get returns server's limiter of rate bytes/s (nil for no limit).
+func (ls *limiters) get(server string, rate int64) *transfer.Limiter {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if l := ls.m[server]; l != nil && l.Rate() == rate {
+		return l
+	}
+	if ls.m == nil {
+		ls.m = map[string]*transfer.Limiter{}
+	}
+	l := transfer.NewLimiter(rate)
+	ls.m[server] = l
+	return l
 }
 
 func (w *worker) dropClient(idx int) {
