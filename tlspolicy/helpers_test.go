@@ -3,71 +3,36 @@ package tlspolicy
 import (
 	"bufio"
 	"bytes"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/camftpd/camftpd/transfer/ftpstest"
 )
 
-// testCA is a throw-away CA with its key.
+// testCA is transfer/ftpstest's throw-away CA: the one certificate
+// generator of the tests, the bench and the demo. (So ftpstest must not
+// import tlspolicy: this in-package test would close an import cycle.)
 type testCA struct {
+	ca   *ftpstest.CA
 	cert *x509.Certificate
-	key  crypto.Signer
 	pem  []byte
 }
 
-var (
-	rsaKeyOnce sync.Once
-	rsaKey     *rsa.PrivateKey
-)
-
-// sharedRSAKey is generated once per test binary: RSA key generation is slow
-// under qemu-user.
-func sharedRSAKey(t testing.TB) *rsa.PrivateKey {
-	rsaKeyOnce.Do(func() {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		rsaKey = k
-	})
-	return rsaKey
-}
-
+// newTestCA makes an ECDSA CA whose name starts with name.
 func newTestCA(t testing.TB, name string) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := ftpstest.NewNamedCA(true, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-48 * time.Hour),
-		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &testCA{cert: c, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	return &testCA{ca: ca, cert: ca.Cert, pem: ca.PEM}
 }
 
 type leafOpts struct {
@@ -81,40 +46,11 @@ type leafOpts struct {
 // o.dns says otherwise), valid from an hour ago for a day by default.
 func (ca *testCA) issue(t testing.TB, o leafOpts) tls.Certificate {
 	t.Helper()
-	var key crypto.Signer = sharedRSAKey(t)
-	if o.ecdsa {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key = k
-	}
-	if o.notBefore.IsZero() {
-		o.notBefore = time.Now().Add(-time.Hour)
-	}
-	if o.notAfter.IsZero() {
-		o.notAfter = time.Now().Add(24 * time.Hour)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "test server"},
-		NotBefore:    o.notBefore,
-		NotAfter:     o.notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if o.dns == nil {
-		tmpl.DNSNames = []string{"localhost"}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	} else {
-		tmpl.DNSNames = o.dns
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	c, err := ca.ca.IssueCert(ftpstest.CertOptions{ECDSA: o.ecdsa, DNSNames: o.dns, NotBefore: o.notBefore, NotAfter: o.notAfter})
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return c.TLS
 }
 
 // responder is an in-test FTPES server: 220, AUTH TLS -> 234, TLS, then

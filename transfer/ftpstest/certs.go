@@ -84,7 +84,12 @@ func serial() (*big.Int, error) {
 // NewCA makes a self-signed CA (ECDSA P-256 or RSA 2048), valid from a day
 // ago for ten years. Each CA has its own random name, so a client trusting
 // one CA does not trust another's certificates.
-func NewCA(ec bool) (*CA, error) {
+func NewCA(ec bool) (*CA, error) { return NewNamedCA(ec, "camftpd test CA") }
+
+// NewNamedCA is NewCA with a name of the caller's: the CA's common name is
+// name and a random suffix (two CAs never share a name), for a test that
+// looks for the name in an error.
+func NewNamedCA(ec bool, name string) (*CA, error) {
 	key, err := newKey(ec, "ca")
 	if err != nil {
 		return nil, fmt.Errorf("ftpstest: generating CA key: %w", err)
@@ -96,7 +101,7 @@ func NewCA(ec bool) (*CA, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          sn,
-		Subject:               pkix.Name{CommonName: "camftpd test CA " + sn.Text(36), Organization: []string{"camftpd ftpstest"}},
+		Subject:               pkix.Name{CommonName: name + " " + sn.Text(36), Organization: []string{"camftpd ftpstest"}},
 		NotBefore:             now.Add(-24 * time.Hour),
 		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
