@@ -55,7 +55,12 @@ func (w *watcher) holdReason(st os.FileInfo) string {
 func (w *watcher) startScan() {
 	w.firstScan = w.needBaseline()
 	w.heldNow = 0
-	w.rescanBatched("start")
+	if !w.rescanBatched("start") {
+		// Stopped (SIGTERM): no baseline; the marker stays, so the next
+		// start goes on with the first scan and still holds the backlog.
+		w.firstScan = false
+		return
+	}
 	if w.firstScan {
 		w.firstScan = false
 		if err := w.q.SetBaseline(); err != nil {

@@ -21,17 +21,31 @@ import (
 // time zone) are recognised by size and content fingerprint. After a scan
 // that found captures, the history of folders that are gone is marked
 // absent.
-func (w *watcher) rescan(why string) {
+//
+// It stops between two folders, and between two captures of a folder, when
+// the watcher's context ends (SIGTERM during the first scan of a large
+// card), and then reports false: what it queued is queued, folders it did
+// not reach are left as they were (none is marked gone), and the next
+// rescan goes on from the queue's state.
+func (w *watcher) rescan(why string) (complete bool) {
 	w.rescans.Add(1)
 	sc := &scan{w: w, seen: map[string]bool{}}
 	sc.dir(w.root)
+	if w.stopped() {
+		w.log.Info("rescan stopped before its end; the next one goes on", "why", why, "files", sc.files, "unknown", sc.unknown)
+		return false
+	}
 	if sc.files > 0 {
 		if err := w.q.DirsGone(sc.seen); err != nil {
 			w.log.Warn("cannot record folders gone from the card", "err", err)
 		}
 	}
 	w.log.Debug("rescanned media directory", "why", why, "files", sc.files, "unknown", sc.unknown)
+	return true
 }
+
+// stopped reports whether the watcher's context ended (a scan stops).
+func (w *watcher) stopped() bool { return w.ctx != nil && w.ctx.Err() != nil }
 
 // scan is one rescan's walk.
 type scan struct {
@@ -43,6 +57,9 @@ type scan struct {
 // dir watches abs, reconciles its captures and descends into its folders.
 func (sc *scan) dir(abs string) {
 	w := sc.w
+	if w.stopped() {
+		return
+	}
 	if err := w.fw.Add(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		w.log.Warn("cannot watch directory", "dir", abs, "err", err)
 	}
@@ -133,6 +150,9 @@ func (sc *scan) reconcile(abs, rel string, files []queue.FileInfo) {
 		}
 	}
 	for _, i := range idx {
+		if w.stopped() {
+			return
+		}
 		sc.unknown++
 		w.consider(filepath.Join(abs, files[i].Name))
 	}

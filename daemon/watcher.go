@@ -59,6 +59,8 @@ type watcher struct {
 	due     time.Time
 
 	hooks chan func() // tests: run a function inside the loop
+	// ctx is run's: a rescan stops when it ends.
+	ctx context.Context
 
 	rescans   atomic.Int64
 	overflows atomic.Int64
@@ -103,6 +105,7 @@ func (w *watcher) run(ctx context.Context) error {
 	if err := fw.Add(w.root); err != nil {
 		return errors.New("cannot watch media directory " + w.root + ": " + unwrapPathErr(err) + " (is the card mounted?)")
 	}
+	w.ctx = ctx
 	w.startScan()
 	for {
 		select {
@@ -263,11 +266,12 @@ const scanBatch = 256
 
 // rescanBatched is rescan with the captures it finds complete enqueued
 // scanBatch at a time instead of one by one.
-func (w *watcher) rescanBatched(why string) {
+func (w *watcher) rescanBatched(why string) (complete bool) {
 	w.scanReady = make([]doneFile, 0, scanBatch)
-	w.rescan(why)
+	complete = w.rescan(why)
 	w.flushScan()
 	w.scanReady = nil
+	return complete
 }
 
 func (w *watcher) flushScan() {

@@ -1,0 +1,96 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/camftpd/camftpd/queue"
+)
+
+// TestStopDuringFirstScan: SIGTERM (ctx canceled) during the first scan of
+// a card of 50,000 shots makes Run return within 5 s; the queue is
+// consistent, no baseline is recorded, and the next start completes the
+// scan, every shot held once as the backlog (backlog = "new").
+func TestStopDuringFirstScan(t *testing.T) {
+	const folders, perFolder = 50, 1000
+	e := newEnv(t)
+	cfg := e.writeConfig("100ms", 1) // the shots are older than that when the scan starts
+	for f := 0; f < folders; f++ {
+		dir := filepath.Join(e.media, fmt.Sprintf("%03dCAM", 100+f))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < perFolder; i++ {
+			p := filepath.Join(dir, fmt.Sprintf("DSC%05d.JPG", i))
+			if err := os.WriteFile(p, []byte{byte(i), byte(f)}, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	total := folders * perFolder
+	run := func(stopAt int) (*Daemon, time.Duration, time.Duration) {
+		d := New(cfg, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() { done <- d.Run(ctx) }()
+		select {
+		case <-d.Ready():
+		case err := <-done:
+			t.Fatalf("Run returned before it was ready: %v", err)
+		case <-time.After(stretch(t, time.Minute)):
+			t.Fatal("daemon not ready after a minute")
+		}
+		waitFor(t, stretch(t, 2*time.Minute), fmt.Sprintf("%d shots held", stopAt), func() bool {
+			return counts(t, d.Queue()).Held >= stopAt
+		})
+		scanned := time.Since(start)
+		cancel()
+		stopped := time.Now()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(stretch(t, time.Minute)):
+			t.Fatal("Run did not return within a minute of the cancel")
+		}
+		return d, scanned, time.Since(stopped)
+	}
+	_, upTo, took := run(2000)
+	t.Logf("first start stopped after %v of scanning: Run returned %v after the cancel", upTo.Round(time.Millisecond), took.Round(time.Millisecond))
+	if took > stretch(t, 5*time.Second) {
+		t.Fatalf("Run returned %v after the cancel during the first scan, want < 5 s", took)
+	}
+	q, err := queue.Open(filepath.Join(e.state, "queue.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Verify(); err != nil {
+		t.Fatalf("queue after the stop: %v", err)
+	}
+	c, _ := q.Counts()
+	if _, ok := q.Baseline(); ok || c.Held == 0 || c.Held >= total || c.Pending != 0 {
+		t.Fatalf("after the stop: baseline recorded %v, counts %+v; want no baseline, part of the card held, none pending", ok, c)
+	}
+	q.Close()
+	_, all, _ := run(total)
+	t.Logf("next start: the whole card held after %v", all.Round(time.Millisecond))
+	q, err = queue.Open(filepath.Join(e.state, "queue.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	c, _ = q.Counts()
+	if _, ok := q.Baseline(); !ok {
+		t.Fatal("no baseline after the completed first scan")
+	}
+	if c.Held != total || c.Pending+c.Done+c.Retry+c.Parked != 0 {
+		t.Fatalf("after the second start: %+v, want %d held and nothing else", c, total)
+	}
+}
