@@ -35,9 +35,9 @@ type Daemon struct {
 	// stop after a successful upload without recording it, as a process
 	// killed between the server's rename and the queue's write would.
 	crashBeforeRecord func(it queue.Item) bool
-	// wallClock, when set, is the wall clock of the queue's due times
-	// (tests step it); the queue re-plans on its steps against the
-	// process's monotonic clock. Nil: time.Now.
+	// wallClock, when set, is the wall clock of the queue's due times and
+	// of the certificate checks (tests step it); the queue re-plans on its
+	// steps against the process's monotonic clock. Nil: time.Now.
 	wallClock func() time.Time
 	// beforeOpen runs in the worker between the lease and the only open
 	// of the capture (tests swap the file there).

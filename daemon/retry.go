@@ -29,15 +29,15 @@ func (w *worker) clockUnset(ctx context.Context, it queue.Item, msg string) {
 	d.durable("fail", it, err)
 	d.log.Warn("server certificate cannot be judged: the system clock is not set; uploads wait for it",
 		"file", it.Capture.Rel, "err", msg, "next", next)
-	d.hub.publish(Event{Type: "retry", ID: it.ID, File: it.Capture.Rel, Error: msg})
 	start := false
-	d.setState(func() { start, d.clockWait = !d.clockWait, true })
+	d.setState(func() { start, d.clockWait, d.retrying = !d.clockWait, true, msg })
+	d.hub.publish(Event{Type: "retry", ID: it.ID, File: it.Capture.Rel, Error: msg})
 	if !start {
 		return // another worker already waits for the clock
 	}
-	go func() {
+	w.bg.Go(func() { // ends with ctx, joined with the workers
 		if waitClock(ctx) == nil {
 			d.setState(func() { d.clockWait = false })
 		}
-	}()
+	})
 }

@@ -41,8 +41,9 @@ type worker struct {
 	policies []*tlspolicy.Policy
 	clients  map[int]*transfer.Client
 	jobs     chan queue.Item
-	warm     chan struct{} // prewarm requests (buffered, coalescing)
-	warmErr  time.Time     // last failed prewarm: no other for warmPause
+	warm     chan struct{}   // prewarm requests (buffered, coalescing)
+	warmErr  time.Time       // last failed prewarm: no other for warmPause
+	bg       *sync.WaitGroup // the workers' group: what a worker starts, schedule joins
 }
 
 // schedule runs cfg.Workers upload workers fed by one dispatcher until ctx
@@ -54,7 +55,7 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
 	for i, s := range cfg.Servers {
 		p, err := tlspolicy.New(tlspolicy.Options{
 			Mode: s.TLSMode, ServerName: s.Host, MaxTLS12: s.MaxTLS12, CAPEM: s.CAPEM, Pins: s.Pins,
-			Logger: d.log.With("part", "tls", "server", s.Name),
+			Logger: d.log.With("part", "tls", "server", s.Name), Now: d.wallClock,
 		})
 		if err != nil {
 			if i == d.activeIndex() {
@@ -71,7 +72,7 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
 	warm := make([]chan struct{}, cfg.Workers)
 	for i := range cfg.Workers {
 		w := &worker{d: d, name: fmt.Sprintf("w%d", i+1), cfg: cfg, policies: policies,
-			clients: map[int]*transfer.Client{}, jobs: make(chan queue.Item), warm: make(chan struct{}, 1)}
+			clients: map[int]*transfer.Client{}, jobs: make(chan queue.Item), warm: make(chan struct{}, 1), bg: &wg}
 		warm[i] = w.warm
 		wg.Add(1)
 		go func() {
@@ -428,8 +429,8 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		next, ferr := q.Fail(it.ID, msg)
 		d.durable("fail", it, ferr)
 		log.Warn("upload failed; will retry", "err", msg, "next", next)
+		d.noteTransient(srv.Name, msg) // status first: whoever sees the event sees it
 		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: msg})
-		d.noteTransient(srv.Name, msg)
 	}
 }
 

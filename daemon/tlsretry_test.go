@@ -183,6 +183,59 @@ func TestRetriesSurviveClockSteps(t *testing.T) {
 		}
 		t.Logf("clock %s: next attempt %s after the failure", s.name, gap)
 	}
+	clk.step(-24 * time.Hour) // right again: the certificate checks follow this clock too
 	e.server().SetFaults(ftpstest.Faults{})
 	nextEvent(t, events, stretch(t, 10*time.Second), "done")
+}
+
+// TestClockUnsetWaitsRetryMin: certificates judged on a device clock in
+// 1975 (not set, says tlspolicy) while the board deems the clock set, so
+// the clock wait ends at once: each attempt still comes retry_min after
+// the last, and status says why (before: the item was released and leased
+// again at once, a hot loop, status "idle").
+func TestClockUnsetWaitsRetryMin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.retryMin, e.retryMax = "1s", "1s"
+	cfg := e.writeConfig("200ms", 1)
+	clk := &steppedClock{off: time.Until(time.Date(1975, 6, 1, 12, 0, 0, 0, time.UTC))}
+	d := New(cfg, testLogger(t))
+	d.wallClock = clk.Now
+	events, stop := d.Subscribe()
+	defer stop()
+	runDaemon(t, d)
+	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00001.JPG"), 50<<10, 1)
+
+	ev := nextEvent(t, events, stretch(t, 10*time.Second), "retry")
+	if !strings.Contains(ev.Error, "device clock is 1975") {
+		t.Fatalf("retry for %q, want the clock error", ev.Error)
+	}
+	if st := d.Status().State; !strings.Contains(st, "clock") {
+		t.Errorf("status %q, want it to name the clock", st)
+	}
+	last, starts := ev.Time, 0
+	window := time.NewTimer(stretch(t, 2500*time.Millisecond))
+	defer window.Stop()
+	for done := false; !done; {
+		select {
+		case ev := <-events:
+			switch ev.Type {
+			case "start":
+				starts++
+				if gap := ev.Time.Sub(last); gap < 900*time.Millisecond {
+					t.Fatalf("attempt %d came %s after the last failure, want retry_min (1s)", starts, gap)
+				}
+			case "retry":
+				last = ev.Time
+			case "blocked":
+				t.Fatalf("blocked: %s", ev.Error)
+			}
+		case <-window.C:
+			done = true
+		}
+	}
+	if starts == 0 {
+		t.Fatal("no attempt after the first in 2.5 s: the clock wait did not end (the test did not test)")
+	}
+	t.Logf("%d attempts in 2.5 s after the first failure; %d connections", starts, e.server().Stats().Connections)
 }
