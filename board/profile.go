@@ -22,14 +22,9 @@ type Profile struct {
 	LED          string // sysfs LED directory or a writable value file; "" = none
 }
 
-// capturePatterns are the still and movie files a camera writes, by extension.
-// Sidecars (XMP, THM) and camera-internal files (database, thumbnails) are
-// deliberately absent: they change after the capture or are not the photo.
-var capturePatterns = []string{
-	"*.jpg", "*.jpeg", "*.heif", "*.hif", "*.heic",
-	"*.arw", "*.cr2", "*.cr3", "*.nef", "*.nrw", "*.raf", "*.orf", "*.rw2", "*.dng", "*.pef",
-	"*.mp4", "*.mov", "*.mts", "*.mxf", "*.wav",
-}
+// capturePatterns are the still, movie and sound files a camera writes
+// (see captureExts).
+var capturePatterns = CapturePatterns()
 
 var profiles = map[string]Profile{
 	"generic": {

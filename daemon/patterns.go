@@ -5,34 +5,24 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/camftpd/camftpd/board"
 )
 
 // DefaultPatterns are the capture files sent when neither the config nor the
-// board profile lists any.
-var DefaultPatterns = []string{
-	"*.JPG", "*.JPEG",
-	"*.ARW", "*.CR3", "*.CR2", "*.NEF", "*.RAF", "*.DNG", "*.ORF", "*.RW2",
-	"*.HEIC", "*.HEIF", "*.HIF",
-	"*.MP4", "*.MOV",
-}
+// board profile lists any: the built-in profiles' list.
+var DefaultPatterns = board.CapturePatterns()
 
-type kind int
+// A file's kind comes from board's one list of capture extensions, the one
+// the default patterns come from.
+type kind = board.Kind
 
 const (
-	kindOther kind = iota
-	kindJPEG       // JPEG and HEIF stills: the priority lane
-	kindRAW
-	kindVideo
+	kindJPEG = board.KindStill // JPEG and HEIF stills: the priority lane
+	kindRAW  = board.KindRAW
 )
 
-var extKinds = map[string]kind{
-	".jpg": kindJPEG, ".jpeg": kindJPEG, ".heic": kindJPEG, ".heif": kindJPEG, ".hif": kindJPEG,
-	".arw": kindRAW, ".cr3": kindRAW, ".cr2": kindRAW, ".nef": kindRAW, ".raf": kindRAW, ".dng": kindRAW,
-	".orf": kindRAW, ".rw2": kindRAW,
-	".mp4": kindVideo, ".mov": kindVideo,
-}
-
-func kindOf(name string) kind { return extKinds[strings.ToLower(filepath.Ext(name))] }
+func kindOf(name string) kind { return board.KindOf(name) }
 
 // priority puts JPEG/HEIF stills first (what an editor waits for), then RAW, then video.
 func priority(name string) int {
