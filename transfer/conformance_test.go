@@ -57,24 +57,25 @@ var confCases = []confCase{
 // and ECDSA certificates, and TLS 1.2 and 1.3.
 func TestConformance(t *testing.T) {
 	base := runtime.NumGoroutine()
-	// All combinations side by side (they mostly wait on servers; t.Parallel
-	// would cap them at GOMAXPROCS). Every server is closed when its subtest
-	// ends, so afterwards the goroutine count must be back to base: no leak
-	// from the client (nor the in-process server).
-	var wg sync.WaitGroup
+	// The combinations are parallel subtests: -parallel bounds how many run
+	// at once (under -race or qemu eight at a time stretch every timed case).
+	// Every server is closed when its subtest ends, so once all have ended
+	// (the parent's cleanup runs after its parallel subtests) the goroutine
+	// count must be back to base: no leak from the client (nor the
+	// in-process server).
+	t.Cleanup(func() { goroutines(t, base) })
 	for _, server := range []string{"inproc", "vsftpd", "proftpd", "pureftpd"} {
 		for _, ecdsa := range []bool{false, true} {
 			cert := "RSA"
 			if ecdsa {
 				cert = "ECDSA"
 			}
-			wg.Go(func() {
-				t.Run(server+"/"+cert, func(t *testing.T) { conformance(t, server, ecdsa) })
+			t.Run(server+"/"+cert, func(t *testing.T) {
+				t.Parallel()
+				conformance(t, server, ecdsa)
 			})
 		}
 	}
-	wg.Wait()
-	goroutines(t, base)
 }
 
 func conformance(t *testing.T, server string, ecdsa bool) {
