@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -115,9 +114,9 @@ func (q *Queue) boltOptions() *bolt.Options {
 	return bo
 }
 
-// openChecked opens the bbolt file after checking its meta pages against
-// its size, then verifies every page and record. Content problems come back
-// as *corruptError.
+// openChecked opens the bbolt file after bbolt's Tx.Check found its pages
+// sound (checkFile), then reads the work it holds. Content problems come
+// back as *corruptError.
 func (q *Queue) openChecked() (db *bolt.DB, err error) {
 	created := false
 	switch fi, err := os.Stat(q.path); {
@@ -131,8 +130,13 @@ func (q *Queue) openChecked() (db *bolt.DB, err error) {
 		// A file created but never initialised (crash right after create).
 		return nil, corrupt("empty file")
 	default:
-		if err := checkMeta(q.path, fi.Size()); err != nil {
-			return nil, err
+		if err := checkFile(q.path, fi.Size(), q.opts.LockTimeout); err != nil {
+			var ce *corruptError
+			if errors.As(err, &ce) {
+				return nil, err
+			}
+			q.log.Warn("queue: could not check the structure of the queue file; opening it without that check",
+				"path", q.path, "err", err.Error())
 		}
 	}
 
@@ -230,81 +234,9 @@ func (q *Queue) createOrMigrate(tx *bolt.Tx) error {
 	return err
 }
 
-// metaInfo is what checkMeta takes from the meta page bbolt will use.
-type metaInfo struct {
-	ok                   bool
-	pageSize             uint32
-	root, freelist, pgid uint64
-	txid                 uint64
-}
-
-// checkMeta reads the two meta pages the way bbolt picks one, checks that
-// the pages it claims fit in the file (a truncated file would otherwise
-// fault when bbolt touches the missing pages through its mapping), then
-// walks the page tree with ReadAt (checkPageTree).
-func checkMeta(path string, size int64) error {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return fmt.Errorf("queue: open %s: %w: fix the owner or mode of the state directory", path, err)
-		}
-		return corrupt("read: %v", err)
-	}
-	defer f.Close()
-	read := func(off int64) metaInfo {
-		buf := make([]byte, 80)
-		if n, _ := f.ReadAt(buf, off); n < len(buf) {
-			return metaInfo{}
-		}
-		if le.Uint32(buf[16:]) != 0xED0CDAED || le.Uint32(buf[20:]) != 2 {
-			return metaInfo{}
-		}
-		h := fnv.New64a()
-		h.Write(buf[16:72])
-		if h.Sum64() != le.Uint64(buf[72:]) {
-			return metaInfo{}
-		}
-		return metaInfo{ok: true, pageSize: le.Uint32(buf[24:]), root: le.Uint64(buf[32:]), freelist: le.Uint64(buf[48:]),
-			pgid: le.Uint64(buf[56:]), txid: le.Uint64(buf[64:])}
-	}
-	m0 := read(0)
-	var m1 metaInfo
-	if m0.ok {
-		m1 = read(int64(m0.pageSize))
-	} else {
-		for i := 0; i <= 14 && !m1.ok; i++ {
-			if off := int64(1024) << i; off < size-80 {
-				m1 = read(off)
-			}
-		}
-	}
-	a, b := m0, m1
-	if !a.ok || (b.ok && b.txid > a.txid) {
-		a, b = b, a
-	}
-	if !a.ok {
-		return corrupt("no valid bbolt meta page (not a queue file, or overwritten)")
-	}
-	if a.pageSize < 512 || a.pageSize > 1<<24 {
-		return corrupt("implausible page size %d", a.pageSize)
-	}
-	if a.pgid < 3 || a.pgid > uint64(size) {
-		return corrupt("implausible page count %d", a.pgid)
-	}
-	need := int64(a.pgid) * int64(a.pageSize)
-	if a.root >= a.pgid || need > size {
-		return corrupt("file is truncated: its meta page (txid %d) needs %d pages of %d bytes = %d bytes, the file has %d",
-			a.txid, a.pgid, a.pageSize, need, size)
-	}
-	if err := checkPageTree(f, a); err != nil {
-		return corrupt("%v", err)
-	}
-	return nil
-}
-
 // checkPages reads, through bbolt, every key and value of the buckets that
 // hold work (the indexes of the active states, meta, dirs, absent; after
-// checkMeta has walked the whole page tree with ReadAt) and decodes every
+// bbolt's Tx.Check has walked the whole page tree) and decodes every
 // item of an active state. The items, files, done and skipped buckets hold
 // the history of the card (100 MiB for 250,000 shots): touching them at
 // every start would cost their size in memory and seconds of reading, so
@@ -316,7 +248,8 @@ func checkPages(db *bolt.DB) error {
 		string(indexBucket[Done]): true, string(indexBucket[Skipped]): true}
 	return db.View(func(tx *bolt.Tx) error {
 		// Touch every key and value; this runs under SetPanicOnFault, so
-		// anything checkPageTree missed faults into a recoverable panic.
+		// a page the check could not vouch for faults into a recoverable
+		// panic.
 		var sum byte
 		err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			if history[string(name)] {

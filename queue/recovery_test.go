@@ -381,3 +381,71 @@ func TestCorruptRandomPageDamage(t *testing.T) {
 	t.Logf("%d damaged files: %d recovered, %d found sound (damage in free space or repaired), of which %d with damage left in done history",
 		cases, rec, cases-rec, history)
 }
+
+// TestBboltCheckReportsCopiedPage pins what Open relies on in bbolt: a page
+// of a real queue file overwritten with another in-use page (a torn or
+// misdirected write) is reported by Tx.Check as an error, under its own
+// recover, and Open moves the file aside. The damage is made through
+// bbolt's exported Tx.Page and Info (page types and size), not its format.
+func TestBboltCheckReportsCopiedPage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	filledQueue(t, path, 400)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, PreLoadFreelist: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaves []int
+	ps := db.Info().PageSize
+	err = db.View(func(tx *bolt.Tx) error {
+		for id := 2; ; id++ {
+			p, err := tx.Page(id)
+			if err != nil || p == nil {
+				return err
+			}
+			if p.Type == "leaf" {
+				leaves = append(leaves, id)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(leaves) < 2 {
+		t.Fatalf("want two leaf pages, found %v", leaves)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := leaves[len(leaves)-1], leaves[0]
+	copy(b[to*ps:(to+1)*ps], b[from*ps:(from+1)*ps])
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("bolt.Open of a file with a damaged leaf page: %v", err)
+	}
+	var found []error
+	err = db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			found = append(found, err)
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) == 0 {
+		t.Fatalf("bbolt's Tx.Check found nothing wrong with leaf page %d overwritten by page %d: Open can no longer rely on it", to, from)
+	}
+	t.Logf("Tx.Check: %v", found[0])
+	openRecovered(t, path)
+}
