@@ -445,6 +445,13 @@ func (c *queueCmd) change(sub, id string) int {
 	case sub == "retry":
 		err = c.q.RetryNow(id)
 	default:
+		// Its temporary files go from the servers at the daemon's next
+		// connection.
+		if it, gerr := c.q.Get(id); gerr == nil {
+			if oerr := c.q.AddOrphans(orphansOf(c.cfg, it)); oerr != nil {
+				fmt.Fprintf(c.stderr, "camftpd queue drop: its temporary files stay on the servers: %v\n", oerr)
+			}
+		}
 		err = c.q.Drop(id)
 	}
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/camftpd/camftpd/board"
@@ -27,6 +28,9 @@ type Daemon struct {
 	reloadCh chan *Config
 	ready    chan struct{}
 	started  time.Time
+	// orphanGen counts noteOrphans: a worker that found no orphan to
+	// delete at generation g looks again when it changed (see cleanOrphans).
+	orphanGen atomic.Uint64
 
 	// Hooks for tests; nil means the board's kernel events.
 	watchMount func(ctx context.Context, path string) (<-chan board.MountEvent, error)

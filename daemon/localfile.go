@@ -96,7 +96,7 @@ func (w *worker) localReady(it *queue.Item, log *slog.Logger) (*os.File, os.File
 			d.durable("fail", *it, ferr)
 			return nil, nil
 		}
-		d.durable("vanished", *it, q.Vanished(it.ID))
+		w.vanished(*it, false)
 		log.Warn("capture vanished before upload; recorded, not retried")
 		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel})
 	case err != nil:
@@ -105,7 +105,7 @@ func (w *worker) localReady(it *queue.Item, log *slog.Logger) (*os.File, os.File
 		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: err.Error(), State: next.Format(time.RFC3339)})
 	case !same:
 		// Another item delivers the new version.
-		d.durable("vanished", *it, q.Vanished(it.ID))
+		w.vanished(*it, false)
 		log.Info("capture changed since it was queued; its new version is queued separately")
 		d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel, Error: "changed since queued"})
 	default:
@@ -176,7 +176,7 @@ func (w *worker) localFailed(it queue.Item, f *os.File, opened os.FileInfo, err 
 				why = "changed during upload"
 				log.Warn("capture changed during its upload; the new version is queued separately", "err", msg)
 			}
-			d.durable("vanished", it, q.Vanished(it.ID))
+			w.vanished(it, true)
 			d.hub.publish(Event{Type: "vanished", ID: it.ID, File: c.Rel, Error: why})
 			return
 		}

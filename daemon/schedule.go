@@ -44,6 +44,11 @@ type worker struct {
 	warm     chan struct{}   // prewarm requests (buffered, coalescing)
 	warmErr  time.Time       // last failed prewarm: no other for warmPause
 	bg       *sync.WaitGroup // the workers' group: what a worker starts, schedule joins
+	// cleanOrphans: the last failure (none other for retry_min) and the
+	// orphan generation of the last time none was left (see orphans.go).
+	orphanErr   time.Time
+	orphanGen   uint64
+	orphansSeen bool
 }
 
 // schedule runs cfg.Workers upload workers fed by one dispatcher until ctx
@@ -159,12 +164,14 @@ func (w *worker) loop(ctx context.Context, ready chan<- *worker) {
 	idle.Stop()
 	defer idle.Stop()
 	offer := ready // nil while the dispatcher holds this worker
+	w.cleanOrphans(ctx)
 	for {
 		select {
 		case offer <- w:
 			offer = nil
 		case it := <-w.jobs: // only ever sent to a worker the dispatcher holds
 			w.process(ctx, it)
+			w.cleanOrphans(ctx)
 			offer = ready
 			if len(w.clients) > 0 {
 				idle.Reset(idleClose)

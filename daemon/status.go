@@ -170,7 +170,11 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 			http.Error(w, "drop needs an id", http.StatusBadRequest)
 			return
 		}
-		if err := d.Queue().Drop(id); err != nil {
+		q := d.Queue()
+		if it, err := q.Get(id); err == nil {
+			d.noteOrphans(q, d.config(), it) // its temporary files go from the servers too
+		}
+		if err := q.Drop(id); err != nil {
 			httpErr(w, err)
 			return
 		}

@@ -125,3 +125,26 @@ func RenderRemote(template string, rel string, t time.Time) (string, error) {
 	}
 	return out, nil
 }
+
+// TempPaths returns the temporary remote files an upload of remote with
+// tempID (Job.TempID) writes to: ".camftpd-<id>.part" in remote's
+// directory, or "camftpd-<id>.part" on a server that refuses names
+// starting with a dot. RemoveTemps deletes them.
+func TempPaths(remote, tempID string) []string {
+	dir, _ := path.Split(remote)
+	id := sanitizeID(tempID)
+	return []string{dir + tempPrefix + id + tempSuffix, dir + plainPrefix + id + tempSuffix}
+}
+
+// isTempName reports whether p names a temporary file of an upload.
+func isTempName(p string) bool {
+	name, ok := strings.CutSuffix(path.Base(p), tempSuffix)
+	if !ok {
+		return false
+	}
+	id, ok := strings.CutPrefix(name, tempPrefix)
+	if !ok {
+		id, ok = strings.CutPrefix(name, plainPrefix)
+	}
+	return ok && id != "" && sanitizeID(id) == id
+}
