@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,4 +199,143 @@ func TestHostileRepliesWithoutGuard(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGuardWindow drives a guard over real sockets: a command opens a new
+// window (plain text before TLS; after a TLS handshake record, an
+// application data record of a command's size), a TLS 1.3 KeyUpdate-sized
+// record does not, and the window's bytes beyond the limit cut both sides.
+func TestGuardWindow(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	toServer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	g, err := newGuard(toServer, 1000, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.close()
+	cli, err := net.Dial("tcp", g.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	for _, c := range []net.Conn{cli, srv} {
+		c.SetDeadline(time.Now().Add(within(10 * time.Second)))
+	}
+	reply := make([]byte, 600)
+	// send writes p as the client; the server reads it (the guard has
+	// seen it), then sends 600 bytes, which the client reads.
+	send := func(step string, p []byte) {
+		t.Helper()
+		if _, err := cli.Write(p); err != nil {
+			t.Fatalf("%s: client write: %v", step, err)
+		}
+		if _, err := io.ReadFull(srv, make([]byte, len(p))); err != nil {
+			t.Fatalf("%s: server read: %v", step, err)
+		}
+		if _, err := srv.Write(reply); err != nil {
+			t.Fatalf("%s: server write: %v", step, err)
+		}
+	}
+	read := func() error { _, err := io.ReadFull(cli, make([]byte, len(reply))); return err }
+	record := func(typ byte, n int) []byte {
+		return append([]byte{typ, 3, 3, byte(n >> 8), byte(n)}, make([]byte, n)...)
+	}
+	steps := []struct {
+		name string
+		p    []byte
+	}{
+		{"greeting", nil}, // 600 of 1000
+		{"plain command", []byte("NOOP\r\n")},
+		{"client hello", record(22, 200)},
+		{"command record", record(23, minCommandRecord)},
+	}
+	for _, s := range steps {
+		if s.p == nil {
+			if _, err := srv.Write(reply); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			send(s.name, s.p)
+		}
+		if err := read(); err != nil || g.err() != nil {
+			t.Fatalf("%s: %v, guard: %v (each reply is in a window of its own)", s.name, err, g.err())
+		}
+	}
+	// A KeyUpdate reply (22 bytes) opens no window: 1,200 bytes in one.
+	send("key update", record(23, minCommandRecord-1))
+	if err := read(); err == nil {
+		t.Fatal("client read 1,200 bytes in one window of 1,000")
+	}
+	if !errors.Is(g.err(), errReplyTooLong) || ClassOf(g.err()) != Transient {
+		t.Fatalf("guard: %v, want a transient reply-too-long error", g.err())
+	}
+	if _, err := srv.Read(make([]byte, 1)); err == nil {
+		t.Fatal("server side still open after the cut")
+	}
+}
+
+// BenchmarkGuardOverhead: with and without the guard, against vsftpd on
+// a warm Client: "files" sends 100 small files (10 kB) per iteration;
+// "noop" is one NOOP round trip per iteration (the guard's cost is per
+// control round trip: a file takes four). cpu-ms/op is this process's
+// user+system time (the client's: vsftpd is another process).
+func BenchmarkGuardOverhead(b *testing.B) {
+	tg := startTarget(b, "vsftpd", false)
+	p, _ := localFile(b, 10_000)
+	for _, mode := range []struct {
+		name  string
+		limit int64
+	}{{"guard", 0}, {"direct", -1}} {
+		cfg := tg.config(b, false)
+		cfg.Logger = nil
+		c := New(cfg)
+		c.guardLimit = mode.limit
+		defer c.Close()
+		b.Run(mode.name+"/files", func(b *testing.B) {
+			cpu0 := cpuTime(b)
+			for i := 0; b.Loop(); i++ {
+				for k := range 100 {
+					if _, err := c.Upload(b.Context(), Job{LocalPath: p, Remote: fmt.Sprintf("go/%s-%d-%d.jpg", mode.name, i, k), Fresh: true}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+		})
+		b.Run(mode.name+"/noop", func(b *testing.B) {
+			s, err := c.dial(b.Context())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.close()
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				if _, err := s.expect("NOOP", 2); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+		})
+	}
+}
+
+// cpuTime is this process's user and system CPU time.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
