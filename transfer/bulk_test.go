@@ -48,6 +48,34 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
+// waitSendFull waits until c's send queue (SIOCOUTQ) holds data and stops
+// growing between two looks 20 ms apart: the peer's window and c's buffer
+// are full, so the writer on c is blocked in the kernel.
+func waitSendFull(t *testing.T, c net.Conn) {
+	t.Helper()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(within(10 * time.Second))
+	prev := -1
+	for {
+		var n int
+		var ierr error
+		if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil || ierr != nil {
+			t.Fatal("SIOCOUTQ:", err, ierr)
+		}
+		if n > 0 && n == prev {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the send queue did not fill up: %d bytes", n)
+		}
+		prev = n
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // sockState returns whether fd is non-blocking and its SO_SNDTIMEO.
 func sockState(t *testing.T, c net.Conn) (nonblock bool, sndtimeo time.Duration) {
 	t.Helper()
@@ -149,7 +177,7 @@ func TestBulkBlockedWrite(t *testing.T) {
 		if !errors.Is(err, os.ErrDeadlineExceeded) || el > within(800*time.Millisecond) {
 			t.Fatalf("write to a peer that does not read: %v after %v, want the deadline (300 ms)", err, el)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(within(10 * time.Second)):
 		unblock(peer)
 		t.Fatal("a blocked write in bulk mode ignored its deadline for 10 s")
 	}
@@ -158,13 +186,13 @@ func TestBulkBlockedWrite(t *testing.T) {
 	b2 := newBulk(c2, 0, new(atomic.Int64))
 	b2.set(true)
 	done := fill(c2, time.Time{})
-	time.Sleep(200 * time.Millisecond) // the send buffer is full by now
+	waitSendFull(t, c2)
 	start = time.Now()
 	closeDone := make(chan struct{})
 	go func() { c2.Close(); close(closeDone) }()
 	select {
 	case <-closeDone:
-	case <-time.After(10 * time.Second):
+	case <-time.After(within(10 * time.Second)):
 		unblock(peer2)
 		<-closeDone
 		t.Fatal("closing the socket waited 10 s for a blocked bulk write")
@@ -176,7 +204,7 @@ func TestBulkBlockedWrite(t *testing.T) {
 		if !errors.Is(err, net.ErrClosed) || closed > within(bulkSendWait+100*time.Millisecond) || el > within(bulkSendWait+200*time.Millisecond) {
 			t.Fatalf("close during a blocked write: Close took %v, the write ended after %v with %v", closed, el, err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(within(10 * time.Second)):
 		t.Fatal("closing the socket did not end a blocked bulk write within 10 s")
 	}
 }

@@ -321,6 +321,9 @@ func cutRetr(t *testing.T, s *session, records int, wait bool) error {
 	}
 	s.cutData(dc)
 	if wait {
+		// A pause under test, not a wait for an event: half of the cuts
+		// probe at once, half 20 ms later, when the server has more likely
+		// answered the cut already; endRetr must stay in step either way.
 		time.Sleep(20 * time.Millisecond)
 	}
 	return s.endRetr(false)

@@ -207,7 +207,7 @@ func wantFile(t testing.TB, tg *target, remote string, data []byte) {
 // goroutines waits until the number of goroutines is back to at most base.
 func goroutines(t testing.TB, base int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(within(5 * time.Second))
 	for runtime.NumGoroutine() > base {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
