@@ -33,6 +33,11 @@ const replyLimit = 32 << 10
 // KeyUpdate replies (22 bytes) and alerts (19) are not commands: a server
 // that requests key updates cannot extend the window with them.
 //
+// The listener takes one connection: a local process that connects first
+// is relayed to the server in goftp's place, and goftp's connect fails
+// (refused) and is retried; nothing leaks, since TLS authenticates the
+// server end to end and the password is only sent over it.
+//
 // The guard never sees plain text after AUTH TLS: goftp's TLS runs through
 // it end to end, with the server's name set in the TLS config. Data
 // connections do not pass through it (they go to the server's address, see

@@ -33,7 +33,7 @@ const hostileBound = 1 << 20
 
 var hostileModes = []ftpstest.HostileMode{
 	ftpstest.EndlessGreeting, ftpstest.EndlessGreetingLines,
-	ftpstest.EndlessUserLine, ftpstest.EndlessFeat,
+	ftpstest.EndlessUserLine, ftpstest.EndlessFeat, ftpstest.EndlessType,
 }
 
 // hostileAttempt runs one Upload against a Hostile server with the guard
@@ -146,9 +146,10 @@ func hostileServe(t *testing.T, spec string) {
 
 // TestHostileReplies: a server that floods a reply (an endless greeting
 // line, an endless multi-line greeting, and after AUTH TLS with a valid
-// certificate an endless USER reply line or FEAT listing) fails the attempt
+// certificate an endless USER reply line, FEAT listing (read by goftp's
+// login) or multi-line TYPE reply (read by our session)) fails the attempt
 // at once as a transient error naming the cause, and the attempt allocates
-// less than hostileBound. Over TLS 1.3 and 1.2.
+// less than hostileBound over a baseline. Over TLS 1.3 and 1.2.
 func TestHostileReplies(t *testing.T) {
 	if spec := os.Getenv("CAMFTPD_HOSTILE_CHILD"); spec != "" {
 		hostileServe(t, spec)

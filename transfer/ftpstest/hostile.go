@@ -28,6 +28,9 @@ const (
 	// EndlessFeat: after AUTH TLS and the login, the reply to FEAT is
 	// "211-" followed by feature lines that never end.
 	EndlessFeat
+	// EndlessType: FEAT is answered; the reply to TYPE is "200-" lines
+	// that never end.
+	EndlessType
 )
 
 func (m HostileMode) String() string {
@@ -40,6 +43,8 @@ func (m HostileMode) String() string {
 		return "endless-line-after-tls"
 	case EndlessFeat:
 		return "endless-feat-after-tls"
+	case EndlessType:
+		return "endless-type-reply"
 	}
 	return fmt.Sprintf("HostileMode(%d)", int(m))
 }
@@ -189,7 +194,13 @@ func (h *Hostile) commands(tc *tls.Conn) {
 			reply = "331 password please"
 		case "PASS":
 			reply = "230 logged in"
-		case "PBSZ", "PROT", "TYPE", "NOOP":
+		case "TYPE":
+			if h.opts.Mode == EndlessType {
+				h.flood(tc, "200-TYPE\r\n", "200-and one more line\r\n")
+				return
+			}
+			reply = "200 OK"
+		case "PBSZ", "PROT", "NOOP":
 			reply = "200 OK"
 		case "FEAT":
 			if h.opts.Mode == EndlessFeat {
