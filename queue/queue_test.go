@@ -658,7 +658,7 @@ func TestConcurrentWorkersAckEachOnce(t *testing.T) {
 					return
 				}
 				if !ok {
-					time.Sleep(time.Millisecond)
+					time.Sleep(time.Millisecond) // a worker's idle poll: nothing leasable yet
 					continue
 				}
 				if _, loaded := acked.LoadOrStore(it.ID, true); loaded {
