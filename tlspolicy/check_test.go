@@ -15,7 +15,7 @@ import (
 
 func runCheck(t *testing.T, addr string, opts Options) (Status, string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), within(60*time.Second))
 	defer cancel()
 	var out bytes.Buffer
 	st, err := Check(ctx, addr, opts, &out)
@@ -155,7 +155,7 @@ func TestCheckProtocolErrors(t *testing.T) {
 		if st != CheckFail || err == nil || !strings.Contains(err.Error(), "no answer within 300ms") {
 			t.Fatal(st, err)
 		}
-		if d := time.Since(start); d > 10*time.Second {
+		if d := time.Since(start); d > within(10*time.Second) {
 			t.Errorf("took %v", d)
 		}
 	})
@@ -168,7 +168,7 @@ func TestCheckProtocolErrors(t *testing.T) {
 		if st != CheckFail || !errors.Is(err, context.Canceled) {
 			t.Fatal(st, err)
 		}
-		if d := time.Since(start); d > 10*time.Second {
+		if d := time.Since(start); d > within(10*time.Second) {
 			t.Errorf("took %v", d)
 		}
 	})
@@ -234,19 +234,19 @@ func TestClientHelloProbe(t *testing.T) {
 	r := startResponder(t, serverConfig(t, ca, allowed(Compatible), tls.VersionTLS12), nil)
 	ctx := context.Background()
 	for _, id := range []uint16{0xc02f, 0xc030, 0xc02c, 0xc027, 0xc023, 0x003c} {
-		res, err := helloProbe(ctx, r.addr, "localhost", id, 5*time.Second)
+		res, err := helloProbe(ctx, r.addr, "localhost", id, within(5*time.Second))
 		if res != helloAccepted || err != nil {
 			t.Errorf("0x%04x: %v %v", id, res, err)
 		}
 	}
 	for _, s := range unimplemented() {
-		res, err := helloProbe(ctx, r.addr, "localhost", s.ID, 5*time.Second)
+		res, err := helloProbe(ctx, r.addr, "localhost", s.ID, within(5*time.Second))
 		if res != helloRefused || err != nil {
 			t.Errorf("%s: %v %v", s.Name, res, err)
 		}
 	}
 	// IP literal: no SNI.
-	if res, err := helloProbe(ctx, r.addr, "127.0.0.1", 0xc02f, 5*time.Second); res != helloAccepted {
+	if res, err := helloProbe(ctx, r.addr, "127.0.0.1", 0xc02f, within(5*time.Second)); res != helloAccepted {
 		t.Errorf("IP: %v %v", res, err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 func probe(t *testing.T, p *Policy, addr string) (Negotiated, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), within(30*time.Second))
 	defer cancel()
 	return p.Probe(ctx, addr)
 }
@@ -182,7 +182,7 @@ func TestResumedHandshakesAreVerified(t *testing.T) {
 			var resumed bool
 			inner := cfg.VerifyConnection
 			cfg.VerifyConnection = func(cs tls.ConnectionState) error { resumed = cs.DidResume; return inner(cs) }
-			s, err := dialAuthTLS(context.Background(), r.addr, cfg, 10*time.Second)
+			s, err := dialAuthTLS(context.Background(), r.addr, cfg, within(10*time.Second))
 			if err == nil {
 				s.quit()
 				t.Fatal("resumed handshake with a wrong pin succeeded")
@@ -347,7 +347,7 @@ func TestExplain(t *testing.T) {
 	// What crypto/tls returns for a remote alert, wrapped by a caller.
 	ca := newTestCA(t, "ca")
 	r := startResponder(t, serverConfig(t, ca, []uint16{0xc027}, tls.VersionTLS12), nil)
-	s, err := dialFTP(context.Background(), r.addr, 5*time.Second)
+	s, err := dialFTP(context.Background(), r.addr, within(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,7 +135,7 @@ func startResponder(t testing.TB, cfg *tls.Config, mod func(*responder)) *respon
 // serve plays one FTP server session on c. A write that fails means the
 // client went away: the session ends, and the test judges the client side.
 func (r *responder) serve(c net.Conn) {
-	if err := c.SetDeadline(time.Now().Add(60 * time.Second)); err != nil {
+	if err := c.SetDeadline(time.Now().Add(within(60 * time.Second))); err != nil {
 		return // closed by the cleanup already
 	}
 	if r.silent || (r.silentAfter != nil && r.silentAfter.Add(1) >= r.silentFrom) {

@@ -59,7 +59,7 @@ func TestClientHelloOpenSSL(t *testing.T) {
 	}
 	// Killed by cancel: Wait's error is that, and reaps the process.
 	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(within(10 * time.Second))
 	for {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
@@ -73,12 +73,12 @@ func TestClientHelloOpenSSL(t *testing.T) {
 	}
 	for _, s := range table {
 		res, err := func() (helloResult, error) {
-			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			c, err := net.DialTimeout("tcp", addr, within(5*time.Second))
 			if err != nil {
 				return helloUnclear, err
 			}
 			defer c.Close()
-			if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			if err := c.SetDeadline(time.Now().Add(within(10 * time.Second))); err != nil {
 				return helloUnclear, err
 			}
 			if _, err := c.Write(clientHello("localhost", s.ID)); err != nil {
@@ -96,7 +96,7 @@ func TestClientHelloOpenSSL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+	if err := c.SetDeadline(time.Now().Add(within(10 * time.Second))); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Write(clientHello("localhost", 0xcca8)); err != nil {
