@@ -21,7 +21,8 @@ import (
 // watcher turns file system events into complete captures on the queue.
 // Events are hints: one goroutine (run) owns all state; a file is complete
 // when a settle window passed without events and its size and mtime held
-// still; a file renamed into place is complete at once. At start and on an
+// still; a file that appears whole (renamed into place: not empty, no
+// process has it open for writing) is complete at once. At start and on an
 // inotify overflow the whole tree is rescanned against the queue.
 type watcher struct {
 	root   string
@@ -59,6 +60,8 @@ type watcher struct {
 	due     time.Time
 
 	hooks chan func() // tests: run a function inside the loop
+	// noLease: the media directory gives no file leases (logged once).
+	noLease bool
 	// ctx is run's: a rescan stops when it ends.
 	ctx context.Context
 
@@ -193,9 +196,7 @@ func (w *watcher) event(ev fsnotify.Event) {
 		if !st.Mode().IsRegular() {
 			return
 		}
-		// fsnotify only fills the (unexported) rename source when it saw
-		// IN_MOVED_FROM in a watched folder; String shows it as "←".
-		if strings.Contains(ev.String(), "\" ← \"") {
+		if w.appearedWhole(p, st) {
 			w.renamed(p, st)
 			return
 		}
@@ -214,7 +215,27 @@ func (w *watcher) event(ev fsnotify.Event) {
 	}
 }
 
-// renamed handles a file moved into place: complete at once.
+// appearedWhole tells, for a file whose Create event arrived, whether it
+// appeared whole: moved into place (fsnotify reports a rename as Create on
+// the new name, and does not export where it came from) or written and
+// closed before the event was read. It is when it is not empty and no
+// process has it open for writing. A file still open for writing, or one
+// whose writers cannot be told (no file leases there), waits for its
+// settle window.
+func (w *watcher) appearedWhole(p string, st os.FileInfo) bool {
+	if rel, ok := w.rel(p); !ok || !w.match.wanted(rel) || st.Size() == 0 {
+		return false
+	}
+	writing, err := openForWriting(p)
+	if errors.Is(err, errNoLease) && !w.noLease {
+		w.noLease = true
+		w.log.Info("cannot tell whether a new file is still being written (no file leases on the media directory); files renamed into place wait for the settle window",
+			"err", err)
+	}
+	return err == nil && !writing
+}
+
+// renamed handles a file that appeared whole: complete at once.
 func (w *watcher) renamed(p string, st os.FileInfo) {
 	rel, ok := w.rel(p)
 	if !ok || !w.match.wanted(rel) {
