@@ -99,6 +99,13 @@ func checkChild(path string, lock time.Duration) (code int, msg string) {
 	return checkSound, "ok"
 }
 
+// checkArgv is the command that runs the checking child: this executable
+// (tests run emulated set it to run under qemu-user).
+var checkArgv = func() ([]string, error) {
+	exe, err := os.Executable()
+	return []string{exe}, err
+}
+
 // checkTimeout bounds the child: generous for a slow card (1 s per MiB on
 // top of 30 s); a check that runs longer is taken for one that loops.
 func checkTimeout(size int64) time.Duration {
@@ -112,13 +119,13 @@ func checkTimeout(size int64) time.Duration {
 // child that could not open the file (locked, not a bbolt file) returns
 // nil: the caller's own bolt.Open says what is wrong.
 func checkFile(path string, size int64, lock time.Duration) error {
-	exe, err := os.Executable()
+	argv, err := checkArgv()
 	if err != nil {
 		return fmt.Errorf("cannot find own executable to run the check: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout(size))
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exe)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), envCheck+"="+path, envCheckLock+"="+lock.String())
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr

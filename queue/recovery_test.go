@@ -18,6 +18,10 @@ import (
 
 type bboltTx = bolt.Tx
 
+// The structural check at Open runs this test binary as a child: under
+// qemu-user, through the emulator (childArgv).
+func init() { checkArgv = childArgv }
+
 // filledQueue creates a queue file with n items, half of them done, and
 // closes it. It writes in a few transactions to stay fast under qemu.
 func filledQueue(t *testing.T, path string, n int) {
