@@ -54,7 +54,7 @@ func TestInitScript(t *testing.T) {
 	if out, code := run("start"); code != 0 {
 		t.Fatalf("start: %d %s", code, out)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(within(5 * time.Second))
 	for {
 		b, _ := os.ReadFile(args)
 		if strings.TrimSpace(string(b)) == "run -config "+cfg {

@@ -55,8 +55,8 @@ func nextLink(t *testing.T, ch <-chan LinkEvent, want bool, what string) {
 		if ev.Up != want {
 			t.Fatalf("%s: got %+v, want Up=%v", what, ev, want)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s: no link event within 5s, want Up=%v", what, want)
+	case <-time.After(within(5 * time.Second)):
+		t.Fatalf("%s: no link event within %v, want Up=%v", what, within(5*time.Second), want)
 	}
 }
 
@@ -65,7 +65,7 @@ func noLink(t *testing.T, ch <-chan LinkEvent, what string) {
 	select {
 	case ev := <-ch:
 		t.Fatalf("%s: unexpected event %+v (events are sent only on change)", what, ev)
-	case <-time.After(300 * time.Millisecond):
+	case <-time.After(300 * time.Millisecond): // a window to see a wrong event in, not a wait
 	}
 }
 
@@ -110,8 +110,8 @@ func TestWatchLinkVeth(t *testing.T) {
 		if ok {
 			t.Fatal("event after cancel")
 		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("channel not closed within 2s of cancel")
+	case <-time.After(within(2 * time.Second)):
+		t.Fatalf("channel not closed within %v of cancel", within(2*time.Second))
 	}
 	for range ch2 {
 	}

@@ -34,8 +34,8 @@ func nextMount(t *testing.T, ch <-chan MountEvent, want bool, what string) {
 		if ev.Mounted != want {
 			t.Fatalf("%s: got %+v, want Mounted=%v", what, ev, want)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s: no mount event within 5s, want Mounted=%v", what, want)
+	case <-time.After(within(5 * time.Second)):
+		t.Fatalf("%s: no mount event within %v, want Mounted=%v", what, within(5*time.Second), want)
 	}
 }
 
@@ -78,7 +78,7 @@ func TestWatchMountTmpfs(t *testing.T) {
 	select {
 	case ev := <-ch:
 		t.Fatalf("unexpected event %+v for a mount elsewhere", ev)
-	case <-time.After(300 * time.Millisecond):
+	case <-time.After(300 * time.Millisecond): // a window to see a wrong event in, not a wait
 	}
 
 	umount(t, card)
@@ -102,8 +102,8 @@ func TestWatchMountTmpfs(t *testing.T) {
 			if ok {
 				t.Fatal("event after cancel")
 			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("channel not closed within 2s of cancel")
+		case <-time.After(within(2 * time.Second)):
+			t.Fatalf("channel not closed within %v of cancel", within(2*time.Second))
 		}
 	}
 }
