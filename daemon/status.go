@@ -42,7 +42,7 @@ type Status struct {
 	SkippedFiles  int64       `json:"skipped_files"`
 	UploadedBytes int64       `json:"uploaded_bytes"`
 	TLS           *TLSInfo    `json:"tls,omitempty"`
-	Errors        []ItemError `json:"errors,omitempty"` // last error per capture still retrying or parked
+	Errors        []ItemError `json:"errors,omitempty"` // last error per capture still retrying or parked (at most 100, in ID order)
 	Watching      int64       `json:"settling_files"`
 	Rescans       int64       `json:"rescans"`
 	Overflows     int64       `json:"overflows"`
@@ -98,7 +98,8 @@ func (d *Daemon) Status() Status {
 	if q != nil {
 		s.Queue, _ = q.Counts()
 		s.Held = heldReasons(q, s.Queue.Held)
-		if items, err := q.List(queue.Retry, queue.Parked); err == nil {
+		// One page: /status does not read every retrying or parked item.
+		if items, _, err := q.ListPage("", statusErrors, queue.Retry, queue.Parked); err == nil {
 			for _, it := range items {
 				e := it.LastError
 				if it.State == queue.Parked && it.Reason != "" {
@@ -106,14 +107,14 @@ func (d *Daemon) Status() Status {
 				}
 				s.Errors = append(s.Errors, ItemError{ID: it.ID, File: it.Capture.Rel, State: string(it.State),
 					Attempts: it.Attempts, Error: e, NextAttempt: it.NextAttempt})
-				if len(s.Errors) >= 100 {
-					break
-				}
 			}
 		}
 	}
 	return s
 }
+
+// statusErrors bounds Status.Errors.
+const statusErrors = 100
 
 // heldReasons counts held items by reason when there are at most
 // heldListMax of them.
