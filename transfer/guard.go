@@ -70,7 +70,10 @@ func newGuard(srv net.Conn, limit int64, accept time.Duration) (*guard, error) {
 	if err != nil {
 		return nil, &Error{Class: Transient, Op: "connect", Msg: "cannot listen on loopback for the control connection's guard (" + oneLine(err.Error()) + "): is the loopback interface up? will retry", Err: err}
 	}
-	ln.SetDeadline(time.Now().Add(accept))
+	if err := ln.SetDeadline(time.Now().Add(accept)); err != nil {
+		ln.Close()
+		return nil, &Error{Class: Transient, Op: "connect", Msg: "cannot bound the control connection guard's accept (" + oneLine(err.Error()) + "); will retry", Err: err}
+	}
 	g := &guard{limit: limit, srv: srv, ln: ln}
 	g.wg.Go(g.serve)
 	return g, nil
@@ -147,8 +150,7 @@ func (g *guard) fromClient() {
 }
 
 func closeWrite(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.CloseWrite()
+	if tc, ok := c.(*net.TCPConn); ok && tc.CloseWrite() == nil {
 		return
 	}
 	c.Close()

@@ -41,7 +41,7 @@ var hostileModes = []ftpstest.HostileMode{
 // this process allocated meanwhile (runtime.MemStats.TotalAlloc). The
 // server runs in a child process, so that only the client's allocations
 // are counted.
-func hostileAttempt(t *testing.T, o ftpstest.HostileOptions, limit int64) (error, time.Duration, uint64) {
+func hostileAttempt(t *testing.T, o ftpstest.HostileOptions, limit int64) (time.Duration, uint64, error) {
 	t.Helper()
 	port, capem := hostileChild(t, o)
 	tg := &target{name: "hostile", host: "127.0.0.1", port: port, capem: capem, serverName: "localhost", user: "u", pass: "p"}
@@ -59,7 +59,7 @@ func hostileAttempt(t *testing.T, o ftpstest.HostileOptions, limit int64) (error
 	runtime.ReadMemStats(&after)
 	t.Logf("%v (flood %d): %v after %v; %.0f KiB allocated", o.Mode, o.Flood, err, el.Round(time.Millisecond),
 		float64(after.TotalAlloc-before.TotalAlloc)/1024)
-	return err, el, after.TotalAlloc - before.TotalAlloc
+	return el, after.TotalAlloc - before.TotalAlloc, err
 }
 
 // hostileChild starts this test binary as a Hostile server (see
@@ -88,7 +88,9 @@ func hostileChild(t *testing.T, o ftpstest.HostileOptions) (int, []byte) {
 	}
 	t.Cleanup(func() {
 		in.Close()
-		io.Copy(io.Discard, out)
+		if _, err := io.Copy(io.Discard, out); err != nil {
+			t.Errorf("hostile server's output: %v", err)
+		}
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("hostile server: %v", err)
 		}
@@ -141,7 +143,9 @@ func hostileServe(t *testing.T, spec string) {
 		t.Fatal(err)
 	}
 	fmt.Printf("HOSTILE-PORT %d\n", h.Port)
-	io.Copy(io.Discard, os.Stdin)
+	if _, err := io.Copy(io.Discard, os.Stdin); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestHostileReplies: a server that floods a reply (an endless greeting
@@ -159,7 +163,9 @@ func TestHostileReplies(t *testing.T) {
 	// One attempt first, so that what a first connect initializes once is
 	// in no baseline.
 	t.Run("warm-up", func(t *testing.T) {
-		hostileAttempt(t, ftpstest.HostileOptions{Mode: ftpstest.EndlessFeat, Flood: 1}, 0)
+		if _, _, err := hostileAttempt(t, ftpstest.HostileOptions{Mode: ftpstest.EndlessFeat, Flood: 1}, 0); err == nil {
+			t.Fatal("login to a server that sends one byte of FEAT succeeded")
+		}
 	})
 	for _, m := range hostileModes {
 		for _, max12 := range []bool{false, true} {
@@ -167,8 +173,8 @@ func TestHostileReplies(t *testing.T) {
 				continue
 			}
 			t.Run(fmt.Sprintf("%v/tls12=%v", m, max12), func(t *testing.T) {
-				_, _, baseline := hostileAttempt(t, ftpstest.HostileOptions{Mode: m, MaxTLS12: max12, Flood: 1}, 0)
-				err, el, alloc := hostileAttempt(t, ftpstest.HostileOptions{Mode: m, MaxTLS12: max12}, 0)
+				_, baseline, _ := hostileAttempt(t, ftpstest.HostileOptions{Mode: m, MaxTLS12: max12, Flood: 1}, 0)
+				el, alloc, err := hostileAttempt(t, ftpstest.HostileOptions{Mode: m, MaxTLS12: max12}, 0)
 				if ClassOf(err) != Transient || !errors.Is(err, errReplyTooLong) || !strings.Contains(err.Error(), "32 KiB") {
 					t.Fatalf("%v (%v), want a transient error: reply over 32 KiB", err, ClassOf(err))
 				}
@@ -191,7 +197,7 @@ func TestHostileRepliesWithoutGuard(t *testing.T) {
 	const flood = 16 << 20
 	for _, m := range hostileModes {
 		t.Run(m.String(), func(t *testing.T) {
-			err, _, alloc := hostileAttempt(t, ftpstest.HostileOptions{Mode: m, Flood: flood}, -1)
+			_, alloc, err := hostileAttempt(t, ftpstest.HostileOptions{Mode: m, Flood: flood}, -1)
 			if err == nil || errors.Is(err, errReplyTooLong) {
 				t.Fatalf("%v, want a failure of goftp's own", err)
 			}
@@ -232,7 +238,9 @@ func TestGuardWindow(t *testing.T) {
 	}
 	defer cli.Close()
 	for _, c := range []net.Conn{cli, srv} {
-		c.SetDeadline(time.Now().Add(within(10 * time.Second)))
+		if err := c.SetDeadline(time.Now().Add(within(10 * time.Second))); err != nil {
+			t.Fatal(err)
+		}
 	}
 	reply := make([]byte, 600)
 	// send writes p as the client; the server reads it (the guard has

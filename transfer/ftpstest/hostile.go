@@ -162,7 +162,7 @@ func (h *Hostile) serve(c net.Conn) {
 	}
 	r := bufio.NewReader(io.LimitReader(c, 4096))
 	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(strings.ToUpper(line), "AUTH TLS") {
-		io.WriteString(c, "530 AUTH TLS first\r\n")
+		_, _ = io.WriteString(c, "530 AUTH TLS first\r\n") // the connection ends either way
 		return
 	}
 	if _, err := io.WriteString(c, "234 AUTH TLS OK\r\n"); err != nil {
@@ -209,7 +209,7 @@ func (h *Hostile) commands(tc *tls.Conn) {
 			}
 			reply = "211 no features"
 		case "QUIT":
-			io.WriteString(tc, "221 bye\r\n")
+			_, _ = io.WriteString(tc, "221 bye\r\n") // the connection ends either way
 			return
 		default:
 			reply = "502 not implemented"
