@@ -211,9 +211,12 @@ func caseResumeCancel(t *testing.T, tg *target, cfg Config, dir string) {
 	p, data := localFile(t, 4<<20)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	temp := tg.path(dir + "/" + tempPrefix + "rc1" + tempSuffix)
 	job := Job{LocalPath: p, Remote: dir + "/x.jpg", TempID: "rc1", Progress: func(sent, total int64) {
 		if sent >= 2<<20 && ctx.Err() == nil {
-			time.Sleep(300 * time.Millisecond) // let the server write what it got
+			// Cancel once the server has written 1 MiB of what it got: a
+			// part to resume from.
+			waitFileSize(t, temp, 1<<20)
 			cancel()
 		}
 	}}
@@ -244,6 +247,23 @@ func caseResumeCancel(t *testing.T, tg *target, cfg Config, dir string) {
 	}
 	wantFile(t, tg, job.Remote, data)
 	t.Logf("resumed from %d of %d", res.ResumedFrom, len(data))
+}
+
+// waitFileSize polls until the file at path holds at least n bytes. It may
+// run on another goroutine than the test's: it reports with t.Errorf.
+func waitFileSize(t *testing.T, path string, n int64) {
+	deadline := time.Now().Add(within(10 * time.Second))
+	for {
+		st, err := os.Stat(path)
+		if err == nil && st.Size() >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s did not reach %d bytes within %v: %v %v", path, n, within(10*time.Second), st, err)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func caseCut(t *testing.T, tg *target, cfg Config, dir string) {
