@@ -38,11 +38,11 @@ func clientTLS(t testing.TB, caPEM []byte, maxTLS12 bool, cache bool) *tls.Confi
 }
 
 func dialRaw(addr string, cfg *tls.Config) (*rawConn, int, string, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, within(5*time.Second))
 	if err != nil {
 		return nil, 0, "", err
 	}
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(within(20 * time.Second)))
 	rc := &rawConn{c: c, r: bufio.NewReader(c), cfg: cfg}
 	code, msg, err := rc.reply()
 	if err != nil {
@@ -164,7 +164,7 @@ func (rc *rawConn) stor(name string, data []byte, rest int64, writeTimeout time.
 	if err != nil {
 		return res, err
 	}
-	dc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	dc, err := net.DialTimeout("tcp", addr, within(5*time.Second))
 	if err != nil {
 		return res, fmt.Errorf("data dial: %w", err)
 	}
@@ -178,7 +178,7 @@ func (rc *rawConn) stor(name string, data []byte, rest int64, writeTimeout time.
 		return res, err
 	}
 	tc := tls.Client(dc, rc.cfg)
-	_ = dc.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = dc.SetDeadline(time.Now().Add(within(10 * time.Second)))
 	hs := make(chan error, 1)
 	go func() { hs <- tc.Handshake() }()
 	code, msg, err := rc.reply()
@@ -202,7 +202,7 @@ func (rc *rawConn) stor(name string, data []byte, rest int64, writeTimeout time.
 	_, res.WriteErr = tc.Write(data[rest:])
 	if res.WriteErr == nil {
 		_ = tc.CloseWrite()
-		_ = dc.SetDeadline(time.Now().Add(10 * time.Second))
+		_ = dc.SetDeadline(time.Now().Add(within(10 * time.Second)))
 		_, _ = io.Copy(io.Discard, tc)
 	}
 	tc.Close()

@@ -233,7 +233,7 @@ func TestFaults(t *testing.T) {
 		rc := loginT(t, s, nil)
 		s.SetFaults(Faults{CutAfterBytes: 100000})
 		data := bytes.Repeat([]byte{7}, 1<<20)
-		res, err := rc.stor("cut", data, 0, 5*time.Second)
+		res, err := rc.stor("cut", data, 0, within(5*time.Second))
 		if err != nil || res.Code != 426 {
 			t.Fatalf("%v %+v", err, res)
 		}
@@ -245,7 +245,7 @@ func TestFaults(t *testing.T) {
 			t.Fatal("one-shot cut not cleared")
 		}
 		// Next one goes through: resume from 100000.
-		res, err = rc.stor("cut", data, 100000, 5*time.Second)
+		res, err = rc.stor("cut", data, 100000, within(5*time.Second))
 		if err != nil || res.Code != 226 {
 			t.Fatalf("%v %+v", err, res)
 		}
@@ -261,7 +261,7 @@ func TestFaults(t *testing.T) {
 		rc := loginT(t, s, nil)
 		s.SetFaults(Faults{CutAfterBytes: 5000, CutDropsControl: true})
 		defer s.SetFaults(Faults{})
-		_, err := rc.stor("drop", make([]byte, 1<<20), 0, 5*time.Second)
+		_, err := rc.stor("drop", make([]byte, 1<<20), 0, within(5*time.Second))
 		if err == nil {
 			t.Fatal("control connection survived")
 		}
@@ -283,7 +283,7 @@ func TestFaults(t *testing.T) {
 		s.SetFaults(Faults{DataRate: 1 << 20})
 		defer s.SetFaults(Faults{})
 		t0 := time.Now()
-		res, err := rc.stor("slow", make([]byte, 512<<10), 0, 10*time.Second)
+		res, err := rc.stor("slow", make([]byte, 512<<10), 0, within(10*time.Second))
 		if err != nil || res.Code != 226 {
 			t.Fatalf("%v %+v", err, res)
 		}
