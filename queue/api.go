@@ -179,7 +179,8 @@ func (q *Queue) signal() {
 }
 
 // Close closes the file. Leases still held stay in the file and go back to
-// pending at the next Open.
+// pending at the next Open. It leaves a clean-close marker beside the file
+// (see closeClean).
 func (q *Queue) Close() error {
-	return q.db.Close()
+	return q.closeClean()
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sort"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -129,6 +130,8 @@ func (q *Queue) openChecked() (db *bolt.DB, err error) {
 	case fi.Size() == 0:
 		// A file created but never initialised (crash right after create).
 		return nil, corrupt("empty file")
+	case q.takeCleanMark(fi):
+		// As the last Close left it: bbolt's full check is skipped.
 	default:
 		if err := checkFile(q.path, fi.Size(), q.opts.LockTimeout); err != nil {
 			var ce *corruptError
@@ -216,6 +219,89 @@ func (q *Queue) openChecked() (db *bolt.DB, err error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// cleanSuffix names the clean-close marker: <path>.clean.
+const cleanSuffix = ".clean"
+
+// cleanMark is what the marker holds: the file's identity, size and
+// modification time after the Close that wrote it.
+func cleanMark(fi os.FileInfo) string {
+	var dev, ino any
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		dev, ino = st.Dev, st.Ino
+	}
+	return fmt.Sprintf("camftpd queue closed cleanly: dev %v inode %v size %d mtime %d\n", dev, ino, fi.Size(), fi.ModTime().UnixNano())
+}
+
+// closeClean closes the file and leaves a marker saying so. The next Open
+// trusts a file that still matches the marker without bbolt's full check
+// (a check in a child process that reads every page: 0.2-0.3 s and a
+// 100 MiB high-water mark for 250,000 shots); a start after a crash or a
+// power cut, or with a file changed since, finds no matching marker and
+// checks in full. A marker that cannot be written only costs that check.
+func (q *Queue) closeClean() error {
+	if err := q.db.Close(); err != nil {
+		return err
+	}
+	mark := q.path + cleanSuffix
+	fi, err := os.Stat(q.path)
+	if err == nil {
+		err = writeSynced(mark, []byte(cleanMark(fi)))
+	}
+	if err != nil {
+		q.log.Warn("queue: could not mark the queue file as closed cleanly; the next start checks it in full",
+			"path", q.path, "err", err.Error())
+	}
+	return nil
+}
+
+// writeSynced writes a small file durably: temporary file, fsync, rename,
+// fsync of the directory.
+func writeSynced(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// takeCleanMark reports whether the clean-close marker matches the file
+// as it is now, and removes the marker (durably, before anything writes
+// to the file): from here on only the next Close can vouch for it. When
+// the marker cannot be removed, the file is checked in full.
+func (q *Queue) takeCleanMark(fi os.FileInfo) bool {
+	mark := q.path + cleanSuffix
+	b, err := os.ReadFile(mark)
+	if errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	if err == nil {
+		err = os.Remove(mark)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(mark))
+	}
+	if err != nil {
+		q.log.Warn("queue: could not read or remove the clean-close marker; checking the queue file in full",
+			"path", mark, "err", err.Error())
+		return false
+	}
+	return string(b) == cleanMark(fi)
 }
 
 // createOrMigrate creates missing buckets and migrates a schema 1 file.

@@ -60,6 +60,15 @@ func filledQueue(t *testing.T, path string, n int) {
 	q.Close()
 }
 
+// crashed removes the clean-close marker of the queue file at path: its
+// next Open is one after a crash or a power cut, which leave no marker.
+func crashed(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path + cleanSuffix); err != nil {
+		t.Fatalf("no clean-close marker after Close: %v", err)
+	}
+}
+
 // openRecovered opens a damaged file and checks the recovery contract.
 func openRecovered(t *testing.T, path string) *Queue {
 	t.Helper()
@@ -142,6 +151,7 @@ func TestCorruptTruncatedFile(t *testing.T) {
 func TestCorruptPagesWithValidMeta(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
 	filledQueue(t, path, 400)
+	crashed(t, path)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -424,6 +434,7 @@ func TestBboltCheckReportsCopiedPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	crashed(t, path)
 	from, to := leaves[len(leaves)-1], leaves[0]
 	copy(b[to*ps:(to+1)*ps], b[from*ps:(from+1)*ps])
 	if err := os.WriteFile(path, b, 0o600); err != nil {
@@ -452,4 +463,42 @@ func TestBboltCheckReportsCopiedPage(t *testing.T) {
 	}
 	t.Logf("Tx.Check: %v", found[0])
 	openRecovered(t, path)
+}
+
+// TestCleanCloseMarker: a start after a clean Close skips bbolt's full
+// check (the checking child does not run); a start after a crash (no
+// marker) or with a file changed since the Close (its mtime moved) runs it.
+func TestCleanCloseMarker(t *testing.T) {
+	runs := 0
+	argv := checkArgv
+	checkArgv = func() ([]string, error) { runs++; return argv() }
+	t.Cleanup(func() { checkArgv = argv })
+	path := filepath.Join(t.TempDir(), "q.db")
+	filledQueue(t, path, 50)
+	reopen := func(what string, want int) {
+		t.Helper()
+		before := runs
+		q := openT(t, path, nil)
+		if _, err := os.Stat(path + cleanSuffix); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s: the marker outlived Open: %v", what, err)
+		}
+		if c, _ := q.Counts(); q.Recovered() || c.Pending+c.Done != 50 {
+			t.Fatalf("%s: %+v recovered=%v", what, c, q.Recovered())
+		}
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := runs - before; got != want {
+			t.Fatalf("%s: the full check ran %d times, want %d", what, got, want)
+		}
+	}
+	reopen("after a clean Close", 0)
+	crashed(t, path)
+	reopen("after a crash", 1)
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	reopen("with the file changed since the Close", 1)
+	reopen("after a clean Close again", 0)
 }
