@@ -94,3 +94,69 @@ func TestStopDuringFirstScan(t *testing.T) {
 		t.Fatalf("after the second start: %+v, want %d held and nothing else", c, total)
 	}
 }
+
+// TestStopDuringFolderWalk: SIGTERM while the watcher walks a folder of
+// 12,000 shots moved onto the card (each queued in its own transaction, as
+// the camera's writes come) makes Run return within 5 s; the next start's
+// rescan queues the rest, each shot once.
+func TestStopDuringFolderWalk(t *testing.T) {
+	const n = 12000
+	e := newEnv(t)
+	cfg := e.writeConfig("100ms", 1)
+	incoming := filepath.Join(e.dir, "incoming", "200CAM")
+	if err := os.MkdirAll(incoming, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if err := os.WriteFile(filepath.Join(incoming, fmt.Sprintf("DSC%05d.JPG", i)), []byte{byte(i), byte(i >> 8)}, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := New(cfg, nil)
+	d.Pause() // nothing is sent: the queue shows what the walk found
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	select {
+	case <-d.Ready():
+	case err := <-done:
+		t.Fatalf("Run returned before it was ready: %v", err)
+	}
+	waitFor(t, stretch(t, time.Minute), "the start scan's baseline", func() bool {
+		_, ok := d.Queue().Baseline()
+		return ok
+	})
+	if err := os.Rename(incoming, filepath.Join(e.media, "200CAM")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, stretch(t, time.Minute), "200 shots queued", func() bool { return counts(t, d.Queue()).Pending >= 200 })
+	cancel()
+	stopped := time.Now()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(stretch(t, time.Minute)):
+		t.Fatal("Run did not return within a minute of the cancel")
+	}
+	took := time.Since(stopped)
+	q, err := queue.Open(filepath.Join(e.state, "queue.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := q.Counts()
+	q.Close()
+	t.Logf("stopped during the walk with %d of %d queued: Run returned %v after the cancel", c.Pending, n, took.Round(time.Millisecond))
+	if took > stretch(t, 5*time.Second) {
+		t.Fatalf("Run returned %v after the cancel during a folder walk, want < 5 s", took)
+	}
+	d2 := New(cfg, nil)
+	d2.Pause()
+	runDaemon(t, d2)
+	waitFor(t, stretch(t, 2*time.Minute), "every shot queued once", func() bool {
+		c := counts(t, d2.Queue())
+		return c.Pending == n && c.Held == 0
+	})
+}

@@ -143,6 +143,10 @@ func (w *watcher) run(ctx context.Context) error {
 // walk watches dir and its subdirectories and calls fn for every file.
 func (w *watcher) walk(dir string, fn func(string, fs.DirEntry)) {
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if w.stopped() {
+			// SIGTERM: what is left is found by the next start's rescan.
+			return filepath.SkipAll
+		}
 		if err != nil {
 			if p == dir {
 				return err
