@@ -115,32 +115,42 @@ func (q *Queue) boltOptions() *bolt.Options {
 	return bo
 }
 
-// openChecked opens the bbolt file after bbolt's Tx.Check found its pages
-// sound (checkFile), then reads the work it holds. Content problems come
-// back as *corruptError.
-func (q *Queue) openChecked() (db *bolt.DB, err error) {
-	created := false
+// checkBeforeOpen looks at the file before bbolt maps it: missing (created
+// says so), not a file, empty, as the last Close left it, or else checked
+// in full by bbolt's Tx.Check in a child process (checkFile).
+func (q *Queue) checkBeforeOpen() (created bool, err error) {
 	switch fi, err := os.Stat(q.path); {
 	case errors.Is(err, os.ErrNotExist):
-		created = true
+		return true, nil
 	case err != nil:
-		return nil, fmt.Errorf("queue: stat %s: %w: check the state directory", q.path, err)
+		return false, fmt.Errorf("queue: stat %s: %w: check the state directory", q.path, err)
 	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("queue: %s is not a regular file: point the queue at a file", q.path)
+		return false, fmt.Errorf("queue: %s is not a regular file: point the queue at a file", q.path)
 	case fi.Size() == 0:
 		// A file created but never initialised (crash right after create).
-		return nil, corrupt("empty file")
+		return false, corrupt("empty file")
 	case q.takeCleanMark(fi):
 		// As the last Close left it: bbolt's full check is skipped.
 	default:
 		if err := checkFile(q.path, fi.Size(), q.opts.LockTimeout); err != nil {
 			var ce *corruptError
 			if errors.As(err, &ce) {
-				return nil, err
+				return false, err
 			}
 			q.log.Warn("queue: could not check the structure of the queue file; opening it without that check",
 				"path", q.path, "err", err.Error())
 		}
+	}
+	return false, nil
+}
+
+// openChecked opens the bbolt file after bbolt's Tx.Check found its pages
+// sound (checkFile), then reads the work it holds. Content problems come
+// back as *corruptError.
+func (q *Queue) openChecked() (db *bolt.DB, err error) {
+	created, err := q.checkBeforeOpen()
+	if err != nil {
+		return nil, err
 	}
 
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -183,22 +193,7 @@ func (q *Queue) openChecked() (db *bolt.DB, err error) {
 			return nil, fmt.Errorf("queue: sync directory of %s: %w", q.path, err)
 		}
 	}
-	ready := false // all buckets there, schema known: no write needed
-	_ = db.View(func(tx *bolt.Tx) error {
-		ready = tx.Bucket(bucketItems) != nil && tx.Bucket(bucketMeta) != nil
-		for _, b := range [][]byte{bucketFiles, bucketAbsent, bucketDirs} {
-			ready = ready && tx.Bucket(b) != nil
-		}
-		for _, s := range allStates {
-			ready = ready && tx.Bucket(indexBucket[s]) != nil
-		}
-		if ready {
-			v := tx.Bucket(bucketMeta).Get(keySchema)
-			ready = len(v) == 1 && v[0] == schemaVersion
-		}
-		return nil
-	})
-	if !ready {
+	if !schemaReady(db) {
 		err = db.Update(func(tx *bolt.Tx) error { return q.createOrMigrate(tx) })
 	}
 	if err != nil {
@@ -302,6 +297,25 @@ func (q *Queue) takeCleanMark(fi os.FileInfo) bool {
 		return false
 	}
 	return string(b) == cleanMark(fi)
+}
+
+// schemaReady: all buckets there, schema known: no write needed.
+func schemaReady(db *bolt.DB) (ready bool) {
+	_ = db.View(func(tx *bolt.Tx) error {
+		ready = tx.Bucket(bucketItems) != nil && tx.Bucket(bucketMeta) != nil
+		for _, b := range [][]byte{bucketFiles, bucketAbsent, bucketDirs} {
+			ready = ready && tx.Bucket(b) != nil
+		}
+		for _, s := range allStates {
+			ready = ready && tx.Bucket(indexBucket[s]) != nil
+		}
+		if ready {
+			v := tx.Bucket(bucketMeta).Get(keySchema)
+			ready = len(v) == 1 && v[0] == schemaVersion
+		}
+		return nil
+	})
+	return ready
 }
 
 // createOrMigrate creates missing buckets and migrates a schema 1 file.
