@@ -72,10 +72,13 @@
 // exactly one state, the one of its last committed change. Done items never
 // go back. Every item is in the items bucket and in exactly one index bucket
 // (that of its state); Verify checks this, Open runs it and rebuilds the
-// indexes if needed. Before bbolt maps the file, Open walks its page tree
-// with plain reads (meta pages, bounds, overflow counts, freelist, every
-// page reachable or free) and then decodes every record, each of which
-// carries a CRC-32C. The done history is pruned, in the Ack transaction and
+// indexes if needed. Unless the file is as the last Close left it (a
+// <path>.clean marker holding its device, inode, size and mtime), Open
+// first has bbolt's own Tx.Check verify its page structure (every page
+// reachable once or free, key order), in a child process: this executable
+// re-run by the package's init with CAMFTPD_QUEUE_CHECK_FILE set, because
+// Tx.Check can crash or loop on a damaged file. It then decodes every
+// active record, each of which carries a CRC-32C. The done history is pruned, in the Ack transaction and
 // at Open, by age and count (HistoryMaxAge 30 days, HistoryMaxCount 10,000).
 //
 // # Caveats
@@ -91,7 +94,8 @@
 //   - Pruned items are forgotten: a file that comes back after its item was
 //     dropped (absent for HistoryMaxAge) is a new capture.
 //   - Open checks the work (every active item, the indexes of the active
-//     states, the counts) and walks the page structure; it does not read
+//     states, the counts), and the page structure after an unclean stop
+//     (0.2-0.8 s for 250,000 shots; a clean start opens in 5-10 ms); it does not read
 //     the history of done and skipped items, whose records are checked by
 //     their CRC when read. A damaged history record is passed over as
 //     unknown (its shot may be offered again; the upload's same-content
@@ -113,9 +117,12 @@
 //     settled together (one transaction for the batch). Lease on an idle
 //     queue and Enqueue of a known capture are read-only.
 //   - bbolt keeps no checksums of its own pages. Damage to structure is
-//     found at Open by the page walk and the record CRCs; damage in free
-//     pages is harmless. Damage appearing while the queue is open is only
-//     found at the next Open.
+//     found at an Open after a crash or power cut by Tx.Check, and by the
+//     record CRCs; damage in free pages is harmless. Damage appearing while
+//     the queue is open, or to a cleanly closed file without changing its
+//     size or mtime (bit rot at rest), is not looked for until the next
+//     unclean stop: a fault it causes while reading stops the process, and
+//     that start checks in full.
 //   - On 32-bit armv7 the file is mapped with a 1 MiB initial mapping that
 //     grows with the file; MaxFileSize (default 256 MiB) keeps the mapping
 //     well inside the address space. Pages a scan touched are released
