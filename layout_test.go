@@ -26,9 +26,14 @@ type rule struct {
 }
 
 var rules = map[string]rule{
-	"tlspolicy": {},
-	"queue":     {thirdParty: []string{"go.etcd.io/bbolt"}},
-	"board":     {thirdParty: []string{"golang.org/x/sys"}},
+	// The one date before which the device clock is not believed: board
+	// waits for it at boot and tlspolicy does not judge certificates
+	// against an earlier clock. Neither may import the other, so the
+	// threshold sits below both, in a package that imports nothing.
+	"internal/wallclock": {},
+	"tlspolicy":          {project: []string{"internal/wallclock"}},
+	"queue":              {thirdParty: []string{"go.etcd.io/bbolt"}},
+	"board":              {project: []string{"internal/wallclock"}, thirdParty: []string{"golang.org/x/sys"}},
 	// transfer opens captures with openat(O_NOFOLLOW) per folder and asks
 	// the kernel for a read lease (F_SETLEASE): neither is in package syscall
 	// for every GOOS, so it uses x/sys/unix as board does.

@@ -7,20 +7,18 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// SaneAfter is the earliest time the daemon trusts: a camera that booted
-// without a battery-backed clock starts in 1970 (or at its build date), and
-// certificates judged then are "not yet valid".
-var SaneAfter = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	"github.com/camftpd/camftpd/internal/wallclock"
+)
 
 // clockRecheck bounds how long WaitClock sleeps between looks at the clock
 // when no clock-set notification arrives (a clock slewed by adjtime, or a
 // now function that is not the system clock).
 var clockRecheck = 5 * time.Second
 
-// ClockSane reports whether t can be the real time: after SaneAfter.
-func ClockSane(t time.Time) bool { return t.After(SaneAfter) }
+// ClockSane reports whether t can be the real time: after
+// wallclock.SaneAfter, the threshold tlspolicy also judges the clock by.
+func ClockSane(t time.Time) bool { return wallclock.Sane(t) }
 
 // WaitClock returns nil as soon as now() is sane, or ctx's error. now nil
 // means time.Now. It sleeps until the kernel says the realtime clock was set

@@ -49,7 +49,7 @@
 //   - Certificates are verified by VerifyConnection, not by crypto/tls (the
 //     Config sets InsecureSkipVerify), so that resumed handshakes are
 //     re-verified and errors can say what to do. Do not remove the hook.
-//   - A device clock before 2020 (cameras boot in 1970) gives a KindClock
+//   - A device clock before wallclock.SaneAfter (2024; cameras boot in 1970) gives a KindClock
 //     error, not a certificate error: the rest of the chain is still checked
 //     at a time inside its validity, so an unknown CA or a wrong name is
 //     reported as such. With a plausible clock, a certificate not valid yet

@@ -13,12 +13,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// minPlausible is the earliest device time this package believes: a clock
-// before it has not been set (cameras boot in 1970), so certificates are not
-// judged against it.
-var minPlausible = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	"github.com/camftpd/camftpd/internal/wallclock"
+)
 
 // Options configures a Policy. The zero value (with a ServerName) means
 // compatible mode, TLS 1.2-1.3, system roots, no pins.
@@ -234,7 +231,9 @@ func (p *Policy) verifyCert(certs []*x509.Certificate) error {
 	}
 	leaf := certs[0]
 	now := p.now()
-	plausible := !now.Before(minPlausible)
+	// A clock before wallclock.SaneAfter has not been set (cameras boot in
+	// 1970): certificates are not judged against it.
+	plausible := wallclock.Sane(now)
 	at := now
 	if !plausible {
 		// The clock is unset: check everything else at a time the chain is
