@@ -52,6 +52,41 @@ type probeResult struct {
 // the verdict is CheckFail. Options.Timeout bounds each network step, ctx
 // the whole check.
 func Check(ctx context.Context, addr string, opts Options, w io.Writer) (Status, error) {
+	addr, opts, timeout := checkTarget(addr, opts)
+	p, err := New(opts)
+	if err != nil {
+		fmt.Fprintf(w, "configuration: %v\nresult: FAIL\n", err)
+		return CheckFail, err
+	}
+	c := &checkRun{ctx: ctx, addr: addr, p: p, timeout: timeout, w: w, status: CheckPass}
+	c.header()
+
+	c.connect()
+	if ctxErr(ctx) != nil {
+		return CheckFail, ctxErr(ctx)
+	}
+	var pre preTLSError
+	if errors.As(c.mainErr, &pre) {
+		fmt.Fprintf(w, "suite probes: skipped, the connection did not get as far as TLS\nresult: FAIL: cannot connect (see \"connect\" above)\n")
+		return CheckFail, pre.err
+	}
+
+	if err := c.probeImplemented(); err != nil {
+		return CheckFail, err
+	}
+	if err := c.probeUnimplemented(); err != nil {
+		return CheckFail, err
+	}
+	c.reportNeed()
+	c.reportCertificate()
+	c.reportResult()
+	return c.status, c.mainErr
+}
+
+// checkTarget fills in Check's defaults: port 21, the certificate name
+// from the host, a discarding logger (the report already shows any
+// warning; do not log it twice) and the per-step timeout.
+func checkTarget(addr string, opts Options) (string, Options, time.Duration) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "21")
 	}
@@ -60,65 +95,86 @@ func Check(ctx context.Context, addr string, opts Options, w io.Writer) (Status,
 		opts.ServerName = host
 	}
 	if opts.Logger == nil {
-		// The report already shows any warning; do not log it twice.
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = defaultTimeout
 	}
-	p, err := New(opts)
-	if err != nil {
-		fmt.Fprintf(w, "configuration: %v\nresult: FAIL\n", err)
-		return CheckFail, err
-	}
+	return addr, opts, timeout
+}
+
+// checkRun is one run of Check: the target and policy it was given, the
+// report it writes to, and what its steps have measured so far, in the
+// order they run.
+type checkRun struct {
+	ctx     context.Context
+	addr    string
+	p       *Policy
+	timeout time.Duration
+	w       io.Writer
+
+	// connect: the policy handshake.
+	status     Status
+	verdict    []string // why status is not CheckPass
+	mainErr    error
+	mainCert   *x509.Certificate
+	negotiated Negotiated
+
+	// probeImplemented: the suites this device has that the server accepts.
+	recOK, depOK []string
+	probeCert    *x509.Certificate // unverified, from the first accepting probe
+
+	// probeUnimplemented: the suites this device lacks that the server would pick.
+	needOK []string
+}
+
+// header prints what is checked and under which policy.
+func (c *checkRun) header() {
 	roots := "system roots"
-	if n := len(opts.CAPEM); n > 0 {
+	if n := len(c.p.opts.CAPEM); n > 0 {
 		roots = fmt.Sprintf("%d imported CA file(s)", n)
 	}
-	fmt.Fprintf(w, "check %s (certificate name %s, mode %s, TLS 1.2 to %s, %s, %d pin(s))\n",
-		addr, p.serverName, p.opts.Mode, VersionName(p.maxVersion), roots, len(p.pins))
+	fmt.Fprintf(c.w, "check %s (certificate name %s, mode %s, TLS 1.2 to %s, %s, %d pin(s))\n",
+		c.addr, c.p.serverName, c.p.opts.Mode, VersionName(c.p.maxVersion), roots, len(c.p.pins))
+}
 
-	status := CheckPass
-	var verdict []string
-	var mainErr error
-	var mainCert *x509.Certificate
-	var negotiated Negotiated
-	s, err := dialAuthTLS(ctx, addr, p.Config(), timeout)
+// connect runs the handshake under the policy and prints the greeting,
+// the AUTH TLS reply and the negotiated version and suite; a failure or a
+// deprecated suite sets the status.
+func (c *checkRun) connect() {
+	s, err := dialAuthTLS(c.ctx, c.addr, c.p.Config(), c.timeout)
 	if err != nil {
-		mainErr = err
-		status = CheckFail
-		fmt.Fprintf(w, "connect:      FAILED: %v\n", err)
-		verdict = append(verdict, "cannot connect under this policy")
-	} else {
-		cs := s.tc.ConnectionState()
-		sv, _ := Lookup(cs.CipherSuite)
-		negotiated = Negotiated{Version: cs.Version, Suite: cs.CipherSuite, SuiteName: sv.Name, Class: sv.Class, Warning: p.warning(sv)}
-		if len(cs.PeerCertificates) > 0 {
-			mainCert = cs.PeerCertificates[0]
-		}
-		fmt.Fprintf(w, "greeting:     %s\n", clip(s.Banner.String()))
-		fmt.Fprintf(w, "AUTH TLS:     %s\n", clip(s.Auth.String()))
-		fmt.Fprintf(w, "negotiated:   %s, %s (%s)\n", VersionName(cs.Version), sv.Name, sv.Class)
-		if negotiated.Warning != "" {
-			status = CheckWarn
-			fmt.Fprintf(w, "warning:      %s\n", negotiated.Warning)
-			verdict = append(verdict, "the negotiated suite is deprecated")
-		}
-		s.quit()
+		c.mainErr = err
+		c.status = CheckFail
+		fmt.Fprintf(c.w, "connect:      FAILED: %v\n", err)
+		c.verdict = append(c.verdict, "cannot connect under this policy")
+		return
 	}
-	if ctxErr(ctx) != nil {
-		return CheckFail, ctxErr(ctx)
+	cs := s.tc.ConnectionState()
+	sv, _ := Lookup(cs.CipherSuite)
+	c.negotiated = Negotiated{Version: cs.Version, Suite: cs.CipherSuite, SuiteName: sv.Name, Class: sv.Class, Warning: c.p.warning(sv)}
+	if len(cs.PeerCertificates) > 0 {
+		c.mainCert = cs.PeerCertificates[0]
 	}
-	var pre preTLSError
-	if errors.As(mainErr, &pre) {
-		fmt.Fprintf(w, "suite probes: skipped, the connection did not get as far as TLS\nresult: FAIL: cannot connect (see \"connect\" above)\n")
-		return CheckFail, pre.err
+	fmt.Fprintf(c.w, "greeting:     %s\n", clip(s.Banner.String()))
+	fmt.Fprintf(c.w, "AUTH TLS:     %s\n", clip(s.Auth.String()))
+	fmt.Fprintf(c.w, "negotiated:   %s, %s (%s)\n", VersionName(cs.Version), sv.Name, sv.Class)
+	if c.negotiated.Warning != "" {
+		c.status = CheckWarn
+		fmt.Fprintf(c.w, "warning:      %s\n", c.negotiated.Warning)
+		c.verdict = append(c.verdict, "the negotiated suite is deprecated")
 	}
+	s.quit()
+}
 
-	// Each implemented suite alone, TLS 1.2.
-	fmt.Fprintf(w, "\nsuites of the spec this device can negotiate, each offered alone (TLS 1.2):\n")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+// probeImplemented offers each implemented suite alone (TLS 1.2) and
+// prints the server's answer in a table. When ctx's time runs out the
+// remaining suites are reported as not probed; it returns ctx's error
+// only when ctx was canceled.
+func (c *checkRun) probeImplemented() error {
+	fmt.Fprintf(c.w, "\nsuites of the spec this device can negotiate, each offered alone (TLS 1.2):\n")
+	tw := tabwriter.NewWriter(c.w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  SUITE\tCLASS\tSERVER\n")
 	var results []probeResult
 	for _, su := range table {
@@ -126,14 +182,14 @@ func Check(ctx context.Context, addr string, opts Options, w io.Writer) (Status,
 			continue
 		}
 		var r probeResult
-		if ctxErr(ctx) == nil {
-			r = probeSuite(ctx, addr, p.serverName, su, timeout)
+		if ctxErr(c.ctx) == nil {
+			r = probeSuite(c.ctx, c.addr, c.p.serverName, su, c.timeout)
 		}
-		if errors.Is(ctxErr(ctx), context.Canceled) {
+		if errors.Is(ctxErr(c.ctx), context.Canceled) {
 			tw.Flush()
-			return CheckFail, ctxErr(ctx)
+			return ctxErr(c.ctx)
 		}
-		if ctxErr(ctx) != nil { // time is up: report what is known
+		if ctxErr(c.ctx) != nil { // time is up: report what is known
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", su.Name, su.Class, notProbed)
 			continue
 		}
@@ -141,14 +197,20 @@ func Check(ctx context.Context, addr string, opts Options, w io.Writer) (Status,
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", su.Name, su.Class, r.word())
 	}
 	tw.Flush()
-	recOK, depOK := []string{}, []string{}
-	var probeCert *x509.Certificate
+	c.recOK, c.depOK, c.probeCert = acceptedSuites(results)
+	return nil
+}
+
+// acceptedSuites sorts the suites the server accepted into recommended
+// and deprecated, and returns the certificate of the first one.
+func acceptedSuites(results []probeResult) (recOK, depOK []string, cert *x509.Certificate) {
+	recOK, depOK = []string{}, []string{}
 	for _, r := range results {
 		if !r.OK {
 			continue
 		}
-		if probeCert == nil {
-			probeCert = r.Cert
+		if cert == nil {
+			cert = r.Cert
 		}
 		if r.Suite.Class == Recommended {
 			recOK = append(recOK, r.Suite.Name)
@@ -156,89 +218,116 @@ func Check(ctx context.Context, addr string, opts Options, w io.Writer) (Status,
 			depOK = append(depOK, r.Suite.Name)
 		}
 	}
+	return recOK, depOK, cert
+}
 
-	// The listed suites crypto/tls lacks: ask with a bare ClientHello.
-	fmt.Fprintf(w, "\nsuites of the spec this device cannot negotiate (crypto/tls has no DHE and no AES-256-CBC-SHA256/SHA384 suites):\n")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+// probeUnimplemented asks, with a bare ClientHello per suite, whether the
+// server would pick each listed suite crypto/tls lacks, and prints the
+// answers in a table; time running out and cancellation are handled as in
+// probeImplemented.
+func (c *checkRun) probeUnimplemented() error {
+	fmt.Fprintf(c.w, "\nsuites of the spec this device cannot negotiate (crypto/tls has no DHE and no AES-256-CBC-SHA256/SHA384 suites):\n")
+	tw := tabwriter.NewWriter(c.w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  SUITE\tCLASS\tSERVER\n")
-	var needOK []string
 	for _, su := range unimplemented() {
 		var res helloResult
 		var err error
-		if ctxErr(ctx) == nil {
-			res, err = helloProbe(ctx, addr, p.serverName, su.ID, timeout)
+		if ctxErr(c.ctx) == nil {
+			res, err = helloProbe(c.ctx, c.addr, c.p.serverName, su.ID, c.timeout)
 		}
-		if errors.Is(ctxErr(ctx), context.Canceled) {
+		if errors.Is(ctxErr(c.ctx), context.Canceled) {
 			tw.Flush()
-			return CheckFail, ctxErr(ctx)
+			return ctxErr(c.ctx)
 		}
-		if ctxErr(ctx) != nil {
+		if ctxErr(c.ctx) != nil {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", su.Name, su.Class, notProbed)
 			continue
 		}
-		word := "refused"
-		switch {
-		case res == helloAccepted:
-			word = "would accept (this device cannot use it)"
-			needOK = append(needOK, su.Name)
-		case err != nil:
-			word = "unclear: " + clip(printable(err.Error()))
-		case res == helloUnclear:
-			word = "unclear"
+		if res == helloAccepted {
+			c.needOK = append(c.needOK, su.Name)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", su.Name, su.Class, word)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", su.Name, su.Class, helloWord(res, err))
 	}
 	tw.Flush()
+	return nil
+}
 
-	incomplete := ctxErr(ctx) != nil
+// helloWord is the table's word for one ClientHello probe.
+func helloWord(res helloResult, err error) string {
 	switch {
-	case incomplete && len(recOK)+len(depOK)+len(needOK) == 0:
-		fmt.Fprintf(w, "needs one of them: unknown, the probes did not finish\n")
-	case len(recOK)+len(depOK) > 0 && len(needOK) > 0:
-		fmt.Fprintf(w, "needs one of them: no (it accepts suites this device has; it also accepts %d this device lacks)\n", len(needOK))
-	case len(recOK)+len(depOK) > 0:
-		fmt.Fprintf(w, "needs one of them: no\n")
+	case res == helloAccepted:
+		return "would accept (this device cannot use it)"
+	case err != nil:
+		return "unclear: " + clip(printable(err.Error()))
+	case res == helloUnclear:
+		return "unclear"
+	}
+	return "refused"
+}
+
+// reportNeed answers the question the probes are for: does the server
+// need a suite this device cannot negotiate? It also says when the
+// check's time limit cut the probes short.
+func (c *checkRun) reportNeed() {
+	incomplete := ctxErr(c.ctx) != nil
+	usable, needOK := len(c.recOK)+len(c.depOK), c.needOK
+	switch {
+	case incomplete && usable+len(needOK) == 0:
+		fmt.Fprintf(c.w, "needs one of them: unknown, the probes did not finish\n")
+	case usable > 0 && len(needOK) > 0:
+		fmt.Fprintf(c.w, "needs one of them: no (it accepts suites this device has; it also accepts %d this device lacks)\n", len(needOK))
+	case usable > 0:
+		fmt.Fprintf(c.w, "needs one of them: no\n")
 	case len(needOK) > 0:
-		fmt.Fprintf(w, "needs one of them: YES: in TLS 1.2 the server accepts only %s, which this device cannot negotiate: enable %s on the server\n",
+		fmt.Fprintf(c.w, "needs one of them: YES: in TLS 1.2 the server accepts only %s, which this device cannot negotiate: enable %s on the server\n",
 			strings.Join(needOK, ", "), recommendedNames())
-	case mainErr == nil && negotiated.Version == tls.VersionTLS13:
-		fmt.Fprintf(w, "needs one of them: no suite of the spec was accepted in TLS 1.2; the server seems to accept only TLS 1.3 (fine for this device unless capped at TLS 1.2)\n")
+	case c.mainErr == nil && c.negotiated.Version == tls.VersionTLS13:
+		fmt.Fprintf(c.w, "needs one of them: no suite of the spec was accepted in TLS 1.2; the server seems to accept only TLS 1.3 (fine for this device unless capped at TLS 1.2)\n")
 	default:
-		fmt.Fprintf(w, "needs one of them: probably: the server accepted none of the suites this device can negotiate; it may need one of the suites above or one outside the spec: enable %s on the server\n", recommendedNames())
+		fmt.Fprintf(c.w, "needs one of them: probably: the server accepted none of the suites this device can negotiate; it may need one of the suites above or one outside the spec: enable %s on the server\n", recommendedNames())
 	}
 
 	if incomplete {
-		fmt.Fprintf(w, "incomplete: the check's time limit ran out during the suite probes; the result rests on what was measured\n")
+		fmt.Fprintf(c.w, "incomplete: the check's time limit ran out during the suite probes; the result rests on what was measured\n")
 	}
+}
 
-	cert, note := mainCert, "verified"
-	if cert == nil && probeCert != nil {
-		cert, note = probeCert, "NOT verified, from a suite probe"
+// reportCertificate prints the server's certificate and its pins: the one
+// the policy handshake verified or, when that failed, the unverified one
+// of a suite probe.
+func (c *checkRun) reportCertificate() {
+	cert, note := c.mainCert, "verified"
+	if cert == nil && c.probeCert != nil {
+		cert, note = c.probeCert, "NOT verified, from a suite probe"
 	}
-	if cert != nil {
-		cp, kp := CertPins(cert)
-		fmt.Fprintf(w, "\ncertificate (%s): subject %q, issuer %q, valid %s to %s\n", note, printable(cert.Subject.String()),
-			printable(cert.Issuer.String()), cert.NotBefore.UTC().Format(time.DateOnly), cert.NotAfter.UTC().Format(time.DateOnly))
-		fmt.Fprintf(w, "pins:         certificate %s, public key %s\n", cp, kp)
+	if cert == nil {
+		return
 	}
+	cp, kp := CertPins(cert)
+	fmt.Fprintf(c.w, "\ncertificate (%s): subject %q, issuer %q, valid %s to %s\n", note, printable(cert.Subject.String()),
+		printable(cert.Issuer.String()), cert.NotBefore.UTC().Format(time.DateOnly), cert.NotAfter.UTC().Format(time.DateOnly))
+	fmt.Fprintf(c.w, "pins:         certificate %s, public key %s\n", cp, kp)
+}
 
-	if status != CheckFail && len(recOK) == 0 && len(depOK) > 0 {
-		status = CheckWarn
-		verdict = append(verdict, "in TLS 1.2 the server accepts only deprecated suites ("+strings.Join(depOK, ", ")+")")
+// reportResult settles the status (a server that accepts only deprecated
+// suites in TLS 1.2 is a warning) and prints the result line.
+func (c *checkRun) reportResult() {
+	if c.status != CheckFail && len(c.recOK) == 0 && len(c.depOK) > 0 {
+		c.status = CheckWarn
+		c.verdict = append(c.verdict, "in TLS 1.2 the server accepts only deprecated suites ("+strings.Join(c.depOK, ", ")+")")
 	}
-	switch status {
+	switch c.status {
 	case CheckPass:
 		msg := "PASS: the server uses recommended suites"
-		if len(depOK) > 0 {
-			msg += "; it also accepts deprecated ones (" + strings.Join(depOK, ", ") + "): the spec recommends disabling them on the server"
+		if len(c.depOK) > 0 {
+			msg += "; it also accepts deprecated ones (" + strings.Join(c.depOK, ", ") + "): the spec recommends disabling them on the server"
 		}
-		fmt.Fprintf(w, "result: %s\n", msg)
+		fmt.Fprintf(c.w, "result: %s\n", msg)
 	case CheckWarn:
-		fmt.Fprintf(w, "result: WARN: %s: enable only the recommended suites on the server (OpenSSL names: %s)\n", strings.Join(verdict, "; "), recommendedOpenSSL())
+		fmt.Fprintf(c.w, "result: WARN: %s: enable only the recommended suites on the server (OpenSSL names: %s)\n", strings.Join(c.verdict, "; "), recommendedOpenSSL())
 	default:
-		fmt.Fprintf(w, "result: FAIL: cannot connect under this policy (see \"connect\" above)\n")
+		fmt.Fprintf(c.w, "result: FAIL: cannot connect under this policy (see \"connect\" above)\n")
 	}
-	return status, mainErr
 }
 
 const notProbed = "not probed (time limit reached)"
