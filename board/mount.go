@@ -34,7 +34,51 @@ func WatchMount(ctx context.Context, path string) (<-chan MountEvent, error) {
 		return nil, fmt.Errorf("board: storage mount %q is not an absolute path: set it to the card's mount point, e.g. /mnt/media", path)
 	}
 	path = filepath.Clean(path)
-	// A raw fd, not an *os.File: the runtime's poller must not take it.
+	w, err := openMountWatch(path)
+	if err != nil {
+		return nil, err
+	}
+	first, err := mounted(path)
+	if err != nil {
+		w.close()
+		return nil, err
+	}
+
+	ch := make(chan MountEvent, 1)
+	stop := make(chan struct{})    // the watcher ended by itself
+	stopped := make(chan struct{}) // the waker is done with the eventfd
+	go w.wakeOnDone(ctx, stop, stopped)
+	go func() {
+		defer func() {
+			close(stop)
+			<-stopped
+			w.close()
+			close(ch)
+		}()
+		w.follow(ctx, ch, MountEvent{Path: path, Mounted: first})
+	}()
+	return ch, nil
+}
+
+// mountWatch is the epoll set WatchMount waits in: the mountinfo fd, which
+// the kernel flags on every change of the mount table, and an eventfd that
+// ends the wait when ctx is done. Raw fds, not *os.File: the runtime's
+// poller must not take them.
+type mountWatch struct {
+	mi, ep, wake int
+	events       [2]unix.EpollEvent
+}
+
+// The epoll data of each fd in a mountWatch.
+const (
+	mountinfoFd = 0
+	wakeFd      = 1
+)
+
+// openMountWatch opens the mountinfo fd, the epoll set and the eventfd for
+// following path, and registers both fds; on an error it closes what it
+// opened.
+func openMountWatch(path string) (*mountWatch, error) {
 	mi, err := unix.Open(mountinfoPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("board: open %s to follow mount %s: %w (is /proc mounted?)", mountinfoPath, path, err)
@@ -50,82 +94,85 @@ func WatchMount(ctx context.Context, path string) (<-chan MountEvent, error) {
 		unix.Close(ep)
 		return nil, fmt.Errorf("board: eventfd for mount events: %w", err)
 	}
-	closeAll := func() { unix.Close(mi); unix.Close(ep); unix.Close(wake) }
+	w := &mountWatch{mi: mi, ep: ep, wake: wake}
 	// Each poll of the mountinfo fd consumes the change it reports, so
 	// epoll reports one event per batch of changes, not a level.
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, mi, &unix.EpollEvent{Events: unix.EPOLLPRI | unix.EPOLLERR, Fd: 0}); err != nil {
-		closeAll()
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, mi, &unix.EpollEvent{Events: unix.EPOLLPRI | unix.EPOLLERR, Fd: mountinfoFd}); err != nil {
+		w.close()
 		return nil, fmt.Errorf("board: watch %s: %w", mountinfoPath, err)
 	}
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: 1}); err != nil {
-		closeAll()
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeFd}); err != nil {
+		w.close()
 		return nil, fmt.Errorf("board: watch eventfd: %w", err)
 	}
-	first, err := mounted(path)
-	if err != nil {
-		closeAll()
-		return nil, err
-	}
+	return w, nil
+}
 
-	ch := make(chan MountEvent, 1)
-	stop := make(chan struct{})    // the watcher ended by itself
-	stopped := make(chan struct{}) // the waker is done with the eventfd
-	go func() {
-		defer close(stopped)
-		select {
-		case <-ctx.Done():
-			var one [8]byte
-			binary.NativeEndian.PutUint64(one[:], 1)
-			// Wakes epoll_wait. The eventfd stays open until this goroutine
-			// ends, so the write can fail only with EAGAIN, when the counter
-			// is already at its maximum: a wake-up is pending anyway.
-			_, _ = unix.Write(wake, one[:])
-		case <-stop:
-		}
-	}()
-	go func() {
-		defer func() {
-			close(stop)
-			<-stopped
-			closeAll()
-			close(ch)
-		}()
-		last := MountEvent{Path: path, Mounted: first}
-		if !send(ctx, ch, last) {
+func (w *mountWatch) close() { unix.Close(w.mi); unix.Close(w.ep); unix.Close(w.wake) }
+
+// wakeOnDone writes the eventfd when ctx is done, which ends the watcher's
+// epoll_wait, or returns when the watcher ended by itself (stop). It
+// closes stopped once it no longer uses the eventfd.
+func (w *mountWatch) wakeOnDone(ctx context.Context, stop <-chan struct{}, stopped chan<- struct{}) {
+	defer close(stopped)
+	select {
+	case <-ctx.Done():
+		var one [8]byte
+		binary.NativeEndian.PutUint64(one[:], 1)
+		// The eventfd stays open until this goroutine ends, so the write
+		// can fail only with EAGAIN, when the counter is already at its
+		// maximum: a wake-up is pending anyway.
+		_, _ = unix.Write(w.wake, one[:])
+	case <-stop:
+	}
+}
+
+// follow sends last, then an event at each change of whether last.Path is
+// mounted. It returns when ctx is done, the eventfd wakes it, or epoll or
+// the mount table cannot be read.
+func (w *mountWatch) follow(ctx context.Context, ch chan<- MountEvent, last MountEvent) {
+	if !send(ctx, ch, last) {
+		return
+	}
+	for {
+		if changed, err := w.waitChange(); err != nil || !changed {
 			return
 		}
-		events := make([]unix.EpollEvent, 2)
-		for {
-			n, err := unix.EpollWait(ep, events, -1)
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if err != nil {
+		m, err := mounted(last.Path)
+		if err != nil {
+			return
+		}
+		if m != last.Mounted {
+			last.Mounted = m
+			if !send(ctx, ch, last) {
 				return
-			}
-			changed := false
-			for _, ev := range events[:n] {
-				if ev.Fd == 1 {
-					return
-				}
-				changed = true
-			}
-			if !changed {
-				continue
-			}
-			m, err := mounted(path)
-			if err != nil {
-				return
-			}
-			if m != last.Mounted {
-				last.Mounted = m
-				if !send(ctx, ch, last) {
-					return
-				}
 			}
 		}
-	}()
-	return ch, nil
+	}
+}
+
+// waitChange waits in epoll until the mount table changed (true) or the
+// eventfd was written (false); err is epoll's error other than EINTR.
+func (w *mountWatch) waitChange() (bool, error) {
+	for {
+		n, err := unix.EpollWait(w.ep, w.events[:], -1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		changed := false
+		for _, ev := range w.events[:n] {
+			if ev.Fd == wakeFd {
+				return false, nil
+			}
+			changed = true
+		}
+		if changed {
+			return true, nil
+		}
+	}
 }
 
 // mounted reads the mount table and reports whether path is a mount point.
