@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/camftpd/camftpd/queue"
+	"github.com/camftpd/camftpd/tlspolicy"
 	"github.com/camftpd/camftpd/transfer"
 )
 
@@ -147,7 +148,7 @@ func (w *worker) regrow(it *queue.Item, f *os.File, st os.FileInfo, log *slog.Lo
 // not retried until someone asks (RetryNow), and reported once.
 func (w *worker) refuse(it queue.Item, err error, log *slog.Logger) {
 	d, c := w.d, it.Capture
-	reason := oneLine(err.Error())
+	reason := tlspolicy.OneLine(err.Error())
 	d.durable("park", it, d.Queue().Park(it.ID, reason))
 	log.Warn("capture refused, never read; parked", "reason", reason)
 	d.hub.publish(Event{Type: "parked", ID: it.ID, File: c.Rel, Error: reason})
@@ -161,7 +162,7 @@ func (w *worker) refuse(it queue.Item, err error, log *slog.Logger) {
 // temporary file kept when it did not change).
 func (w *worker) localFailed(it queue.Item, f *os.File, opened os.FileInfo, err error, log *slog.Logger) {
 	d, q, c := w.d, w.d.Queue(), it.Capture
-	msg := oneLine(err.Error())
+	msg := tlspolicy.OneLine(err.Error())
 	if errors.Is(err, transfer.ErrRefused) {
 		w.refuse(it, err, log)
 		return

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -415,7 +414,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		return
 	}
 	w.dropClient(idx)
-	msg := oneLine(err.Error())
+	msg := tlspolicy.OneLine(err.Error())
 	var te *tlspolicy.Error
 	if errors.As(err, &te) && te.Kind == tlspolicy.KindClock {
 		w.clockUnset(ctx, it, msg)
@@ -473,7 +472,7 @@ func (d *Daemon) failback(ctx context.Context, cfg *Config, policies []*tlspolic
 		err := c.Warm(ctx)
 		_ = c.Close()
 		if err != nil {
-			d.log.Info("active server still unreachable; staying on the failover server", "server", s.Name, "err", oneLine(err.Error()))
+			d.log.Info("active server still unreachable; staying on the failover server", "server", s.Name, "err", tlspolicy.OneLine(err.Error()))
 			continue
 		}
 		d.setState(func() { d.active, d.failStreak = primary, 0 })
@@ -523,10 +522,6 @@ func pct(sent, total int64) float64 {
 		return 100
 	}
 	return float64(int(float64(sent)*1000/float64(total))) / 10
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }
 
 // skipped settles an item whose remote name is held by another file under

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"unicode"
 )
 
 // ErrorKind says which kind of problem an Error is.
@@ -27,15 +28,26 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return string(e.Kind) + ": " + oneLine(e.Msg)
+	return string(e.Kind) + ": " + OneLine(e.Msg)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
 
-func oneLine(s string) string {
-	if !strings.ContainsAny(s, "\r\n") {
-		return s
-	}
+// OneLine makes server, library or log text fit one line of a message or
+// log: line breaks and tabs become spaces, other control characters are
+// dropped and runs of white space become one space. It does not bound the
+// length: callers clip to what their message can hold. Every package of
+// camftpd uses this one (tlspolicy is the package all of them may import).
+func OneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == '\t' {
+			return ' '
+		}
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
 	return strings.Join(strings.Fields(s), " ")
 }
 

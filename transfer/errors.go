@@ -11,7 +11,6 @@ import (
 	"net"
 	"strings"
 	"syscall"
-	"unicode"
 
 	"github.com/camftpd/camftpd/tlspolicy"
 	"github.com/secsy/goftp"
@@ -100,19 +99,10 @@ func ClassOf(err error) Class {
 	return classify("", err).Class
 }
 
-// oneLine makes server or library text safe for a one-line message: no
-// control characters, bounded length.
+// oneLine is tlspolicy.OneLine bounded in length: server or library text
+// in a one-line message.
 func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == '\t' {
-			return ' '
-		}
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
+	s = tlspolicy.OneLine(s)
 	const max = 240
 	if len(s) > max {
 		s = s[:max] + "..."

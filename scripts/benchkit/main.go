@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/camftpd/camftpd/tlspolicy"
 )
 
 // The emulated link: 20 ms round trip, 100 Mbit/s each way, one round trip
@@ -178,7 +180,7 @@ func run() error {
 		e.camftpd = filepath.Join(o.work, "bin", "camftpd")
 		if err := goBuild(e.camftpd, "./cmd/camftpd", "-ldflags", "-s -w -X github.com/camftpd/camftpd/daemon.Version="+gitVersion()); err != nil {
 			fmt.Fprintf(log, "bench: camftpd does not build, measuring the peers only: %v\n", err)
-			notes = append(notes, "camftpd did not build: "+oneLine(err.Error()))
+			notes = append(notes, "camftpd did not build: "+tlspolicy.OneLine(err.Error()))
 			tools = remove(remove(tools, toolCamftpd), toolCamftpd4)
 		} else {
 			m.Camftpd = cmdVersion(e.camftpd, "version")
@@ -387,8 +389,6 @@ func remove(list []string, s string) []string {
 	}
 	return out
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func human(n int64) string {
 	switch {

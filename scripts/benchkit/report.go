@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/camftpd/camftpd/tlspolicy"
 )
 
 // calibrate hashes 256 MiB in memory (crypto/sha256, one goroutine) and
@@ -148,7 +150,7 @@ type results struct {
 }
 
 func (r *results) fail(work, tool string, err error) {
-	r.Failures = append(r.Failures, failure{Work: work, Tool: tool, Err: oneLine(err.Error())})
+	r.Failures = append(r.Failures, failure{Work: work, Tool: tool, Err: tlspolicy.OneLine(err.Error())})
 }
 
 func key(work, tool string) string { return work + "/" + tool }

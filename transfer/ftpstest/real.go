@@ -344,7 +344,7 @@ func (r *Real) wait220(limit time.Duration) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-r.exited:
-			return fmt.Errorf("ftpstest: %s exited at start (%v): %s", r.Name, r.waitErr, oneLine(r.LogText(), 600))
+			return fmt.Errorf("ftpstest: %s exited at start (%v): %s", r.Name, r.waitErr, logTail(r.LogText()))
 		default:
 		}
 		c, err := net.DialTimeout("tcp", r.Addr, time.Second)
@@ -361,11 +361,14 @@ func (r *Real) wait220(limit time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("ftpstest: %s did not answer 220 on %s within %v (%v): %s", r.Name, r.Addr, limit, last, oneLine(r.LogText(), 600))
+	return fmt.Errorf("ftpstest: %s did not answer 220 on %s within %v (%v): %s", r.Name, r.Addr, limit, last, logTail(r.LogText()))
 }
 
-func oneLine(s string, max int) string {
+// logTail is the end of a server's log on one line, for an error message.
+// It does not use tlspolicy.OneLine: tlspolicy's tests import this package.
+func logTail(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
+	const max = 600
 	if len(s) > max {
 		s = "..." + s[len(s)-max:]
 	}
