@@ -11,7 +11,11 @@
 // New(Options) validates the settings; Policy.Config returns a *tls.Config
 // for one connection. All Configs of a Policy share one ClientSessionCache,
 // so FTP data connections resume the control connection's TLS session
-// (vsftpd and ProFTPD refuse data connections that do not). The Config
+// (vsftpd and ProFTPD refuse data connections that do not) as long as one
+// control connection is open at a time, as in Probe and Check. transfer
+// replaces it with a cache per control connection: one cache shared by
+// several control connections made ProFTPD refuse data connections (425)
+// of a control connection that had itself resumed. The Config
 // offers TLS 1.2 and 1.3 (Options.MaxTLS12 caps at 1.2), and in TLS 1.2 only
 // the listed suites the mode allows:
 //

@@ -57,7 +57,8 @@ func (n Negotiated) String() string {
 // Policy builds tls.Configs and records what was negotiated. It is safe for
 // concurrent use; all Configs of one Policy share one ClientSessionCache, so
 // FTP data connections resume the control connection's session (vsftpd and
-// ProFTPD require it).
+// ProFTPD require it) while one control connection is open at a time
+// (transfer gives each control connection a cache of its own: see doc.go).
 type Policy struct {
 	opts       Options
 	serverName string
@@ -138,8 +139,9 @@ func (p *Policy) ServerName() string { return p.serverName }
 
 // Config returns a new client *tls.Config for one connection (control or
 // data): ServerName, the mode's suites only, TLS 1.2 minimum, the Policy's
-// shared ClientSessionCache and the VerifyConnection hook. Do not change
-// its fields.
+// shared ClientSessionCache and the VerifyConnection hook. A caller may
+// replace the session cache or wrap the hook (transfer does both) but must
+// keep the versions, the suites and the verification.
 //
 // Certificate verification is done by VerifyConnection, not by crypto/tls
 // (hence InsecureSkipVerify): it runs on every handshake, resumed ones too,

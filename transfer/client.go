@@ -40,9 +40,10 @@ type Config struct {
 	User, Password string
 	// TLS is used for the control and every data connection (explicit TLS,
 	// AUTH TLS; there is never a plain FTP fallback). Build it with
-	// tlspolicy. ServerName defaults to Host; a ClientSessionCache is added
-	// when missing (servers require data connections to resume the control
-	// connection's session).
+	// tlspolicy. ServerName defaults to Host. Its ClientSessionCache is not
+	// used: each control connection gets a cache of its own (sessionCache in
+	// session.go), which its data connections resume, as vsftpd and ProFTPD
+	// require.
 	TLS *tls.Config
 	// Timeout bounds every operation: each control command's reply, each
 	// data write (no progress for Timeout cuts the connection), the TLS
@@ -263,9 +264,6 @@ func New(cfg Config) *Client {
 		t := cfg.TLS.Clone()
 		if t.ServerName == "" {
 			t.ServerName = strings.Trim(cfg.Host, "[]")
-		}
-		if t.ClientSessionCache == nil {
-			t.ClientSessionCache = tls.NewLRUClientSessionCache(16)
 		}
 		c.tls = t
 	}
@@ -654,6 +652,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 // handshake in hs and fails it once the connect was abandoned.
 func (c *Client) controlTLS(hs *hsState) *tls.Config {
 	tcfg := c.tls.Clone()
+	// One cache per control connection, not Config.TLS's (see sessionCache).
 	tcfg.ClientSessionCache = &sessionCache{}
 	// Full 16 KiB records from the first byte: crypto/tls otherwise sends
 	// the first 128 KB of every connection in records growing from one TCP
