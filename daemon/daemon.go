@@ -3,11 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"reflect"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -46,6 +42,11 @@ type Daemon struct {
 	// beforeOpen runs in the worker between the lease and the only open
 	// of the capture (tests swap the file there).
 	beforeOpen func(it queue.Item)
+	// onWorker is called with +1 when an upload worker starts and -1 when
+	// it has stopped (tests count the workers alive).
+	onWorker func(delta int)
+	// lease, when set, replaces leaseTime (tests shorten it).
+	lease time.Duration
 
 	mu          sync.Mutex
 	cfg         *Config
@@ -258,251 +259,12 @@ func (d *Daemon) onWanted(it queue.Item, why string) {
 	d.hub.publish(Event{Type: "queued", ID: it.ID, File: it.Capture.Rel, Total: it.Capture.Size, Reason: why})
 }
 
-type watcherRun struct {
-	w      *watcher
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func (d *Daemon) startWatcher(ctx context.Context, cfg *Config) *watcherRun {
-	w := newWatcher(cfg, d.q, d.log.With("part", "watcher"))
-	w.onComplete = d.onComplete
-	w.beforeEnqueue = d.beforeEnqueue
-	w.onSettling = d.prewarm
-	w.onWanted = d.onWanted
-	wctx, cancel := context.WithCancel(ctx)
-	r := &watcherRun{w: w, cancel: cancel, done: make(chan error, 1)}
-	d.mu.Lock()
-	d.w = w
-	d.mu.Unlock()
-	go func() { r.done <- w.run(wctx) }()
-	return r
-}
-
-func (r *watcherRun) stop() {
-	if r == nil {
-		return
+// leaseTime is the queue's lease time (see schedule.go's leaseTime).
+func (d *Daemon) leaseTime() time.Duration {
+	if d.lease > 0 {
+		return d.lease
 	}
-	r.cancel()
-	<-r.done
-}
-
-type genRun struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func (d *Daemon) startGen(ctx context.Context, cfg *Config) *genRun {
-	gctx, cancel := context.WithCancel(ctx)
-	g := &genRun{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(g.done)
-		d.schedule(gctx, cfg)
-	}()
-	return g
-}
-
-// wait stops g, giving uploads until deadline to reach a resumable point.
-func (g *genRun) stop(deadline time.Duration) bool {
-	g.cancel()
-	select {
-	case <-g.done:
-		return true
-	case <-time.After(deadline):
-		return false
-	}
-}
-
-// Run runs the daemon until ctx ends, then drains the upload in flight to a
-// resumable point and returns within 5 s.
-func (d *Daemon) Run(ctx context.Context) error {
-	cfg := d.cfg
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return fmt.Errorf("cannot create state_dir %s: %v (fix its path or permissions)", cfg.StateDir, unwrapPathErr(err))
-	}
-	qopts := &queue.Options{
-		BackoffMin: cfg.RetryMin, BackoffMax: cfg.RetryMax, LeaseTime: leaseTime,
-		Logger: d.log.With("part", "queue"),
-	}
-	if d.wallClock != nil {
-		start := time.Now()
-		qopts.Now, qopts.Elapsed = d.wallClock, func() time.Duration { return time.Since(start) }
-	}
-	q, err := queue.Open(filepath.Join(cfg.StateDir, "queue.db"), qopts)
-	if err != nil {
-		return fmt.Errorf("cannot open queue in %s: %w", cfg.StateDir, err)
-	}
-	defer q.Close()
-	if q.Recovered() {
-		d.log.Warn("queue file was corrupt; moved aside and started a new one", "dir", cfg.StateDir)
-	}
-	// We are the only process using this queue (bbolt holds a lock):
-	// leases left by a killed daemon are stale.
-	if stale, err := q.List(queue.InFlight); err == nil {
-		for _, it := range stale {
-			d.durable("release", it, q.Release(it.ID))
-		}
-		if len(stale) > 0 {
-			d.log.Info("released uploads interrupted by the last stop; they resume", "count", len(stale))
-		}
-	}
-	d.mu.Lock()
-	d.q = q
-	d.mu.Unlock()
-
-	sctx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopStatus()
-	statusDone, err := d.serveStatus(sctx, cfg.StatusSocket)
-	if err != nil {
-		return err
-	}
-	defer func() { stopStatus(); <-statusDone }()
-
-	var mountCh <-chan board.MountEvent
-	var linkCh <-chan board.LinkEvent
-	if p := cfg.Profile.StorageMount; p != "" {
-		wm := d.watchMount
-		if wm == nil {
-			wm = board.WatchMount
-		}
-		if mountCh, err = wm(ctx, p); err != nil {
-			d.log.Warn("cannot follow the storage mount; assuming it stays mounted", "path", p, "err", err)
-		}
-	}
-	if ifc := cfg.Profile.Interface; ifc != "" {
-		wl := d.watchLink
-		if wl == nil {
-			wl = board.WatchLink
-		}
-		if linkCh, err = wl(ctx, ifc); err != nil {
-			d.log.Warn("cannot follow the network link; retries follow the backoff only", "iface", ifc, "err", err)
-		}
-	}
-	if !board.ClockSane(time.Now()) {
-		d.setState(func() { d.clockWait = true })
-		d.log.Warn("system clock is not set; waiting before judging certificates")
-		go func() {
-			if board.WaitClock(ctx, time.Now) == nil {
-				d.setState(func() { d.clockWait = false })
-				d.log.Info("system clock is set; uploads start")
-			}
-		}()
-	}
-	close(d.ready)
-	d.log.Info("camftpd running", "version", Version, "media_dir", cfg.MediaDir, "server", cfg.Active,
-		"workers", cfg.Workers, "status_socket", cfg.StatusSocket)
-
-	gen := d.startGen(ctx, cfg)
-	wat := d.startWatcher(ctx, cfg)
-	var watRetry <-chan time.Time
-	watBackoff := time.Second
-	for {
-		var watDone chan error
-		if wat != nil {
-			watDone = wat.done
-		}
-		select {
-		case <-ctx.Done():
-			d.log.Info("stopping: draining uploads to a resumable point")
-			wat.stop()
-			if !gen.stop(shutdownGrace) {
-				d.log.Warn("an upload did not stop in time; it resumes at the next start")
-			}
-			return nil
-
-		case err := <-watDone:
-			wat = nil
-			if err != nil {
-				d.log.Error("media watcher stopped", "err", err, "retry_in", watBackoff)
-				d.setState(func() { d.mediaErr = err.Error() })
-				watRetry = time.After(watBackoff)
-				watBackoff = min(watBackoff*2, time.Minute)
-			}
-
-		case <-watRetry:
-			watRetry = nil
-			if !d.isMediaGone() {
-				wat = d.startWatcher(ctx, d.config())
-				d.setState(func() { d.mediaErr = "" })
-				watBackoff = time.Second
-			}
-
-		case ev, ok := <-mountCh:
-			if !ok {
-				mountCh = nil
-				continue
-			}
-			if !ev.Mounted && !d.isMediaGone() {
-				d.log.Warn("media unmounted: uploads paused", "path", ev.Path)
-				d.setState(func() { d.mediaGone = true })
-				d.cancelUploads()
-				wat.stop()
-				wat, watRetry = nil, nil
-			} else if ev.Mounted && d.isMediaGone() {
-				d.log.Info("media mounted: rescanning and resuming", "path", ev.Path)
-				d.setState(func() { d.mediaGone = false; d.mediaErr = "" })
-				if wat == nil {
-					wat = d.startWatcher(ctx, d.config())
-				}
-			}
-
-		case ev, ok := <-linkCh:
-			if !ok {
-				linkCh = nil
-				continue
-			}
-			if ev.Up {
-				d.setState(func() { d.link = "up" })
-				if err := q.ResetBackoff(); err != nil {
-					d.log.Warn("cannot reset retry backoff", "err", err)
-				}
-				d.log.Info("network link up: retrying now", "iface", ev.Iface)
-			} else {
-				// Stop at once (the uploads are released and resume with
-				// REST when the link is up) rather than retrying into a
-				// dead link and holding a stalled upload for Timeout.
-				d.setState(func() { d.link = "down" })
-				d.cancelUploads()
-				d.log.Warn("network link down: uploads paused until it is up", "iface", ev.Iface)
-			}
-
-		case ncfg := <-d.reloadCh:
-			old := d.config()
-			keep := []string{}
-			if ncfg.StateDir != old.StateDir {
-				keep = append(keep, "state_dir")
-				ncfg.StateDir = old.StateDir
-			}
-			if ncfg.StatusSocket != old.StatusSocket {
-				keep = append(keep, "status_socket")
-				ncfg.StatusSocket = old.StatusSocket
-			}
-			if ncfg.Board != old.Board {
-				keep = append(keep, "board")
-				ncfg.Board, ncfg.Profile = old.Board, old.Profile
-			}
-			if len(keep) > 0 {
-				d.log.Warn("reload: these settings take effect at the next start", "keys", keep)
-			}
-			watchChanged := ncfg.MediaDir != old.MediaDir || ncfg.Settle != old.Settle || ncfg.RawJPEG != old.RawJPEG ||
-				ncfg.Backlog != old.Backlog || ncfg.OnlyProtected != old.OnlyProtected ||
-				!reflect.DeepEqual(ncfg.Include, old.Include) || !reflect.DeepEqual(ncfg.Exclude, old.Exclude)
-			d.log.Info("reloading configuration", "file", ncfg.Path)
-			gen.stop(shutdownGrace)
-			d.setState(func() {
-				d.cfg = ncfg
-				d.blocked = ""
-				d.clockWait = d.clockWait && !board.ClockSane(time.Now())
-				d.active = ncfg.ActiveIndex()
-				d.failStreak, d.retrying = 0, ""
-			})
-			if watchChanged && wat != nil {
-				wat.stop()
-				wat = d.startWatcher(ctx, ncfg)
-			}
-			gen = d.startGen(ctx, ncfg)
-		}
-	}
+	return leaseTime
 }
 
 func (d *Daemon) config() *Config {

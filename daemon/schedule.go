@@ -43,6 +43,7 @@ type worker struct {
 	warm     chan struct{}   // prewarm requests (buffered, coalescing)
 	warmErr  time.Time       // last failed prewarm: no other for warmPause
 	bg       *sync.WaitGroup // the workers' group: what a worker starts, schedule joins
+	busy     *busyList       // the generation's: what this worker is uploading
 	// cleanOrphans: the last failure (none other for retry_min) and the
 	// orphan generation of the last time none was left (see orphans.go).
 	orphanErr   time.Time
@@ -53,7 +54,7 @@ type worker struct {
 // schedule runs cfg.Workers upload workers fed by one dispatcher until ctx
 // ends. It never polls: it waits on the queue's wake channel, a timer at the
 // next retry due time, a state change, or ctx.
-func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
+func (d *Daemon) schedule(ctx context.Context, cfg *Config, busy *busyList) {
 	q := d.Queue()
 	policies := make([]*tlspolicy.Policy, len(cfg.Servers))
 	for i, s := range cfg.Servers {
@@ -76,7 +77,7 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
 	warm := make([]chan struct{}, cfg.Workers)
 	for i := range cfg.Workers {
 		w := &worker{d: d, name: fmt.Sprintf("w%d", i+1), cfg: cfg, policies: policies,
-			clients: map[int]*transfer.Client{}, jobs: make(chan queue.Item), warm: make(chan struct{}, 1), bg: &wg}
+			clients: map[int]*transfer.Client{}, jobs: make(chan queue.Item), warm: make(chan struct{}, 1), bg: &wg, busy: busy}
 		warm[i] = w.warm
 		wg.Add(1)
 		go func() {
@@ -158,6 +159,10 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config) {
 }
 
 func (w *worker) loop(ctx context.Context, ready chan<- *worker) {
+	if h := w.d.onWorker; h != nil { // tests: count the workers alive
+		h(1)
+		defer h(-1)
+	}
 	defer w.closeClients()
 	idle := time.NewTimer(idleClose)
 	idle.Stop()
@@ -169,7 +174,9 @@ func (w *worker) loop(ctx context.Context, ready chan<- *worker) {
 		case offer <- w:
 			offer = nil
 		case it := <-w.jobs: // only ever sent to a worker the dispatcher holds
+			w.busy.set(w.name, it.Capture.Rel+" to server "+w.cfg.Servers[w.d.activeIndex()].Name)
 			w.process(ctx, it)
+			w.busy.set(w.name, "")
 			w.cleanOrphans(ctx)
 			offer = ready
 			if len(w.clients) > 0 {
