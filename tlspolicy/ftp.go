@@ -254,6 +254,25 @@ func (s *session) quit() {
 	s.tc.Close()
 }
 
+// HandshakeError connects to addr (host:port), upgrades with AUTH TLS, runs
+// one handshake with cfg and says goodbye with QUIT. It returns the
+// handshake's error, explained as Explain does, or nil when the handshake
+// succeeded or never started (connect, greeting or AUTH TLS failed). It is
+// the FTPES client transfer uses to learn the type of a handshake error
+// that goftp lost. timeout bounds each step (0 means 10 s).
+func HandshakeError(ctx context.Context, addr string, cfg *tls.Config, timeout time.Duration) error {
+	s, err := dialAuthTLS(ctx, addr, cfg, timeout)
+	var pre preTLSError
+	if errors.As(err, &pre) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.quit()
+	return nil
+}
+
 // Probe connects to addr (host:port), upgrades with AUTH TLS, runs one
 // handshake with p.Config() (verification, warning, OnNegotiated included)
 // and says goodbye with QUIT. It reports what was negotiated. Errors are

@@ -109,7 +109,10 @@ func parseServerHello(r io.Reader, want uint16) (helloResult, error) {
 }
 
 // helloProbe asks the server at addr (after AUTH TLS) whether it would
-// negotiate suite in TLS 1.2.
+// negotiate suite in TLS 1.2. Its FTP part is dialFTP, the one FTPES client
+// of Check, Probe and HandshakeError; only what follows AUTH TLS is its
+// own: crypto/tls cannot offer a suite it does not implement, so the
+// ClientHello is written by hand and the ServerHello read raw.
 func helloProbe(ctx context.Context, addr, serverName string, suite uint16, timeout time.Duration) (helloResult, error) {
 	s, err := dialFTP(ctx, addr, timeout)
 	if err != nil {

@@ -1,17 +1,14 @@
 package transfer
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/textproto"
 	"os"
 	"path"
 	"strconv"
@@ -816,33 +813,12 @@ func goftpNetErr(op string, err error) *Error {
 	return e
 }
 
-// probeTLS connects, sends AUTH TLS and runs the handshake, returning the
-// handshake's error with its type intact.
+// probeTLS redoes the connect, AUTH TLS and handshake with tlspolicy's
+// FTPES client (bounded replies, a deadline per step) to learn the
+// handshake's error with its type intact; nil when it did not fail or
+// failed before the handshake.
 func (c *Client) probeTLS(ctx context.Context, addr string, tcfg *tls.Config) error {
-	d := net.Dialer{Timeout: c.cfg.ConnectTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil
-	}
-	defer conn.Close()
-	deadline := time.Now().Add(c.cfg.ConnectTimeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	conn.SetDeadline(deadline)
-	// Bounded like goftp's replies (guard.go).
-	tp := textproto.NewReader(bufio.NewReader(io.LimitReader(conn, replyLimit)))
-	if _, _, err := tp.ReadResponse(220); err != nil {
-		return nil
-	}
-	if _, err := conn.Write([]byte("AUTH TLS\r\n")); err != nil {
-		return nil
-	}
-	if _, _, err := tp.ReadResponse(234); err != nil {
-		return nil
-	}
 	cfg := tcfg.Clone()
 	cfg.VerifyConnection = c.tls.VerifyConnection
-	tc := tls.Client(conn, cfg)
-	return tc.HandshakeContext(ctx)
+	return tlspolicy.HandshakeError(ctx, addr, cfg, c.cfg.ConnectTimeout)
 }
