@@ -294,7 +294,6 @@ func (u *upload) readErr(err error) error {
 // when offset > 0) on a TLS data connection we own, and ends it so that the
 // server gets every byte. It returns the bytes sent on the data connection.
 func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64, err error) {
-	c := u.c
 	hs := u.hashers()
 	if err := u.hashLocal(0, offset, hs); err != nil {
 		return 0, err
@@ -305,21 +304,55 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 	}
 	defer s.abortData(dc) // on early returns
 	if offset > 0 {
-		if _, err := s.expect(fmt.Sprintf("REST %d", offset), 350); err != nil {
-			var re *replyError
-			if errors.As(err, &re) {
-				// The server will not resume: start again from 0.
-				c.log.Info("server refused REST: starting again", "temp", u.temp, "reply", serverText(err))
-				s.abortData(dc)
-				if derr := s.dele(u.temp); derr != nil {
-					return 0, classify("DELE "+u.temp, derr)
-				}
-				return u.stor(ctx, s, 0)
-			}
-			return 0, classify("REST", err)
+		restart, err := u.rest(s, dc, offset)
+		if err != nil {
+			return 0, err
+		}
+		if restart {
+			return u.stor(ctx, s, 0)
 		}
 	}
 	op := "STOR " + u.temp
+	resumed, err := u.startStor(ctx, s, dc, op, offset)
+	if err != nil {
+		return 0, err
+	}
+	sent, err = u.sendData(ctx, s, dc, op, offset, hs)
+	if err != nil {
+		return sent, err
+	}
+	if err := u.endStor(ctx, s, dc, op, sent, resumed); err != nil {
+		return sent, err
+	}
+	u.sums(hs)
+	return sent, nil
+}
+
+// rest asks the server to resume the temporary file at offset. A server
+// that refuses with a reply will not resume: the data connection is
+// aborted, the temporary file deleted and restart is true (start again
+// from 0).
+func (u *upload) rest(s *session, dc *dataConn, offset int64) (restart bool, err error) {
+	_, err = s.expect(fmt.Sprintf("REST %d", offset), 350)
+	if err == nil {
+		return false, nil
+	}
+	var re *replyError
+	if !errors.As(err, &re) {
+		return false, classify("REST", err)
+	}
+	u.c.log.Info("server refused REST: starting again", "temp", u.temp, "reply", serverText(err))
+	s.abortData(dc)
+	if derr := s.dele(u.temp); derr != nil {
+		return false, classify("DELE "+u.temp, derr)
+	}
+	return true, nil
+}
+
+// startStor sends op (STOR) and runs the data connection's TLS handshake
+// meanwhile; it returns once the server said 1xx and the handshake passed,
+// with whether the data connection resumed the control's TLS session.
+func (u *upload) startStor(ctx context.Context, s *session, dc *dataConn, op string, offset int64) (resumed bool, err error) {
 	// The data connection's TLS handshake runs while STOR waits for its
 	// 150: the ClientHello waits in the server's socket until the server
 	// takes the connection, and a round trip per file is saved (a server
@@ -328,33 +361,38 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 	// server said 150.
 	hsDone := make(chan error, 1)
 	go func() { hsDone <- s.handshake(ctx, dc) }()
-	code, msg, err := s.cmd("STOR " + u.temp)
+	code, msg, err := s.cmd(op)
 	if err == nil && code/100 != 1 {
 		err = &replyError{code: code, msg: msg}
 	}
 	if err != nil {
 		s.abortData(dc) // ends the handshake
 		<-hsDone
-		return 0, classify(op, err)
+		return false, classify(op, err)
 	}
 	u.res.DataConns++
 	if offset > u.res.ResumedFrom {
 		u.res.ResumedFrom = offset
 	}
 	if offset > 0 {
-		c.log.Info("resuming upload", "remote", u.remote, "offset", offset, "size", u.size)
+		u.c.log.Info("resuming upload", "remote", u.remote, "offset", offset, "size", u.size)
 	}
 	if err := <-hsDone; err != nil {
 		s.abortData(dc)
-		return 0, u.dataErr(ctx, s, dc, op, err, 0)
+		return false, u.dataErr(ctx, s, dc, op, err, 0)
 	}
-	resumed := dc.tc.ConnectionState().DidResume
+	return dc.tc.ConnectionState().DidResume, nil
+}
 
+// sendData writes the local bytes [offset, size) on dc in chunks the rate
+// limit allows, feeding them to hs and reporting progress; bulk mode
+// (bulk.go) is off again when it returns. It returns the bytes written.
+func (u *upload) sendData(ctx context.Context, s *session, dc *dataConn, op string, offset int64, hs map[string]hash.Hash) (sent int64, err error) {
+	c := u.c
 	chunk := c.lim.chunk(len(u.buf))
 	if u.job.Progress != nil {
 		u.job.Progress(offset, u.size)
 	}
-	timeout := c.cfg.Timeout
 	bulk := newBulk(dc.raw, c.bulkRate, &c.bulkWindows) // see bulk_linux.go
 	defer bulk.set(false)
 	for off := offset; off < u.size; {
@@ -377,14 +415,7 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 			// another goroutine; do not race it with more writes).
 			return sent, err
 		}
-		now := time.Now()
-		bulk.beforeWrite(now)
-		dc.tc.SetWriteDeadline(now.Add(timeout))
-		dc.bc.hold = true
-		w, werr := dc.tc.Write(u.buf[:m])
-		if ferr := dc.bc.flush(); werr == nil && ferr != nil {
-			w, werr = 0, ferr
-		}
+		w, werr := u.writeChunk(dc, bulk, u.buf[:m])
 		sent += int64(w)
 		off += int64(w)
 		if werr != nil {
@@ -396,22 +427,42 @@ func (u *upload) stor(ctx context.Context, s *session, offset int64) (sent int64
 			u.job.Progress(off, u.size)
 		}
 	}
-	bulk.set(false)
-	if err := s.finish(dc, u.buf); err != nil {
-		return sent, u.dataErr(ctx, s, dc, op, err, sent)
+	return sent, nil
+}
+
+// writeChunk writes b on dc within the write timeout and flushes it to
+// the socket at once.
+func (u *upload) writeChunk(dc *dataConn, bulk *bulkMode, b []byte) (int, error) {
+	now := time.Now()
+	bulk.beforeWrite(now)
+	dc.tc.SetWriteDeadline(now.Add(u.c.cfg.Timeout))
+	dc.bc.hold = true
+	w, werr := dc.tc.Write(b)
+	if ferr := dc.bc.flush(); werr == nil && ferr != nil {
+		w, werr = 0, ferr
 	}
-	code, msg, err = s.readReply()
+	return w, werr
+}
+
+// endStor ends the data connection so that the server gets every byte and
+// reads STOR's final reply. resumed says whether the data connection
+// resumed the control's TLS session: a server requiring reuse drops one
+// that did not.
+func (u *upload) endStor(ctx context.Context, s *session, dc *dataConn, op string, sent int64, resumed bool) error {
+	if err := s.finish(dc, u.buf); err != nil {
+		return u.dataErr(ctx, s, dc, op, err, sent)
+	}
+	code, msg, err := s.readReply()
 	if err != nil {
 		if !resumed {
-			return sent, reuseErr(op, err, Transient)
+			return reuseErr(op, err, Transient)
 		}
-		return sent, classify(op, err)
+		return classify(op, err)
 	}
 	if code/100 != 2 {
-		return sent, transferReplyErr(op, code, msg, resumed)
+		return transferReplyErr(op, code, msg, resumed)
 	}
-	u.sums(hs)
-	return sent, nil
+	return nil
 }
 
 // dataErr explains a failed data connection: the server's reply when it
