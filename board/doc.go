@@ -3,5 +3,6 @@
 // mount to follow (as kernel events, never a polling loop), a status
 // indicator hook, and the init scripts that start the daemon.
 //
-// It imports nothing of the project; of third-party code only golang.org/x/sys.
+// Of the project it imports only internal/wallclock (the clock threshold it
+// shares with tlspolicy); of third-party code only golang.org/x/sys.
 package board

@@ -4,7 +4,8 @@
 // what a handshake negotiated, CA import and certificate pinning, and the
 // `camftpd check` probe.
 //
-// It imports nothing of the project and only the standard library.
+// Of the project it imports only internal/wallclock (the clock threshold it
+// shares with board), and only the standard library.
 //
 // # Basics
 //
