@@ -74,6 +74,7 @@ type Daemon struct {
 	led          string
 	warm         []chan struct{} // one per upload worker; see prewarm
 	limiters     limiters        // bandwidth limits, one per server for all workers
+	health       health          // its own lock: failed queue writes, monitors restarting
 }
 
 type upload struct {

@@ -18,12 +18,14 @@ import (
 
 // Goroutines and their owners. Run owns, and waits for before it returns:
 // the status server (serveStatus's done), the media watcher (watcherRun),
-// the mount and link monitors and the clock wait (runLoop.bg), and the
+// the clock wait (runLoop.bg), and the
 // workers' generation (genRun). A generation owns its dispatcher, its
 // workers, the failback prober and a worker's clock wait (schedule's
 // WaitGroup). The queue is closed only once the generation has stopped:
 // when it outlives shutdownGrace, Run says what is still running and
 // returns an error with the queue open (the process exit releases it).
+// The board's mount and link monitors are the board's: they end with
+// Run's ctx and then close their channels.
 
 // errShutdownLate is the class of Run's error when uploads outlived the
 // shutdown grace period.
@@ -41,6 +43,7 @@ func (d *Daemon) startWatcher(ctx context.Context, cfg *Config) *watcherRun {
 	w.beforeEnqueue = d.beforeEnqueue
 	w.onSettling = d.prewarm
 	w.onWanted = d.onWanted
+	w.onQueueErr = func(file string, err error) { d.health.queueWriteFailed("enqueue", file, err) }
 	wctx, cancel := context.WithCancel(ctx)
 	r := &watcherRun{w: w, cancel: cancel, done: make(chan error, 1)}
 	d.mu.Lock()
@@ -133,8 +136,24 @@ type runLoop struct {
 	watRetry   <-chan time.Time
 	watBackoff time.Duration
 
-	mountCh <-chan board.MountEvent
-	linkCh  <-chan board.LinkEvent
+	mountCh    <-chan board.MountEvent
+	linkCh     <-chan board.LinkEvent
+	mountAgain restart // the mount monitor's restarts after its channel closed
+	linkAgain  restart
+}
+
+// restart paces the restarts of a kernel monitor whose channel closed: 1 s,
+// doubling to 1 min; the pace starts over once the monitor sent an event.
+type restart struct {
+	at      <-chan time.Time // nil: no restart planned
+	backoff time.Duration
+}
+
+func (r *restart) plan() time.Duration {
+	in := max(r.backoff, time.Second)
+	r.at = time.After(in)
+	r.backoff = min(2*in, time.Minute)
+	return in
 }
 
 // Run runs the daemon until ctx ends, then drains the uploads in flight to
@@ -256,6 +275,12 @@ func (l *runLoop) loop() error {
 			l.mountEvent(ev, ok)
 		case ev, ok := <-l.linkCh:
 			l.linkEvent(ev, ok)
+		case <-l.mountAgain.at:
+			l.mountAgain.at = nil
+			l.restartMount()
+		case <-l.linkAgain.at:
+			l.linkAgain.at = nil
+			l.restartLink()
 		case ncfg := <-l.d.reloadCh:
 			l.reload(ncfg)
 		case <-genDone:
@@ -310,9 +335,13 @@ func (l *runLoop) retryWatcher() {
 func (l *runLoop) mountEvent(ev board.MountEvent, ok bool) {
 	d := l.d
 	if !ok {
+		// The media state stays what the monitor said last: the restarted
+		// monitor's first event is the current state.
 		l.mountCh = nil
+		l.monitorLost("mount", &l.mountAgain)
 		return
 	}
+	l.mountAgain.backoff = 0
 	if !ev.Mounted && !d.isMediaGone() {
 		d.log.Warn("media unmounted: uploads paused", "path", ev.Path)
 		d.setState(func() { d.mediaGone = true })
@@ -331,9 +360,15 @@ func (l *runLoop) mountEvent(ev board.MountEvent, ok bool) {
 func (l *runLoop) linkEvent(ev board.LinkEvent, ok bool) {
 	d := l.d
 	if !ok {
+		// Until the restarted monitor says, uploads follow the backoff
+		// only (as without a monitor), instead of staying paused on the
+		// last "down".
 		l.linkCh = nil
+		d.setState(func() { d.link = "unknown" })
+		l.monitorLost("link", &l.linkAgain)
 		return
 	}
+	l.linkAgain.backoff = 0
 	if ev.Up {
 		d.setState(func() { d.link = "up" })
 		if err := l.q.ResetBackoff(); err != nil {
@@ -409,26 +444,74 @@ func (l *runLoop) startPending() {
 }
 
 // startMonitors follows the storage mount and the network link when the
-// board names them.
+// board names them. A monitor that cannot start here is not retried (the
+// board cannot follow it: no rtnetlink, a bad name); one whose channel
+// closes later is restarted (monitorLost).
 func (l *runLoop) startMonitors(cfg *Config) {
 	d := l.d
-	var err error
 	if p := cfg.Profile.StorageMount; p != "" {
-		wm := d.watchMount
-		if wm == nil {
-			wm = board.WatchMount
-		}
-		if l.mountCh, err = wm(l.ctx, p); err != nil {
+		if err := l.watchMount(p); err != nil {
 			d.log.Warn("cannot follow the storage mount; assuming it stays mounted", "path", p, "err", err)
 		}
 	}
 	if ifc := cfg.Profile.Interface; ifc != "" {
-		wl := d.watchLink
-		if wl == nil {
-			wl = board.WatchLink
-		}
-		if l.linkCh, err = wl(l.ctx, ifc); err != nil {
+		if err := l.watchLink(ifc); err != nil {
 			d.log.Warn("cannot follow the network link; retries follow the backoff only", "iface", ifc, "err", err)
 		}
 	}
+}
+
+func (l *runLoop) watchMount(path string) (err error) {
+	wm := l.d.watchMount
+	if wm == nil {
+		wm = board.WatchMount
+	}
+	l.mountCh, err = wm(l.ctx, path)
+	return err
+}
+
+func (l *runLoop) watchLink(iface string) (err error) {
+	wl := l.d.watchLink
+	if wl == nil {
+		wl = board.WatchLink
+	}
+	l.linkCh, err = wl(l.ctx, iface)
+	return err
+}
+
+// monitorLost plans the restart of a monitor whose channel closed (the
+// board closes it on an unexpected error) and shows it in the status.
+func (l *runLoop) monitorLost(name string, r *restart) {
+	if l.ctx.Err() != nil {
+		return
+	}
+	in := r.plan()
+	l.d.log.Error("kernel monitor stopped; restarting it", "monitor", name, "retry_in", in)
+	l.d.health.setDegraded(name, fmt.Sprintf("monitor stopped; restarting in %v", in))
+}
+
+// restartMount and restartLink start a lost monitor again (the board's
+// configuration is not reloaded: board changes take effect at a start).
+func (l *runLoop) restartMount() {
+	p := l.d.config().Profile.StorageMount
+	if err := l.watchMount(p); err != nil {
+		in := l.mountAgain.plan()
+		l.d.log.Error("cannot restart the storage mount monitor", "path", p, "err", err, "retry_in", in)
+		l.d.health.setDegraded("mount", fmt.Sprintf("cannot restart: %v; next try in %v", err, in))
+		return
+	}
+	l.d.log.Info("storage mount monitor restarted", "path", p)
+	l.d.health.setDegraded("mount", "")
+}
+
+func (l *runLoop) restartLink() {
+	ifc := l.d.config().Profile.Interface
+	if err := l.watchLink(ifc); err != nil {
+		in := l.linkAgain.plan()
+		l.d.log.Error("cannot restart the network link monitor", "iface", ifc, "err", err, "retry_in", in)
+		l.d.health.setDegraded("link", fmt.Sprintf("cannot restart: %v; next try in %v", err, in))
+		return
+	}
+	l.d.log.Info("network link monitor restarted", "iface", ifc)
+	l.d.health.setDegraded("link", "")
 }

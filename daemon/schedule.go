@@ -15,8 +15,7 @@ import (
 )
 
 const (
-	leaseTime     = 2 * time.Minute
-	renewEvery    = 30 * time.Second
+	leaseTime     = 2 * time.Minute // renewed every third of it (see renewLease)
 	progressEvery = 100 * time.Millisecond
 	idleClose     = 30 * time.Second // close server connections after this long without work
 	warmPause     = 30 * time.Second // after a failed prewarm, the uploads' own retries take over
@@ -348,7 +347,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	d.hub.publish(Event{Type: "start", ID: it.ID, File: c.Rel, Worker: w.name, Total: c.Size, Remote: remote,
 		LatencyMS: float64(lat.Microseconds()) / 1000})
 
-	lastPub, lastRenew := time.Now(), time.Now()
+	lastPub := time.Now()
 	var lastSent int64
 	progress := func(sent, total int64) {
 		now := time.Now()
@@ -359,12 +358,6 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		lastSent = sent
 		up.Sent, up.Total = sent, total
 		d.mu.Unlock()
-		if now.Sub(lastRenew) >= renewEvery {
-			lastRenew = now
-			if err := q.Renew(it.ID); err != nil {
-				log.Warn("cannot renew lease", "err", err)
-			}
-		}
 		if now.Sub(lastPub) >= progressEvery || sent == total {
 			lastPub = now
 			d.hub.publish(Event{Type: "progress", ID: it.ID, File: c.Rel, Worker: w.name, Sent: sent, Total: total,
@@ -380,7 +373,9 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	if it.Intent != (queue.Intent{}) {
 		job.Intent = &transfer.Intent{Temp: it.Intent.Temp, Final: it.Intent.Final, Size: it.Intent.Size}
 	}
+	stopRenew := w.renewLease(it)
 	res, err := client.Upload(uctx, job)
+	stopRenew()
 	elapsed := time.Since(up.Started)
 	d.mu.Lock()
 	delete(d.uploads, w.name)
@@ -409,9 +404,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		d.hub.publish(Event{Type: "done", ID: it.ID, File: c.Rel, Worker: w.name, Sent: res.Size, Total: res.Size,
 			Percent: 100, Remote: res.Remote, Hash: res.Hash, Resumed: res.ResumedFrom,
 			Rate: float64(res.Size-res.ResumedFrom) / max(elapsed.Seconds(), 1e-3)})
-		if aerr := q.Ack(it.ID, res.Remote, res.Hash); aerr != nil {
-			log.Error("upload done but queue not updated", "err", aerr)
-		}
+		d.durable("ack", it, q.Ack(it.ID, res.Remote, res.Hash))
 		return
 	}
 	if uctx.Err() != nil {
@@ -444,6 +437,34 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 		log.Warn("upload failed; will retry", "err", msg, "next", next)
 		d.noteTransient(srv.Name, msg) // status first: whoever sees the event sees it
 		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: msg})
+	}
+}
+
+// renewLease renews it's lease every third of the lease time until the
+// func it returns is called, which stops the renewing goroutine and waits
+// for it: the lease follows the clock, not the upload's progress, so that
+// a step that makes no progress for a lease time (a stalled data
+// connection, a slow server) does not let another worker lease the item.
+func (w *worker) renewLease(it queue.Item) (stop func()) {
+	d := w.d
+	q, every := d.Queue(), d.leaseTime()/3
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				d.durable("renew", it, q.Renew(it.ID))
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
 	}
 }
 
@@ -543,16 +564,16 @@ func (w *worker) skipped(it queue.Item, res transfer.Result) {
 	d.mu.Unlock()
 	d.log.Info("not uploaded: remote name taken by another file", "file", it.Capture.Rel, "remote", res.Remote)
 	d.hub.publish(Event{Type: "skipped", ID: it.ID, File: it.Capture.Rel, Worker: w.name, Remote: res.Remote, Error: reason})
-	if err := d.Queue().Skip(it.ID, res.Remote, reason); err != nil {
-		d.log.Error("capture skipped but queue not updated", "file", it.Capture.Rel, "id", it.ID, "err", err)
-	}
+	d.durable("skip", it, d.Queue().Skip(it.ID, res.Remote, reason))
 }
 
 // durable logs a queue change that could not be written (a full state
 // disk, a closed queue): the item keeps its previous state, and the log
-// line names it and the change, so that no failed write goes unseen.
+// line names it and the change, so that no failed write goes unseen; the
+// status counts them and shows the last (see health).
 func (d *Daemon) durable(op string, it queue.Item, err error) {
 	if err != nil {
 		d.log.Error("queue not updated: the item keeps its previous state", "change", op, "file", it.Capture.Rel, "id", it.ID, "err", err)
+		d.health.queueWriteFailed(op, it.Capture.Rel, err)
 	}
 }

@@ -47,6 +47,14 @@ type Status struct {
 	Rescans       int64       `json:"rescans"`
 	Overflows     int64       `json:"overflows"`
 	UptimeSec     float64     `json:"uptime_sec"`
+	// QueueWriteErrors counts the queue changes that could not be written
+	// since start (each logged with its item); LastQueueWriteError is the
+	// last of them ("<change> <file>: <error>").
+	QueueWriteErrors    int64  `json:"queue_write_errors"`
+	LastQueueWriteError string `json:"last_queue_write_error,omitempty"`
+	// Degraded names each kernel monitor ("mount", "link") that failed
+	// and is being restarted, with why.
+	Degraded map[string]string `json:"degraded,omitempty"`
 }
 
 // UploadStatus is one upload in flight.
@@ -91,6 +99,7 @@ func (d *Daemon) Status() Status {
 	}
 	q, w := d.q, d.w
 	d.mu.Unlock()
+	d.health.fill(&s)
 	sort.Slice(s.Uploads, func(i, j int) bool { return s.Uploads[i].Worker < s.Uploads[j].Worker })
 	if w != nil {
 		s.Watching, s.Rescans, s.Overflows = w.tracking.Load(), w.rescans.Load(), w.overflows.Load()
@@ -191,14 +200,17 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 		writeJSON(w, map[string]string{"ok": "resumed"})
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: statusIdleTimeout, BaseContext: func(net.Listener) context.Context { return ctx }}
-	done := make(chan struct{})
+	// Two goroutines; done closes when both have returned (Run waits for it).
+	done, served := make(chan struct{}), make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(served)
 		_ = srv.Serve(l)
 	}()
 	go func() {
+		defer close(done)
 		<-ctx.Done()
 		_ = srv.Close()
+		<-served
 		_ = os.Remove(path)
 	}()
 	return done, nil

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -58,6 +60,15 @@ type watcher struct {
 	timer   *time.Timer
 	armed   bool
 	due     time.Time
+
+	// retry holds, by path, the captures whose enqueue failed (a full
+	// state disk): they are enqueued again at retryAt (nil: none planned),
+	// after a backoff of 1 s doubling to 1 min (see keepForRetry).
+	retry        map[string]doneFile
+	retryAt      <-chan time.Time
+	retryBackoff time.Duration
+	// onQueueErr is called (from the run goroutine) when an enqueue failed.
+	onQueueErr func(file string, err error)
 
 	hooks chan func() // tests: run a function inside the loop
 	// noLease: the media directory gives no file leases (logged once).
@@ -133,6 +144,8 @@ func (w *watcher) run(ctx context.Context) error {
 		case <-w.timer.C:
 			w.armed = false
 			w.checkDue()
+		case <-w.retryAt:
+			w.retryEnqueue()
 		case f := <-w.hooks:
 			f()
 		}
@@ -433,7 +446,7 @@ func (w *watcher) completeAll(files []doneFile) {
 		return
 	}
 	if err != nil {
-		w.log.Error("cannot queue capture", "file", keep[0].rel, "err", err)
+		w.keepForRetry(keep[0], err)
 		return
 	}
 	for i, it := range its {
@@ -448,6 +461,37 @@ func (w *watcher) completeAll(files []doneFile) {
 		if w.onComplete != nil {
 			w.onComplete(it, added[i], keep[i].at)
 		}
+	}
+}
+
+// keepForRetry keeps a capture whose enqueue failed, to enqueue it again
+// after a backoff: it is not forgotten until the next rescan.
+func (w *watcher) keepForRetry(f doneFile, err error) {
+	if w.retry == nil {
+		w.retry = map[string]doneFile{}
+	}
+	w.retry[f.path] = f
+	if w.onQueueErr != nil {
+		w.onQueueErr(f.rel, err)
+	}
+	if w.retryAt != nil {
+		w.log.Error("cannot queue capture; it is queued again with the others", "file", f.rel, "err", err)
+		return
+	}
+	in := max(w.retryBackoff, time.Second)
+	w.retryAt = time.After(in)
+	w.retryBackoff = min(2*in, time.Minute)
+	w.log.Error("cannot queue capture; trying again", "file", f.rel, "err", err, "retry_in", in)
+}
+
+// retryEnqueue enqueues again the captures kept by keepForRetry.
+func (w *watcher) retryEnqueue() {
+	files := slices.Collect(maps.Values(w.retry))
+	w.retry, w.retryAt = nil, nil
+	w.completeAll(files)
+	if len(w.retry) == 0 {
+		w.retryBackoff = 0
+		w.log.Info("captures whose enqueue had failed are queued", "files", len(files))
 	}
 }
 
