@@ -360,25 +360,10 @@ func (u *upload) abort() {
 // next Upload (in this process or after a restart) resumes it. Every error
 // is an *Error.
 func (c *Client) Upload(ctx context.Context, job Job) (Result, error) {
-	if c.cfgErr != nil {
-		return Result{}, c.cfgErr
-	}
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
-		return Result{}, &Error{Class: Transient, Op: "upload", Msg: "client closed"}
-	}
 	op := "upload " + job.Remote
-	if err := CheckPath(job.Remote); err != nil {
-		return Result{}, &Error{Class: Permanent, Op: "upload", Msg: err.Error(), Err: err}
-	}
-	dir, name := path.Split(job.Remote)
-	if name == "" || name == "." {
-		return Result{}, &Error{Class: Permanent, Op: op, Msg: "remote path has no file name: end the template in {name}"}
-	}
-	if err := ctx.Err(); err != nil {
-		return Result{}, classify(op, err)
+	dir, name, err := c.checkJob(ctx, op, job)
+	if err != nil {
+		return Result{}, err
 	}
 	f, st, err := c.openJob(op, job)
 	if err != nil {
@@ -390,6 +375,49 @@ func (c *Client) Upload(ctx context.Context, job Job) (Result, error) {
 	if err := c.writerGone(op, f); err != nil {
 		return Result{}, err // nothing sent: no temporary file either
 	}
+	u := c.newUpload(job, f, st, dir, name)
+
+	done := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { u.abort(); close(done) })
+	defer func() {
+		if !stop() {
+			<-done
+		}
+	}()
+	return c.attempts(ctx, op, u)
+}
+
+// checkJob refuses a job before anything is opened: the client's
+// configuration error, a closed client, a remote path that is not valid
+// or has no file name, or ctx already done. It returns the remote path's
+// directory (with its trailing "/") and file name.
+func (c *Client) checkJob(ctx context.Context, op string, job Job) (dir, name string, err error) {
+	if c.cfgErr != nil {
+		return "", "", c.cfgErr
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return "", "", &Error{Class: Transient, Op: "upload", Msg: "client closed"}
+	}
+	if err := CheckPath(job.Remote); err != nil {
+		return "", "", &Error{Class: Permanent, Op: "upload", Msg: err.Error(), Err: err}
+	}
+	dir, name = path.Split(job.Remote)
+	if name == "" || name == "." {
+		return "", "", &Error{Class: Permanent, Op: op, Msg: "remote path has no file name: end the template in {name}"}
+	}
+	if err := ctx.Err(); err != nil {
+		return "", "", classify(op, err)
+	}
+	return dir, name, nil
+}
+
+// newUpload prepares the upload of job from the opened local file f: its
+// temporary names, from Job.TempID or else from the local path, size and
+// modification time, and its buffer.
+func (c *Client) newUpload(job Job, f *os.File, st os.FileInfo, dir, name string) *upload {
 	id := sanitizeID(job.TempID)
 	if id == "" {
 		sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%d", job.LocalPath, st.Size(), st.ModTime().UnixNano())))
@@ -402,15 +430,14 @@ func (c *Client) Upload(ctx context.Context, job Job) (Result, error) {
 		buf:   make([]byte, min(chunkSize, max(st.Size(), 4<<10))),
 	}
 	u.res.Size = u.size
+	return u
+}
 
-	done := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() { u.abort(); close(done) })
-	defer func() {
-		if !stop() {
-			<-done
-		}
-	}()
-
+// attempts runs u on a session until it succeeds or fails for good. An
+// idle connection taken without NOOP that turns out dead is replaced once,
+// without counting as an attempt; a transient failure is resumed at once
+// when the attempt made progress, up to maxInCall attempts.
+func (c *Client) attempts(ctx context.Context, op string, u *upload) (Result, error) {
 	staleRetried := false
 	for attempt := 1; ; attempt++ {
 		s, unchecked, err := c.session(ctx, u)
