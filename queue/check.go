@@ -137,6 +137,6 @@ func checkFile(path string, size int64, lock time.Duration) error {
 	case ee.ExitCode() == checkNoOpen:
 		return nil
 	default:
-		return fmt.Errorf("the check ended with %v: %s", err, firstLine(&stderr))
+		return fmt.Errorf("the check ended with %w: %s", err, firstLine(&stderr))
 	}
 }

@@ -95,7 +95,7 @@ func Open(path string, opts *Options) (*Queue, error) {
 		}
 		aside, merr := q.moveAside()
 		if merr != nil {
-			return nil, fmt.Errorf("queue: %s is corrupt (%v) and could not be moved aside: %v: remove or rename it by hand", path, err, merr)
+			return nil, fmt.Errorf("queue: %s is corrupt (%w) and could not be moved aside: %w: remove or rename it by hand", path, err, merr)
 		}
 		q.log.Error("queue: queue file is corrupt or unreadable; moved aside, started an empty queue; rescan the media directory",
 			"path", path, "moved_to", aside, "err", err.Error())
@@ -176,7 +176,7 @@ func (q *Queue) openChecked() (db *bolt.DB, err error) {
 	case errors.Is(err, os.ErrPermission):
 		return nil, fmt.Errorf("queue: open %s: %w: fix the owner or mode of the state directory", q.path, err)
 	case err != nil && isFull(err):
-		return nil, fmt.Errorf("queue: open %s: %v: free space on its filesystem: %w", q.path, err, ErrFull)
+		return nil, fmt.Errorf("queue: open %s: %w: free space on its filesystem: %w", q.path, err, ErrFull)
 	case err != nil:
 		var pe *os.PathError
 		if errors.As(err, &pe) {
@@ -199,12 +199,13 @@ func (q *Queue) openChecked() (db *bolt.DB, err error) {
 	if err != nil {
 		db.Close()
 		if errors.Is(err, errNewerSchema) {
-			return nil, fmt.Errorf("queue: %s was written by a newer camftpd (%v): upgrade camftpd or move the file away", q.path, err)
+			return nil, fmt.Errorf("queue: %s was written by a newer camftpd (%w): upgrade camftpd or move the file away", q.path, err)
 		}
 		if isFull(err) {
-			return nil, fmt.Errorf("queue: open %s: %v: free space on its filesystem: %w", q.path, err, ErrFull)
+			return nil, fmt.Errorf("queue: open %s: %w: free space on its filesystem: %w", q.path, err, ErrFull)
 		}
-		if _, ok := err.(*os.PathError); ok {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
 			return nil, fmt.Errorf("queue: open %s: %w", q.path, err)
 		}
 		return nil, corrupt("%v", err)

@@ -70,7 +70,7 @@ func (q *Queue) wrap(op, what string, err error) error {
 		return fmt.Errorf("queue: %s %s: queue file %s reached its size bound (MaxFileSize %d bytes): let uploads drain, prune history or raise the bound; the item keeps its previous state: %w",
 			op, what, q.path, q.opts.MaxFileSize, ErrFull)
 	case isFull(err):
-		return fmt.Errorf("queue: %s %s: cannot write queue file %s (%v): free space on its filesystem (or raise MaxFileSize); the item keeps its previous state: %w",
+		return fmt.Errorf("queue: %s %s: cannot write queue file %s (%w): free space on its filesystem (or raise MaxFileSize); the item keeps its previous state: %w",
 			op, what, q.path, err, ErrFull)
 	}
 	return fmt.Errorf("queue: %s %s: queue file %s: %w", op, what, q.path, err)

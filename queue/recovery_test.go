@@ -108,7 +108,9 @@ func TestCorruptGarbageFile(t *testing.T) {
 	for i := range garbage {
 		garbage[i] = byte(r.Uint32())
 	}
-	os.WriteFile(path, garbage, 0o600)
+	if err := os.WriteFile(path, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	openRecovered(t, path)
 }
 
@@ -116,7 +118,9 @@ func TestCorruptGarbageFile(t *testing.T) {
 func usedSize(t *testing.T, path string) int64 {
 	q := openT(t, path, nil)
 	var n int64
-	q.db.View(func(tx *bboltTx) error { n = tx.Size(); return nil })
+	if err := q.db.View(func(tx *bboltTx) error { n = tx.Size(); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	q.Close()
 	return n
 }
@@ -159,26 +163,34 @@ func TestCorruptPagesWithValidMeta(t *testing.T) {
 	fi, _ := f.Stat()
 	// Keep the two meta pages, scribble over the rest.
 	junk := bytes.Repeat([]byte{0xA5, 0x17, 0x00, 0xFF}, int(fi.Size()-8192)/4)
-	f.WriteAt(junk, 8192)
-	f.Close()
+	if _, err := f.WriteAt(junk, 8192); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	openRecovered(t, path)
 }
 
 func TestCorruptRecord(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
 	q := openT(t, path, nil)
-	it, _, _ := q.Enqueue(capN(1))
+	it := mustEnqueue(t, q, capN(1))
 	// A record that bbolt stores fine but that does not decode.
-	q.db.Update(func(tx *bboltTx) error {
+	if err := q.db.Update(func(tx *bboltTx) error {
 		return tx.Bucket(bucketItems).Put([]byte(it.ID), []byte{9, 9, 9})
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	q.Close()
 	openRecovered(t, path)
 }
 
 func TestEmptyFileIsRecovered(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
-	os.WriteFile(path, nil, 0o600)
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	openRecovered(t, path)
 }
 
@@ -186,17 +198,23 @@ func TestIndexesRebuiltWhenInconsistent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
 	q := openT(t, path, nil)
 	for i := 0; i < 5; i++ {
-		q.Enqueue(capN(i))
+		mustEnqueue(t, q, capN(i))
 	}
-	a, _, _ := q.Lease("w")
-	q.Ack(a.ID, "/r", "h")
-	q.db.Update(func(tx *bboltTx) error {
+	a := mustLease(t, q, "w")
+	if err := q.Ack(a.ID, "/r", "h"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.db.Update(func(tx *bboltTx) error {
 		return tx.DeleteBucket(indexBucket[Pending])
-	})
-	q.db.Update(func(tx *bboltTx) error {
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.db.Update(func(tx *bboltTx) error {
 		_, err := tx.CreateBucket(indexBucket[Pending])
 		return err
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if err := q.Verify(); err == nil {
 		t.Fatal("Verify missed an emptied index")
 	}
@@ -240,11 +258,15 @@ func TestDiskFullTmpfs(t *testing.T) {
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatalf("mount tmpfs on %s: %v: this test needs root (CAP_SYS_ADMIN) to mount a small tmpfs", dir, err)
 	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount the test's tmpfs %s: %v", dir, err)
+		}
+	})
 	path := filepath.Join(dir, "q.db")
 	q := openT(t, path, nil)
 	for i := 0; i < 10; i++ {
-		q.Enqueue(capN(i))
+		mustEnqueue(t, q, capN(i))
 	}
 	leased, _, _ := q.Lease("w")
 	// Fill the rest of the filesystem.
@@ -362,7 +384,9 @@ func TestCorruptRandomPageDamage(t *testing.T) {
 			}
 		}
 		path := filepath.Join(t.TempDir(), "q.db")
-		os.WriteFile(path, b, 0o600)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		q, err := Open(path, &Options{Logger: quietLogger()})
 		if err != nil {
 			t.Fatalf("case %d: %v", n, err)
