@@ -3,9 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -51,10 +49,43 @@ type worker struct {
 }
 
 // schedule runs cfg.Workers upload workers fed by one dispatcher until ctx
-// ends. It never polls: it waits on the queue's wake channel, a timer at the
-// next retry due time, a state change, or ctx.
+// ends, and returns once every goroutine it started has returned (wg: the
+// workers, the failback prober, a worker's clock wait). The dispatcher
+// never polls: it waits on the queue's wake channel, a timer at the next
+// retry due time, a state change, or ctx.
 func (d *Daemon) schedule(ctx context.Context, cfg *Config, busy *busyList) {
-	q := d.Queue()
+	policies := d.policies(cfg)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ready := make(chan *worker)
+	warm := make([]chan struct{}, cfg.Workers)
+	for i := range cfg.Workers {
+		w := &worker{d: d, name: fmt.Sprintf("w%d", i+1), cfg: cfg, policies: policies,
+			clients: map[int]*transfer.Client{}, jobs: make(chan queue.Item), warm: make(chan struct{}, 1), bg: &wg, busy: busy}
+		warm[i] = w.warm
+		wg.Go(func() { w.loop(ctx, ready) })
+	}
+	if cfg.Failover && len(cfg.Servers) > 1 {
+		wg.Go(func() { d.failback(ctx, cfg, policies) })
+	}
+	d.setWarm(warm)
+	defer d.setWarm(nil)
+	for {
+		var w *worker
+		select {
+		case w = <-ready:
+		case <-ctx.Done():
+			return
+		}
+		if !d.dispatch(ctx, w) {
+			return
+		}
+	}
+}
+
+// policies returns the TLS policy of each server (nil where its settings
+// were refused: uploads to it block, see noPolicy).
+func (d *Daemon) policies(cfg *Config) []*tlspolicy.Policy {
 	policies := make([]*tlspolicy.Policy, len(cfg.Servers))
 	for i, s := range cfg.Servers {
 		p, err := tlspolicy.New(tlspolicy.Options{
@@ -70,91 +101,70 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config, busy *busyList) {
 		}
 		policies[i] = p
 	}
+	return policies
+}
 
-	var wg sync.WaitGroup
-	ready := make(chan *worker)
-	warm := make([]chan struct{}, cfg.Workers)
-	for i := range cfg.Workers {
-		w := &worker{d: d, name: fmt.Sprintf("w%d", i+1), cfg: cfg, policies: policies,
-			clients: map[int]*transfer.Client{}, jobs: make(chan queue.Item), warm: make(chan struct{}, 1), bg: &wg, busy: busy}
-		warm[i] = w.warm
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.loop(ctx, ready)
-		}()
-	}
-	if cfg.Failover && len(cfg.Servers) > 1 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d.failback(ctx, cfg, policies)
-		}()
-	}
-	defer wg.Wait()
+// setWarm sets the prewarm channels of the running workers (see prewarm).
+func (d *Daemon) setWarm(warm []chan struct{}) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.warm = warm
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		d.warm = nil
-		d.mu.Unlock()
-	}()
+}
 
+// dispatch hands the idle worker w the next item due, waiting for one as
+// long as it takes; it returns false when ctx ended.
+func (d *Daemon) dispatch(ctx context.Context, w *worker) bool {
+	q := d.Queue()
 	for {
-		var w *worker
-		select {
-		case w = <-ready:
-		case <-ctx.Done():
-			return
-		}
-		for {
-			changed := d.changedCh()
-			if !d.canRun() {
-				select {
-				case <-changed:
-					continue
-				case <-ctx.Done():
-					return
-				}
-			}
-			it, ok, err := q.Lease(w.name)
-			if err != nil {
-				d.log.Error("queue lease failed", "err", err)
-			}
-			if ok {
-				select {
-				case w.jobs <- it:
-				case <-ctx.Done():
-					d.durable("release", it, q.Release(it.ID))
-					return
-				}
-				break
-			}
-			var timer <-chan time.Time
-			var t *time.Timer
-			if err != nil {
-				t = time.NewTimer(time.Second)
-				timer = t.C
-			} else if in, ok := q.NextDueIn(); ok { // on the queue's clock (see queue.Options.Elapsed)
-				t = time.NewTimer(max(in, 20*time.Millisecond))
-				timer = t.C
-			}
+		changed := d.changedCh()
+		if !d.canRun() {
 			select {
-			case <-q.Wake():
-			case <-timer:
 			case <-changed:
+				continue
 			case <-ctx.Done():
-				if t != nil {
-					t.Stop()
-				}
-				return
+				return false
 			}
-			if t != nil {
-				t.Stop()
+		}
+		it, ok, err := q.Lease(w.name)
+		if err != nil {
+			d.log.Error("queue lease failed", "err", err)
+		}
+		if ok {
+			select {
+			case w.jobs <- it:
+				return true
+			case <-ctx.Done():
+				d.durable("release", it, q.Release(it.ID))
+				return false
 			}
+		}
+		if !d.waitDue(ctx, q, changed, err != nil) {
+			return false
 		}
 	}
+}
+
+// waitDue waits for the queue's wake channel, the next due time (1 s after
+// a failed lease), a state change or ctx; it returns false when ctx ended.
+func (d *Daemon) waitDue(ctx context.Context, q *queue.Queue, changed <-chan struct{}, leaseFailed bool) bool {
+	var timer <-chan time.Time
+	if leaseFailed {
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		timer = t.C
+	} else if in, ok := q.NextDueIn(); ok { // on the queue's clock (see queue.Options.Elapsed)
+		t := time.NewTimer(max(in, 20*time.Millisecond))
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-q.Wake():
+	case <-timer:
+	case <-changed:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 func (w *worker) loop(ctx context.Context, ready chan<- *worker) {
@@ -290,154 +300,6 @@ func (d *Daemon) activeIndex() int {
 func (d *Daemon) block(reason string) {
 	d.setState(func() { d.blocked = reason })
 	d.log.Error("uploads stopped until the configuration is fixed and reloaded (SIGHUP)", "reason", reason)
-}
-
-// process uploads one leased item and settles it on the queue.
-func (w *worker) process(ctx context.Context, it queue.Item) {
-	d, q := w.d, w.d.Queue()
-	c := it.Capture
-	log := d.log.With("file", c.Rel, "id", it.ID, "worker", w.name)
-
-	local := filepath.Join(w.cfg.MediaDir, filepath.FromSlash(c.Rel))
-	f, opened := w.localReady(&it, log) // the only open of the capture in this attempt
-	if f == nil {
-		return
-	}
-	defer f.Close()
-	c = it.Capture // grown since it was queued: see localReady
-
-	idx := d.activeIndex()
-	srv := w.cfg.Servers[idx]
-	remote, err := transfer.RenderRemote(srv.RemoteTemplate, c.Rel, c.ModTime)
-	if err == nil {
-		err = transfer.CheckPath(remote)
-	}
-	if err != nil {
-		d.durable("park", it, q.Park(it.ID, "remote path: "+err.Error()))
-		d.hub.publish(Event{Type: "parked", ID: it.ID, File: c.Rel, Error: err.Error()})
-		return
-	}
-	client, pol, err := w.client(idx)
-	if err != nil {
-		w.noPolicy(it, idx) // blocks: a Release alone leased it again at once
-		return
-	}
-
-	uctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	up := &upload{ID: it.ID, File: c.Rel, Worker: w.name, Server: srv.Name, Remote: remote, Total: c.Size,
-		Started: time.Now(), cancel: cancel}
-	var lat time.Duration
-	d.mu.Lock()
-	d.uploads[w.name] = up
-	if at, ok := d.completedAt[local]; ok {
-		lat = up.Started.Sub(at)
-		delete(d.completedAt, local)
-		if len(d.latencies) < 100000 {
-			d.latencies = append(d.latencies, lat)
-		}
-	}
-	paused := d.userPaused || d.mediaGone
-	d.mu.Unlock()
-	d.publishState()
-	if paused { // paused between lease and now
-		cancel()
-	}
-	log.Debug("upload start", "latency", lat, "attempts", it.Attempts)
-	d.hub.publish(Event{Type: "start", ID: it.ID, File: c.Rel, Worker: w.name, Total: c.Size, Remote: remote,
-		LatencyMS: float64(lat.Microseconds()) / 1000})
-
-	lastPub := time.Now()
-	var lastSent int64
-	progress := func(sent, total int64) {
-		now := time.Now()
-		d.mu.Lock()
-		if sent >= lastSent {
-			d.rate.add(now, sent-lastSent)
-		}
-		lastSent = sent
-		up.Sent, up.Total = sent, total
-		d.mu.Unlock()
-		if now.Sub(lastPub) >= progressEvery || sent == total {
-			lastPub = now
-			d.hub.publish(Event{Type: "progress", ID: it.ID, File: c.Rel, Worker: w.name, Sent: sent, Total: total,
-				Percent: pct(sent, total), Rate: float64(sent) / max(now.Sub(up.Started).Seconds(), 1e-3)})
-		}
-	}
-	job := transfer.Job{LocalPath: local, File: f, Remote: remote, TempID: it.ID, Fresh: it.FirstLease, Progress: progress,
-		BeforeRename: func(temp, final string) error {
-			// Durable before RNTO: a power cut between the server's rename
-			// and Ack is settled by what the server shows, not by a re-send.
-			return q.Intend(it.ID, queue.Intent{Temp: temp, Final: final, Size: c.Size})
-		}}
-	if it.Intent != (queue.Intent{}) {
-		job.Intent = &transfer.Intent{Temp: it.Intent.Temp, Final: it.Intent.Final, Size: it.Intent.Size}
-	}
-	stopRenew := w.renewLease(it)
-	res, err := client.Upload(uctx, job)
-	stopRenew()
-	elapsed := time.Since(up.Started)
-	d.mu.Lock()
-	delete(d.uploads, w.name)
-	d.mu.Unlock()
-	d.noteTLS(srv.Name, pol)
-	defer d.publishState()
-
-	if err == nil && d.crashBeforeRecord != nil && d.crashBeforeRecord(it) {
-		return
-	}
-	if err == nil && res.Skipped {
-		w.skipped(it, res)
-		return
-	}
-	if err == nil {
-		// Counters, log and event first: whoever sees the queue's done
-		// record (status, a test) sees them too. The file is on the
-		// server either way.
-		d.mu.Lock()
-		d.doneFiles++
-		d.doneBytes += res.Size
-		d.failStreak, d.retrying = 0, ""
-		d.mu.Unlock()
-		log.Info("uploaded", "remote", res.Remote, "size", res.Size, "resumed_from", res.ResumedFrom,
-			"already_there", res.Existing, "seconds", elapsed.Seconds())
-		d.hub.publish(Event{Type: "done", ID: it.ID, File: c.Rel, Worker: w.name, Sent: res.Size, Total: res.Size,
-			Percent: 100, Remote: res.Remote, Hash: res.Hash, Resumed: res.ResumedFrom,
-			Rate: float64(res.Size-res.ResumedFrom) / max(elapsed.Seconds(), 1e-3)})
-		d.durable("ack", it, q.Ack(it.ID, res.Remote, res.Hash))
-		return
-	}
-	if uctx.Err() != nil {
-		// Shutdown, pause or reload: the upload stopped at a resumable point.
-		d.durable("release", it, q.Release(it.ID))
-		d.hub.publish(Event{Type: "stopped", ID: it.ID, File: c.Rel, Worker: w.name, Sent: lastSent, Total: c.Size})
-		return
-	}
-	w.dropClient(idx)
-	msg := tlspolicy.OneLine(err.Error())
-	var te *tlspolicy.Error
-	if errors.As(err, &te) && te.Kind == tlspolicy.KindClock {
-		w.clockUnset(ctx, it, msg)
-		return
-	}
-	switch cl := transfer.ClassOf(err); cl {
-	case transfer.Auth, transfer.Certificate, transfer.TLSPolicy:
-		d.durable("release", it, q.Release(it.ID))
-		d.block(fmt.Sprintf("%s: server %q: %s", cl, srv.Name, msg))
-		d.hub.publish(Event{Type: "blocked", ID: it.ID, File: c.Rel, Error: msg, State: cl.String()})
-	case transfer.Permanent:
-		d.durable("park", it, q.Park(it.ID, msg))
-		log.Error("upload refused; parked", "err", msg)
-		d.hub.publish(Event{Type: "parked", ID: it.ID, File: c.Rel, Error: msg})
-	case transfer.Local:
-		w.localFailed(it, f, opened, err, log)
-	default:
-		next, ferr := q.Fail(it.ID, msg)
-		d.durable("fail", it, ferr)
-		log.Warn("upload failed; will retry", "err", msg, "next", next)
-		d.noteTransient(srv.Name, msg) // status first: whoever sees the event sees it
-		d.hub.publish(Event{Type: "retry", ID: it.ID, File: c.Rel, Error: msg})
-	}
 }
 
 // renewLease renews it's lease every third of the lease time until the
