@@ -7,6 +7,15 @@ import (
 	"time"
 )
 
+// Bulk mode is measured per window of bulkWindow bytes and on for the next
+// window above bulkMinRate (Client.bulkRate); while it is on, the sender
+// yields every bulkYield.
+const (
+	bulkWindow  = 8 << 20
+	bulkMinRate = 50e6 // bytes/s
+	bulkYield   = 4 * time.Millisecond
+)
+
 // bulkMode is one data connection's switch between Go's poller and bulk
 // mode (blocking sends; why and when: bulk_linux.go), with what decides it:
 // each bulkWindow of the stream sent faster than rate turns bulk mode on

@@ -213,16 +213,9 @@ const (
 	// warmFor: an idle session used this recently is taken without a NOOP
 	// round trip; a stale one found dead by its first command is replaced
 	// once within the call (staleRetry).
-	warmFor   = 15 * time.Second
-	maxInCall = 8         // data connections per call, as long as each makes progress
-	chunkSize = 128 << 10 // file read and TLS write unit (8 records, one write(2))
-	// Bulk mode (bulk_linux.go): measured per window, on above the rate.
-	bulkWindow   = 8 << 20
-	bulkMinRate  = 50e6 // bytes/s
-	bulkYield    = 4 * time.Millisecond
-	tempPrefix   = ".camftpd-"
-	plainPrefix  = "camftpd-" // when the server refuses names starting with a dot
-	tempSuffix   = ".part"
+	warmFor      = 15 * time.Second
+	maxInCall    = 8         // data connections per call, as long as each makes progress
+	chunkSize    = 128 << 10 // file read and TLS write unit (8 records, one write(2))
 	maxRenameTry = 999
 )
 
@@ -423,11 +416,11 @@ func (c *Client) newUpload(job Job, f *os.File, st os.FileInfo, dir, name string
 		sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%d", job.LocalPath, st.Size(), st.ModTime().UnixNano())))
 		id = hex.EncodeToString(sum[:8])
 	}
+	temps := tempNames(dir, id)
 	u := &upload{
 		c: c, job: job, f: f, size: st.Size(), opened: st, remote: job.Remote, dir: dir, name: name,
-		temp:  dir + tempPrefix + id + tempSuffix,
-		temps: []string{dir + tempPrefix + id + tempSuffix, dir + plainPrefix + id + tempSuffix},
-		buf:   make([]byte, min(chunkSize, max(st.Size(), 4<<10))),
+		temp: temps[0], temps: temps,
+		buf: make([]byte, min(chunkSize, max(st.Size(), 4<<10))),
 	}
 	u.res.Size = u.size
 	return u
@@ -501,22 +494,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-func sanitizeID(id string) string {
-	var b strings.Builder
-	for _, r := range id {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-		if b.Len() >= 64 {
-			break
-		}
-	}
-	return b.String()
 }
 
 // session returns a logged-in session: an idle one used within warmFor, an

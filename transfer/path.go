@@ -132,8 +132,39 @@ func RenderRemote(template string, rel string, t time.Time) (string, error) {
 // starting with a dot. RemoveTemps deletes them.
 func TempPaths(remote, tempID string) []string {
 	dir, _ := path.Split(remote)
-	id := sanitizeID(tempID)
+	return tempNames(dir, sanitizeID(tempID))
+}
+
+// The temporary names of an upload: tempPrefix + id + tempSuffix, or with
+// plainPrefix when the server refuses names starting with a dot.
+const (
+	tempPrefix  = ".camftpd-"
+	plainPrefix = "camftpd-"
+	tempSuffix  = ".part"
+)
+
+// tempNames returns the temporary names in dir for a sanitized id: the
+// hidden one first, then the visible one.
+func tempNames(dir, id string) []string {
 	return []string{dir + tempPrefix + id + tempSuffix, dir + plainPrefix + id + tempSuffix}
+}
+
+// sanitizeID maps id to the characters a temporary name may hold (ASCII
+// letters, digits, '-' and '_'; '_' for any other), at most 64 of them.
+func sanitizeID(id string) string {
+	var b strings.Builder
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+		if b.Len() >= 64 {
+			break
+		}
+	}
+	return b.String()
 }
 
 // isTempName reports whether p names a temporary file of an upload.
