@@ -95,16 +95,9 @@ func (a *attempt) begin(cancel context.CancelFunc) {
 	w, d, c := a.w, a.w.d, a.it.Capture
 	a.up = &upload{ID: a.it.ID, File: c.Rel, Worker: w.name, Server: a.srv.Name, Remote: a.remote, Total: c.Size,
 		Started: time.Now(), cancel: cancel}
-	var lat time.Duration
+	lat := d.stats.started(a.local, a.up.Started)
 	d.mu.Lock()
 	d.uploads[w.name] = a.up
-	if at, ok := d.completedAt[a.local]; ok {
-		lat = a.up.Started.Sub(at)
-		delete(d.completedAt, a.local)
-		if len(d.latencies) < 100000 {
-			d.latencies = append(d.latencies, lat)
-		}
-	}
 	paused := d.userPaused || d.mediaGone
 	d.mu.Unlock()
 	d.publishState()
@@ -142,11 +135,11 @@ func (a *attempt) progress() func(sent, total int64) {
 	lastPub := time.Now()
 	return func(sent, total int64) {
 		now := time.Now()
-		d.mu.Lock()
 		if sent >= a.lastSent {
-			d.rate.add(now, sent-a.lastSent)
+			d.stats.sent(now, sent-a.lastSent)
 		}
 		a.lastSent = sent
+		d.mu.Lock()
 		up.Sent, up.Total = sent, total
 		d.mu.Unlock()
 		if now.Sub(lastPub) >= progressEvery || sent == total {
@@ -181,9 +174,8 @@ func (a *attempt) settle(ctx context.Context, stopped bool, res transfer.Result,
 // on the server either way.
 func (a *attempt) done(res transfer.Result) {
 	w, d, it := a.w, a.w.d, a.it
+	d.stats.uploaded(res.Size)
 	d.mu.Lock()
-	d.doneFiles++
-	d.doneBytes += res.Size
 	d.failStreak, d.retrying = 0, ""
 	d.mu.Unlock()
 	a.log.Info("uploaded", "remote", res.Remote, "size", res.Size, "resumed_from", res.ResumedFrom,

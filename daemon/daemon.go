@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,33 +47,32 @@ type Daemon struct {
 	// lease, when set, replaces leaseTime (tests shorten it).
 	lease time.Duration
 
-	mu          sync.Mutex
-	cfg         *Config
-	q           *queue.Queue
-	changed     chan struct{} // closed and replaced on every state change
-	userPaused  bool
-	mediaGone   bool
-	mediaErr    string
-	blocked     string
-	clockWait   bool
-	retrying    string // last transient server failure, until an upload succeeds
-	link        string
-	active      int
-	failStreak  int
-	uploads     map[string]*upload // by worker
-	tls         *TLSInfo
-	completedAt map[string]time.Time // capture path -> end of settle window
-	latencies   []time.Duration
-	doneFiles   int64
-	// skippedFiles counts captures not sent under same_name skip.
-	skippedFiles int64
-	doneBytes    int64
-	rate         rateMeter
-	w            *watcher
-	led          string
-	warm         []chan struct{} // one per upload worker; see prewarm
-	limiters     limiters        // bandwidth limits, one per server for all workers
-	health       health          // its own lock: failed queue writes, monitors restarting
+	// Each of these has its own lock, never held with mu.
+	stats    stats    // figures: done, skipped, bytes, rate, latencies, last TLS
+	health   health   // failed queue writes, kernel monitors restarting
+	limiters limiters // bandwidth limits, one per server for all workers
+
+	// mu guards the run state, from which the status, the LED and the
+	// dispatcher's decisions are derived together (stateLocked): the
+	// configuration and active server (failover), what holds uploads
+	// back, the uploads in flight, and the parts the status reads.
+	mu         sync.Mutex
+	cfg        *Config
+	changed    chan struct{} // closed and replaced on every state change
+	userPaused bool
+	mediaGone  bool
+	mediaErr   string
+	blocked    string
+	clockWait  bool
+	retrying   string // last transient server failure, until an upload succeeds
+	link       string
+	active     int
+	failStreak int
+	uploads    map[string]*upload // by worker
+	led        string
+	q          *queue.Queue
+	w          *watcher
+	warm       []chan struct{} // one per upload worker; see prewarm
 }
 
 type upload struct {
@@ -90,16 +88,15 @@ func New(cfg *Config, log *slog.Logger) *Daemon {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Daemon{
-		log:         log,
-		hub:         newHub(),
-		reloadCh:    make(chan *Config, 1),
-		ready:       make(chan struct{}),
-		cfg:         cfg,
-		changed:     make(chan struct{}),
-		uploads:     map[string]*upload{},
-		completedAt: map[string]time.Time{},
-		link:        "unknown",
-		active:      cfg.ActiveIndex(),
+		log:      log,
+		hub:      newHub(),
+		reloadCh: make(chan *Config, 1),
+		ready:    make(chan struct{}),
+		cfg:      cfg,
+		changed:  make(chan struct{}),
+		uploads:  map[string]*upload{},
+		link:     "unknown",
+		active:   cfg.ActiveIndex(),
 	}
 }
 
@@ -134,9 +131,7 @@ func (d *Daemon) Resume() { d.setState(func() { d.userPaused = false }) }
 
 // Latencies returns capture-complete to upload-start latencies measured so far.
 func (d *Daemon) Latencies() []time.Duration {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]time.Duration(nil), d.latencies...)
+	return d.stats.latencyList()
 }
 
 // setState changes the run state under the lock, wakes the dispatcher and
@@ -234,18 +229,12 @@ func (d *Daemon) prewarm() {
 // beforeEnqueue notes when a capture became complete (for latency figures),
 // before a worker can lease it.
 func (d *Daemon) beforeEnqueue(path string, at time.Time) {
-	d.mu.Lock()
-	if len(d.completedAt) < 100000 {
-		d.completedAt[path] = at
-	}
-	d.mu.Unlock()
+	d.stats.completed(path, at)
 }
 
 func (d *Daemon) onComplete(it queue.Item, added bool, at time.Time) {
 	if !added || it.State == queue.Held {
-		d.mu.Lock()
-		delete(d.completedAt, it.Capture.Path)
-		d.mu.Unlock()
+		d.stats.forget(it.Capture.Path)
 	}
 	switch {
 	case added && it.State == queue.Held:
@@ -278,42 +267,6 @@ func (d *Daemon) isMediaGone() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.mediaGone
-}
-
-// rateMeter sums bytes sent over the last 10 one-second buckets.
-type rateMeter struct {
-	sec   [10]int64
-	bytes [10]int64
-}
-
-func (r *rateMeter) add(now time.Time, n int64) {
-	s := now.Unix()
-	i := s % 10
-	if r.sec[i] != s {
-		r.sec[i], r.bytes[i] = s, 0
-	}
-	r.bytes[i] += n
-}
-
-func (r *rateMeter) perSec(now time.Time) float64 {
-	s := now.Unix()
-	var sum int64
-	for i := range r.sec {
-		if r.sec[i] > s-10 && r.sec[i] < s { // whole seconds only
-			sum += r.bytes[i]
-		}
-	}
-	return float64(sum) / 9
-}
-
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	i := int(p/100*float64(len(s))+0.5) - 1
-	return s[max(0, min(i, len(s)-1))]
 }
 
 var errBlocked = errors.New("blocked")

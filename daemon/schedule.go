@@ -395,10 +395,7 @@ func (d *Daemon) noteTLS(server string, pol *tlspolicy.Policy) {
 	}
 	info := &TLSInfo{Server: server, Version: tls.VersionName(n.Version), Suite: n.SuiteName,
 		SuiteID: fmt.Sprintf("0x%04x", n.Suite), Class: n.Class.String(), Warning: n.Warning, Resumed: n.Resumed}
-	d.mu.Lock()
-	prev := d.tls
-	d.tls = info
-	d.mu.Unlock()
+	prev := d.stats.setTLS(info)
 	if prev == nil || prev.Suite != info.Suite || prev.Version != info.Version {
 		d.hub.publish(Event{Type: "tls", State: info.Version + " " + info.Suite + " (" + info.Class + ")", Error: info.Warning})
 		if info.Warning != "" {
@@ -420,8 +417,8 @@ func (w *worker) skipped(it queue.Item, res transfer.Result) {
 	d := w.d
 	reason := "the name is taken on the server by another file (same_name = \"skip\")"
 	// As for done: counters, log and event before the queue record.
+	d.stats.skipped()
 	d.mu.Lock()
-	d.skippedFiles++
 	d.failStreak, d.retrying = 0, ""
 	d.mu.Unlock()
 	d.log.Info("not uploaded: remote name taken by another file", "file", it.Capture.Rel, "remote", res.Remote)

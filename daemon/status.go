@@ -86,8 +86,7 @@ func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	s := Status{
 		Version: Version, State: d.stateLocked(), Paused: d.userPaused || d.mediaGone, Blocked: d.blocked,
-		MediaError: d.mediaErr, Link: d.link, ThroughputBps: d.rate.perSec(now),
-		UploadedFiles: d.doneFiles, SkippedFiles: d.skippedFiles, UploadedBytes: d.doneBytes, TLS: d.tls, UptimeSec: now.Sub(d.started).Seconds(),
+		MediaError: d.mediaErr, Link: d.link, UptimeSec: now.Sub(d.started).Seconds(),
 	}
 	if d.active < len(d.cfg.Servers) {
 		s.Server = d.cfg.Servers[d.active].Name
@@ -100,6 +99,7 @@ func (d *Daemon) Status() Status {
 	q, w := d.q, d.w
 	d.mu.Unlock()
 	d.health.fill(&s)
+	d.stats.fill(&s, now)
 	sort.Slice(s.Uploads, func(i, j int) bool { return s.Uploads[i].Worker < s.Uploads[j].Worker })
 	if w != nil {
 		s.Watching, s.Rescans, s.Overflows = w.tracking.Load(), w.rescans.Load(), w.overflows.Load()
