@@ -636,7 +636,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	s := &session{c: c, gc: gc, rc: rc, g: g, ip: ip, tls: tcfg, hs: hs}
-	_, _, cs := hs.get()
+	_, cs, _ := hs.get()
 	c.log.Debug("ftps connected", "addr", addr, "tls", tls.VersionName(cs.Version), "suite", tls.CipherSuiteName(cs.CipherSuite))
 	if err := s.readFeatures(); err != nil {
 		s.close()
@@ -771,7 +771,7 @@ var errAbandoned = errors.New("connect abandoned")
 // connectErr explains a failed connect or login.
 func (c *Client) connectErr(ctx context.Context, addr string, tcfg *tls.Config, hs *hsState, err error) *Error {
 	op := "connect " + addr
-	n, verr, _ := hs.get()
+	n, _, verr := hs.get()
 	if verr != nil {
 		return classify(op, tlspolicy.Explain(verr, tcfg))
 	}

@@ -3,6 +3,7 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -21,7 +22,7 @@ const sampleSize = 64 << 10
 func (u *upload) sameContent(ctx context.Context, s *session, p string, n int64) (same bool, how string, err error) {
 	if n < 0 {
 		m, ok, err := s.size(p)
-		if err == errNoSize || err == nil && !ok {
+		if errors.Is(err, errNoSize) || err == nil && !ok {
 			return false, "", nil
 		}
 		if err != nil {
@@ -74,7 +75,7 @@ func (u *upload) sample(ctx context.Context, s *session, p string) (bool, error)
 	if u.size <= 2*sampleSize {
 		return u.compareRange(ctx, s, p, 0, u.size)
 	}
-	if !s.has("REST") && !(s.has("RANG") && !s.noRang) {
+	if !s.has("REST") && !s.canRang() {
 		u.c.log.Info("server has neither REST STREAM nor RANG: cannot read the end of the file back to compare it", "remote", p)
 		return false, nil
 	}
@@ -115,7 +116,7 @@ func (u *upload) compareRange(ctx context.Context, s *session, p string, off, n 
 // range again without it.
 func (u *upload) retrRange(ctx context.Context, s *session, p string, off int64, want []byte, atEOF bool) (equal, again bool, err error) {
 	op := "RETR " + p
-	rang := s.has("RANG") && !s.noRang
+	rang := s.canRang()
 	lines := []string{op}
 	switch {
 	case rang:
@@ -133,8 +134,10 @@ func (u *upload) retrRange(ctx context.Context, s *session, p string, off int64,
 	go func() { hsDone <- s.handshake(ctx, dc) }() // alongside RETR, as for STOR
 	rs, err := s.pipeline(lines...)
 	if err != nil || rs[len(rs)-1].code/100 != 1 {
-		s.abortData(dc) // ends the handshake
-		<-hsDone
+		s.abortData(dc)                    // ends the handshake
+		if herr := <-hsDone; herr != nil { // the cut's; RETR's error is the one
+			s.c.log.Debug("ftp data connection: handshake ended", "err", herr)
+		}
 		return false, false, u.retrRefused(s, p, rs, err)
 	}
 	if err := <-hsDone; err != nil {
@@ -215,7 +218,9 @@ func readCompare(ctx context.Context, dc *dataConn, want []byte, ends bool, time
 		if err := ctx.Err(); err != nil {
 			return false, false, err
 		}
-		dc.tc.SetReadDeadline(time.Now().Add(timeout))
+		if err := dc.tc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+			return false, false, err // the read could block for ever
+		}
 		m, rerr := dc.tc.Read(buf[:min(len(buf), limit-pos)])
 		equal = equal && pos+m <= len(want) && bytes.Equal(buf[:m], want[pos:pos+m])
 		pos += m

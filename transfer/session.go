@@ -42,10 +42,10 @@ func (h *hsState) record(cs tls.ConnectionState, err error) {
 	}
 }
 
-func (h *hsState) get() (int, error, tls.ConnectionState) {
+func (h *hsState) get() (int, tls.ConnectionState, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.n, h.err, h.first
+	return h.n, h.first, h.err
 }
 
 // sessionCache is the TLS session cache of one control connection: its
@@ -130,8 +130,9 @@ func (s *session) close() {
 		killed := s.killed
 		s.mu.Unlock()
 		if !killed {
-			// QUIT is a courtesy; its reply is bounded by the control deadline.
-			s.rc.SendCommand("QUIT")
+			// QUIT is a courtesy, its reply bounded by the control deadline:
+			// the connection is closed below whatever it answers.
+			_, _, _ = s.rc.SendCommand("QUIT")
 		}
 	}
 	s.kill()
@@ -146,6 +147,12 @@ func (s *session) setData(c net.Conn) bool {
 	}
 	s.data = c
 	return true
+}
+
+// canRang says whether ranges can be read with RANG (offered, and not
+// refused yet).
+func (s *session) canRang() bool {
+	return s.has("RANG") && !s.noRang
 }
 
 // cmd sends one command line and returns the reply. A command holding a
@@ -282,7 +289,7 @@ var errNoSize = errors.New("server has no SIZE command")
 // exists says whether p exists as a file.
 func (s *session) exists(p string) (bool, error) {
 	_, ok, err := s.size(p)
-	if err == errNoSize {
+	if errors.Is(err, errNoSize) {
 		return s.listed(p)
 	}
 	return ok, err
@@ -498,13 +505,23 @@ func (s *session) handshake(ctx context.Context, dc *dataConn) error {
 // with TLS 1.3 then answers 426).
 func (s *session) finish(dc *dataConn, buf []byte) error {
 	d := s.c.cfg.Timeout
-	dc.tc.SetWriteDeadline(time.Now().Add(d))
-	err := dc.tc.CloseWrite()
+	// Without its deadline, close_notify or the read below could wait on
+	// a stalled server for ever: a connection refusing one fails the STOR.
+	err := dc.tc.SetWriteDeadline(time.Now().Add(d))
+	if err == nil {
+		err = dc.tc.CloseWrite()
+	}
 	if tcp, ok := dc.raw.(*net.TCPConn); ok && err == nil {
-		tcp.CloseWrite()
+		if ferr := tcp.CloseWrite(); ferr != nil {
+			// close_notify is sent, which ends the file for the server;
+			// STOR's reply says whether it got all of it.
+			s.c.log.Debug("ftp data connection: sending FIN", "err", ferr)
+		}
 	}
 	if err == nil {
-		dc.tc.SetReadDeadline(time.Now().Add(d))
+		err = dc.tc.SetReadDeadline(time.Now().Add(d))
+	}
+	if err == nil {
 		_, rerr := io.CopyBuffer(io.Discard, struct{ io.Reader }{dc.tc}, buf)
 		if rerr != nil && !isClosedErr(rerr) {
 			s.c.log.Debug("ftp data connection: reading the server's close", "err", rerr)
@@ -528,7 +545,9 @@ func isClosedErr(err error) bool {
 // ECONNRESET, which it takes as the end of the transfer.
 func (s *session) cutData(dc *dataConn) {
 	if tcp, ok := dc.raw.(*net.TCPConn); ok {
-		tcp.SetLinger(0)
+		// Best effort: the connection is closed below either way, and
+		// without SO_LINGER 0 with the FIN described above.
+		_ = tcp.SetLinger(0)
 	}
 	s.abortData(dc)
 }

@@ -69,7 +69,7 @@ func (u *upload) run(ctx context.Context, s *session) (progressed bool, err erro
 	u.res.Hash = u.recordHash()
 	if changed, err := u.unchanged(); err != nil {
 		if changed {
-			s.dele(u.temp) // stale content; the new version has its own temporary name
+			u.dropTemp(s, "local file changed") // the new version has its own temporary name
 		}
 		return false, err
 	}
@@ -92,7 +92,7 @@ func (u *upload) send(ctx context.Context, s *session, cached bool) (progressed 
 	} else if !u.job.Fresh || u.prevErr != nil {
 		// An earlier attempt may have left a temporary file: resume it.
 		have, exists, err = s.size(u.temp)
-		if err != nil && err != errNoSize {
+		if err != nil && !errors.Is(err, errNoSize) {
 			return false, u.opErr("SIZE "+u.temp, err)
 		}
 	}
@@ -109,14 +109,15 @@ func (u *upload) send(ctx context.Context, s *session, cached bool) (progressed 
 			offset = have
 		}
 	}
-	if u.prevErr != nil && offset <= u.prevStart && !(exists && offset == u.size) {
+	sentAll := exists && offset == u.size
+	if u.prevErr != nil && offset <= u.prevStart && !sentAll {
 		// The previous attempt of this call moved nothing to the server.
 		return false, u.prevErr
 	}
 	u.lastStart = offset
 	u.pickHash(s)
 
-	if exists && offset == u.size {
+	if sentAll {
 		// An earlier attempt sent everything; it ended before the rename.
 		return false, u.hashLocal(0, u.size, nil)
 	}
@@ -366,8 +367,10 @@ func (u *upload) startStor(ctx context.Context, s *session, dc *dataConn, op str
 		err = &replyError{code: code, msg: msg}
 	}
 	if err != nil {
-		s.abortData(dc) // ends the handshake
-		<-hsDone
+		s.abortData(dc)                    // ends the handshake
+		if herr := <-hsDone; herr != nil { // the cut's; op's error is the one
+			s.c.log.Debug("ftp data connection: handshake ended", "err", herr)
+		}
 		return false, classify(op, err)
 	}
 	u.res.DataConns++
@@ -435,7 +438,9 @@ func (u *upload) sendData(ctx context.Context, s *session, dc *dataConn, op stri
 func (u *upload) writeChunk(dc *dataConn, bulk *bulkMode, b []byte) (int, error) {
 	now := time.Now()
 	bulk.beforeWrite(now)
-	dc.tc.SetWriteDeadline(now.Add(u.c.cfg.Timeout))
+	if err := dc.tc.SetWriteDeadline(now.Add(u.c.cfg.Timeout)); err != nil {
+		return 0, err // the write could block for ever: fails as the write would
+	}
 	dc.bc.hold = true
 	w, werr := dc.tc.Write(b)
 	if ferr := dc.bc.flush(); werr == nil && ferr != nil {
@@ -480,7 +485,7 @@ func (u *upload) dataErr(ctx context.Context, s *session, dc *dataConn, op strin
 		return &Error{Class: Transient, Op: op, Err: err,
 			Msg: fmt.Sprintf("no progress for %s on the data connection (server stalled); will resume", u.c.cfg.Timeout)}
 	}
-	if _, verr, _ := s.hs.get(); verr != nil {
+	if _, _, verr := s.hs.get(); verr != nil {
 		s.broken = true
 		return classify(op, tlspolicy.Explain(verr, s.tls))
 	}
@@ -540,13 +545,13 @@ func (u *upload) verifyTemp(s *session) error {
 	}
 	verified := []string{}
 	switch {
-	case err == errNoSize:
+	case errors.Is(err, errNoSize):
 	case err != nil:
 		return classify("SIZE "+u.temp, err)
 	case !ok:
 		return &Error{Class: Transient, Op: "verify " + u.temp, Msg: "temporary file missing on the server after upload; will retry"}
 	case have != u.size:
-		s.dele(u.temp)
+		u.dropTemp(s, "size differs")
 		return &Error{Class: Transient, Op: "verify " + u.temp,
 			Msg: fmt.Sprintf("server has %d bytes, local file has %d: deleted the temporary file; will upload again", have, u.size)}
 	default:
@@ -562,7 +567,7 @@ func (u *upload) verifyTemp(s *session) error {
 		case got == "":
 			u.c.log.Warn("server's hash reply not understood: checked size only", "remote", u.temp)
 		case !hashEqual(u.hashAlg, got, u.local[u.hashAlg]):
-			s.dele(u.temp)
+			u.dropTemp(s, u.hashAlg+" differs")
 			return &Error{Class: Transient, Op: "verify " + u.temp,
 				Msg: fmt.Sprintf("%s on the server is %s, local %s: deleted the temporary file; will upload again", u.hashAlg, got, u.local[u.hashAlg])}
 		default:
@@ -630,11 +635,15 @@ func isHex(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F') {
+		if !isHexDigit(r) {
 			return false
 		}
 	}
 	return true
+}
+
+func isHexDigit(r rune) bool {
+	return r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F'
 }
 
 // place renames the verified temporary file to its final name under the
@@ -666,7 +675,7 @@ func (u *upload) place(ctx context.Context, s *session) error {
 		if err != nil {
 			e := classify(op, err)
 			if e.Class == Permanent {
-				s.dele(u.temp) // it will not be renamed: do not leave it behind
+				u.dropTemp(s, "rename refused") // it will not be renamed: do not leave it behind
 			}
 			return e
 		}
@@ -793,8 +802,12 @@ func deleteAll(s *session, ps []string) {
 			lines = append(lines, "DELE "+p)
 		}
 	}
-	if len(lines) > 0 {
-		s.pipeline(lines...)
+	if len(lines) == 0 {
+		return
+	}
+	if _, err := s.pipeline(lines...); err != nil {
+		// The upload's outcome stands; the files are left behind.
+		s.c.log.Info("could not delete leftover temporary files", "files", lines, "err", err)
 	}
 }
 
@@ -815,11 +828,21 @@ func (u *upload) statRemote(s *session, p string) (n int64, ok bool, err error) 
 		return k.n, k.ok, nil
 	}
 	n, ok, err = s.size(p)
-	if err == errNoSize {
+	if errors.Is(err, errNoSize) {
 		ok, err = s.listed(p)
 		return -1, ok, err
 	}
 	return n, ok, err
+}
+
+// dropTemp deletes the temporary file after a failure that makes its
+// content useless, best effort: that failure is what the attempt reports,
+// and a temporary file left behind is never renamed unchecked (the next
+// attempt checks it again, or uses another name).
+func (u *upload) dropTemp(s *session, why string) {
+	if err := s.dele(u.temp); err != nil {
+		u.c.log.Warn("could not delete the temporary file", "temp", u.temp, "why", why, "err", err)
+	}
 }
 
 // suffixName turns "dir/name.jpg" into "dir/name-i.jpg".
