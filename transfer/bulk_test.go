@@ -149,7 +149,10 @@ func TestBulkBlockedWrite(t *testing.T) {
 	fill := func(c net.Conn, deadline time.Time) chan error {
 		ch := make(chan error, 1)
 		go func() {
-			c.SetWriteDeadline(deadline)
+			if err := c.SetWriteDeadline(deadline); err != nil {
+				ch <- err // not the error the test waits for: it fails
+				return
+			}
 			for {
 				if _, err := c.Write(buf); err != nil {
 					ch <- err
@@ -162,7 +165,9 @@ func TestBulkBlockedWrite(t *testing.T) {
 
 	// unblock lets a write blocked for good (the failure) end: the peer
 	// reads again, so that the test fails instead of hanging in Close.
-	unblock := func(peer net.Conn) { go io.Copy(io.Discard, peer) }
+	unblock := func(peer net.Conn) {
+		go func() { _, _ = io.Copy(io.Discard, peer) }() // ends with the test's sockets
+	}
 
 	c, peer := tcpPair(t)
 	b := newBulk(c, 0, new(atomic.Int64))

@@ -187,11 +187,10 @@ func caseSameShot(t *testing.T, tg *target, cfg Config, dir string) {
 	// Skipped, one of another size too (decided by SIZE alone; it goes
 	// first, so the timings below are on a warm connection).
 	other, _ := localFile(t, 5000)
-	start := time.Now()
 	if res := up(Skip, other, a, "sk1", 0); !res.Skipped {
 		t.Fatalf("skip, other size: %+v", res)
 	}
-	start = time.Now()
+	start := time.Now()
 	if res := up(Skip, other, a, "sk2", 0); !res.Skipped || res.Existing || res.Remote != a || res.Hash != "" || res.Verified != "" {
 		t.Fatalf("skip, other size: %+v", res)
 	}
@@ -307,8 +306,13 @@ func cutRetr(t *testing.T, s *session, records int, wait bool) error {
 	go func() { hs <- s.handshake(t.Context(), dc) }()
 	if code, _, err := s.cmd("RETR cut/big.bin"); err != nil || code/100 != 1 {
 		s.abortData(dc)
-		<-hs
-		return fmt.Errorf("RETR: %d %v", code, err)
+		if herr := <-hs; herr != nil {
+			t.Logf("data handshake, ended by the abort: %v", herr)
+		}
+		if err != nil {
+			return fmt.Errorf("RETR: %w", err)
+		}
+		return fmt.Errorf("RETR: %d", code)
 	}
 	if err := <-hs; err != nil {
 		return err

@@ -128,7 +128,9 @@ func TestStreamingRSS(t *testing.T) {
 	tg := startTarget(t, "vsftpd", false)
 	p := sparseFile(t, size)
 	ca := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(ca, tg.capem, 0o600)
+	if err := os.WriteFile(ca, tg.capem, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := append(os.Environ(), "CAMFTPD_RSS_CHILD=1", "RSS_FILE="+p, "RSS_CA="+ca, "RSS_NAME="+tg.serverName,
 		fmt.Sprintf("RSS_ADDR=%s:%d", tg.host, tg.port), "RSS_USER="+tg.user, "RSS_PASS="+tg.pass)
 	args := []string{"-test.run=^TestStreamingRSS$", "-test.v"}
@@ -140,7 +142,9 @@ func TestStreamingRSS(t *testing.T) {
 	var secs float64
 	for _, l := range strings.Split(string(out), "\n") {
 		if i := strings.Index(l, "RSS-RESULT "); i >= 0 {
-			fmt.Sscanf(l[i:], "RSS-RESULT hwm=%d before=%d secs=%f", &hwm, &before, &secs)
+			if _, err := fmt.Sscanf(l[i:], "RSS-RESULT hwm=%d before=%d secs=%f", &hwm, &before, &secs); err != nil {
+				t.Fatalf("child's result line %q: %v", l[i:], err)
+			}
 		}
 	}
 	if hwm < 0 {

@@ -299,7 +299,9 @@ func TestLocalFileChangedDuringUpload(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			f.Write(make([]byte, 1000))
+			if _, err := f.Write(make([]byte, 1000)); err != nil {
+				t.Error(err)
+			}
 			f.Close()
 		}
 	}}
