@@ -121,13 +121,6 @@ func (rc *rawConn) login(user, pass string) error {
 	return nil
 }
 
-func (rc *rawConn) tlsState() tls.ConnectionState {
-	if tc, ok := rc.c.(*tls.Conn); ok {
-		return tc.ConnectionState()
-	}
-	return tls.ConnectionState{}
-}
-
 func (rc *rawConn) pasv() (string, error) {
 	msg, err := rc.expect(227, "PASV")
 	if err != nil {
@@ -187,7 +180,7 @@ func (rc *rawConn) stor(name string, data []byte, rest int64, writeTimeout time.
 	}
 	if code != 150 && code != 125 {
 		dc.Close()
-		<-hs
+		<-hs //nolint:errcheck // the close above ends the handshake: the refusal is the result
 		res.Code, res.Msg = code, msg
 		return res, nil
 	}
@@ -232,7 +225,10 @@ func rawUpload(addr string, cfg *tls.Config, user, pass, name string, data []byt
 		return res, err
 	}
 	if res.Code != 226 {
-		return res, fmt.Errorf("STOR: %q (write: %v)", res.Msg, res.WriteErr)
+		if res.WriteErr != nil {
+			return res, fmt.Errorf("STOR: %q (write: %w)", res.Msg, res.WriteErr)
+		}
+		return res, fmt.Errorf("STOR: %q", res.Msg)
 	}
 	_, _, _ = rc.cmd("QUIT")
 	return res, nil

@@ -340,11 +340,14 @@ func (r *Real) writeCerts(o RealOptions) (cert *Cert, certPath, keyPath string, 
 
 func (r *Real) wait220(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
-	var last error
+	last := errors.New("not tried")
 	for time.Now().Before(deadline) {
 		select {
 		case <-r.exited:
-			return fmt.Errorf("ftpstest: %s exited at start (%v): %s", r.Name, r.waitErr, logTail(r.LogText()))
+			if r.waitErr == nil {
+				return fmt.Errorf("ftpstest: %s exited at start (status 0): %s", r.Name, logTail(r.LogText()))
+			}
+			return fmt.Errorf("ftpstest: %s exited at start (%w): %s", r.Name, r.waitErr, logTail(r.LogText()))
 		default:
 		}
 		c, err := net.DialTimeout("tcp", r.Addr, time.Second)
@@ -355,13 +358,17 @@ func (r *Real) wait220(limit time.Duration) error {
 			if err2 == nil && strings.HasPrefix(line, "220") {
 				return nil
 			}
-			last = fmt.Errorf("greeting %q (%v)", strings.TrimSpace(line), err2)
+			if err2 != nil {
+				last = fmt.Errorf("greeting %q: %w", strings.TrimSpace(line), err2)
+			} else {
+				last = fmt.Errorf("greeting %q is not 220", strings.TrimSpace(line))
+			}
 		} else {
 			last = err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("ftpstest: %s did not answer 220 on %s within %v (%v): %s", r.Name, r.Addr, limit, last, logTail(r.LogText()))
+	return fmt.Errorf("ftpstest: %s did not answer 220 on %s within %v (%w): %s", r.Name, r.Addr, limit, last, logTail(r.LogText()))
 }
 
 // logTail is the end of a server's log on one line, for an error message.
@@ -472,13 +479,16 @@ func ensureUser(name string) (int, int, error) {
 		out, err2 := exec.Command("useradd", "--system", "--user-group", "--no-create-home",
 			"--home-dir", "/", "--shell", "/usr/sbin/nologin", name).CombinedOutput()
 		if u, err = user.Lookup(name); err != nil {
-			return 0, 0, fmt.Errorf("ftpstest: creating system user %s: %v: %s", name, err2, bytes.TrimSpace(out))
+			if err2 == nil { // useradd said nothing wrong: the lookup's error says more
+				err2 = err
+			}
+			return 0, 0, fmt.Errorf("ftpstest: creating system user %s: %w: %s", name, err2, bytes.TrimSpace(out))
 		}
 	}
 	if st, err := os.Stat(u.HomeDir); err != nil || !st.IsDir() {
 		// vsftpd chdirs to the home directory before local_root.
 		if out, err := exec.Command("usermod", "--home", "/", name).CombinedOutput(); err != nil {
-			return 0, 0, fmt.Errorf("ftpstest: usermod --home / %s: %v: %s", name, err, bytes.TrimSpace(out))
+			return 0, 0, fmt.Errorf("ftpstest: usermod --home / %s: %w: %s", name, err, bytes.TrimSpace(out))
 		}
 	}
 	uid, _ := strconv.Atoi(u.Uid)
@@ -498,10 +508,10 @@ func setPassword(name, pw string) error {
 		if err == nil {
 			return nil
 		}
-		last = fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
+		last = fmt.Errorf("%w: %s", err, bytes.TrimSpace(out))
 		time.Sleep(time.Duration(50+rand.IntN(100)) * time.Millisecond) // /etc/shadow locked by a parallel test
 	}
-	return fmt.Errorf("ftpstest: setting the password of %s with chpasswd: %v", name, last)
+	return fmt.Errorf("ftpstest: setting the password of %s with chpasswd: %w", name, last)
 }
 
 const pamService = "camftpd-test"
@@ -686,7 +696,7 @@ func cryptSHA512(pw string) (string, error) {
 	cmd.Stdin = strings.NewReader(pw + "\n")
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("ftpstest: `openssl passwd` failed (%v): install openssl (scripts/ftpservers install does)", err)
+		return "", fmt.Errorf("ftpstest: `openssl passwd` failed (%w): install openssl (scripts/ftpservers install does)", err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }
@@ -786,7 +796,7 @@ func pureArgs(r *Real, o RealOptions, cert *Cert) ([]string, error) {
 		return nil, err
 	}
 	if out, err := exec.Command(purePw, "mkdb", pdb, "-f", pwFile).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("ftpstest: pure-pw mkdb: %v: %s", err, bytes.TrimSpace(out))
+		return nil, fmt.Errorf("ftpstest: pure-pw mkdb: %w: %s", err, bytes.TrimSpace(out))
 	}
 	args := []string{
 		"-S", "127.0.0.1," + strconv.Itoa(r.Port),

@@ -155,7 +155,9 @@ func TestCommands(t *testing.T) {
 	if res, err := rc.stor("d/g.tmp", data, 0, 0); err != nil || res.Code != 226 {
 		t.Fatalf("stor: %v %+v", err, res)
 	}
-	rc.expect(350, "RNFR d/g.tmp")
+	if _, err := rc.expect(350, "RNFR d/g.tmp"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := rc.expect(250, "RNTO /d/f.jpg"); err != nil {
 		t.Fatal(err)
 	}
