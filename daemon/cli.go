@@ -20,13 +20,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/camftpd/camftpd/board"
 	"github.com/camftpd/camftpd/queue"
 	"github.com/camftpd/camftpd/tlspolicy"
 )
-
-// Version is stamped by the linker (-ldflags -X).
-var Version = "dev"
 
 const usage = `usage: camftpd <command> [flags]
 
@@ -355,7 +351,8 @@ func cmdQueue(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 // queueCmd runs a queue subcommand against the daemon's status socket
-// (live) or, with no daemon running, the queue file itself.
+// (live) or, with no daemon running, the queue file itself. Its add is in
+// addcmd.go, which uses this file's helpers (see doc.go's file layers).
 type queueCmd struct {
 	ctx            context.Context
 	sock           string
@@ -461,5 +458,3 @@ func (c *queueCmd) change(sub, id string) int {
 	fmt.Fprintf(c.stdout, "%s: %s\n", sub, orAll(id))
 	return 0
 }
-
-func waitClock(ctx context.Context) error { return board.WaitClock(ctx, time.Now) }

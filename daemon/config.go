@@ -159,6 +159,19 @@ func openToOthers(path string) (os.FileMode, bool) {
 	return st.Mode().Perm(), st.Mode().Perm()&0o077 != 0
 }
 
+// newMatcher returns the capture rules of c (here, not in patterns.go,
+// which the configuration's checks use).
+func newMatcher(c *Config) *matcher {
+	m := &matcher{rawJPEG: c.RawJPEG}
+	for _, p := range c.Include {
+		m.include = append(m.include, strings.ToLower(p))
+	}
+	for _, p := range c.Exclude {
+		m.exclude = append(m.exclude, strings.ToLower(p))
+	}
+	return m
+}
+
 func unwrapPathErr(err error) string {
 	var pe *os.PathError
 	if errors.As(err, &pe) {

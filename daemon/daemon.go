@@ -249,7 +249,11 @@ func (d *Daemon) onWanted(it queue.Item, why string) {
 	d.hub.publish(Event{Type: "queued", ID: it.ID, File: it.Capture.Rel, Total: it.Capture.Size, Reason: why})
 }
 
-// leaseTime is the queue's lease time (see schedule.go's leaseTime).
+// leaseTime is how long a lease lasts; an upload renews it every third
+// of it (see renewLease).
+const leaseTime = 2 * time.Minute
+
+// leaseTime is the queue's lease time: the constant, or the test's lease.
 func (d *Daemon) leaseTime() time.Duration {
 	if d.lease > 0 {
 		return d.lease

@@ -7,3 +7,23 @@
 // Only the commands import it (cmd/camftpd, and cmd/camftpd-demo which adds
 // the test FTPS server); it is the only package that imports fsnotify.
 package daemon
+
+// Files, bottom up: a file uses only files of its own layer or below.
+//
+//  1. version.go, tomllines.go, patterns.go, writers_*.go, events.go,
+//     health.go, limiters.go, openfile.go: helpers and small types.
+//  2. config.go: the configuration (and its capture rules, newMatcher).
+//  3. watcher.go, rescan.go, backlog.go: the media watcher.
+//  4. stats.go: the figures.
+//  5. daemon.go: Daemon and its run state.
+//  6. schedule.go, attempt.go, localfile.go, orphans.go, retry.go: the
+//     upload workers.
+//  7. add.go: the daemon's side of queue add.
+//  8. status.go: the status socket.
+//  9. run.go: Run, its loop and the goroutines it owns.
+//  10. cli.go, addcmd.go: the command line.
+//
+// Within a layer, files depend on each other only as one type's method
+// set split by concern: watcher (3: rescan and backlog are its scans),
+// worker (6: schedule.go holds the type, its loop and the dispatcher, the
+// others one step each of an upload) and queueCmd (10: addcmd.go is its add).

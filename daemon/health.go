@@ -1,9 +1,6 @@
 package daemon
 
-import (
-	"maps"
-	"sync"
-)
+import "sync"
 
 // health records what runs degraded, for the status: failed queue writes
 // (a full state disk, a closed queue) and the kernel monitors (mount,
@@ -34,14 +31,4 @@ func (h *health) setDegraded(monitor, why string) {
 		h.degraded = map[string]string{}
 	}
 	h.degraded[monitor] = why
-}
-
-// fill sets the health fields of s.
-func (h *health) fill(s *Status) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s.QueueWriteErrors, s.LastQueueWriteError = h.writeErrs, h.lastWriteErr
-	if len(h.degraded) > 0 {
-		s.Degraded = maps.Clone(h.degraded)
-	}
 }

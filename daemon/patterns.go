@@ -46,17 +46,6 @@ type matcher struct {
 	rawJPEG          string
 }
 
-func newMatcher(c *Config) *matcher {
-	m := &matcher{rawJPEG: c.RawJPEG}
-	for _, p := range c.Include {
-		m.include = append(m.include, strings.ToLower(p))
-	}
-	for _, p := range c.Exclude {
-		m.exclude = append(m.exclude, strings.ToLower(p))
-	}
-	return m
-}
-
 // globMatch matches case-insensitively: a pattern with a '/' against the
 // path relative to the media root, one without against the base name.
 func globMatch(pats []string, rel string) bool {

@@ -3,6 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/camftpd/camftpd/board"
 
 	"github.com/camftpd/camftpd/queue"
 )
@@ -41,3 +44,6 @@ func (w *worker) clockUnset(ctx context.Context, it queue.Item, msg string) {
 		}
 	})
 }
+
+// waitClock waits for the board to deem the clock set (ctx ends it).
+func waitClock(ctx context.Context) error { return board.WaitClock(ctx, time.Now) }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -67,35 +66,6 @@ type genRun struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	busy   *busyList
-}
-
-// busyList says what each worker of a generation is doing, for the report
-// of a shutdown that outlives its grace period. mu guards m.
-type busyList struct {
-	mu sync.Mutex
-	m  map[string]string // worker -> "file to server"
-}
-
-func (b *busyList) set(worker, what string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if what == "" {
-		delete(b.m, worker)
-		return
-	}
-	b.m[worker] = what
-}
-
-// list returns "worker: what" for every busy worker, sorted.
-func (b *busyList) list() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	l := make([]string, 0, len(b.m))
-	for w, what := range b.m {
-		l = append(l, w+": "+what)
-	}
-	sort.Strings(l)
-	return l
 }
 
 func (d *Daemon) startGen(ctx context.Context, cfg *Config) *genRun {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -13,23 +14,15 @@ import (
 )
 
 const (
-	leaseTime     = 2 * time.Minute // renewed every third of it (see renewLease)
 	progressEvery = 100 * time.Millisecond
 	idleClose     = 30 * time.Second // close server connections after this long without work
 	warmPause     = 30 * time.Second // after a failed prewarm, the uploads' own retries take over
 )
 
-// TLSInfo is what the last handshake negotiated.
-type TLSInfo struct {
-	Server  string `json:"server"`
-	Version string `json:"version"`
-	Suite   string `json:"suite"`
-	SuiteID string `json:"suite_id"`
-	Class   string `json:"class"`
-	Warning string `json:"warning,omitempty"`
-	Resumed bool   `json:"resumed"`
-}
-
+// worker is one upload worker of a generation. Its methods are split by
+// concern over schedule.go (loop, prewarm, clients), attempt.go (one
+// upload), localfile.go (the capture's file), orphans.go and retry.go,
+// which call each other (see doc.go's file layers).
 type worker struct {
 	d        *Daemon
 	name     string
@@ -46,6 +39,35 @@ type worker struct {
 	orphanErr   time.Time
 	orphanGen   uint64
 	orphansSeen bool
+}
+
+// busyList says what each worker of a generation is doing, for the report
+// of a shutdown that outlives its grace period. mu guards m.
+type busyList struct {
+	mu sync.Mutex
+	m  map[string]string // worker -> "file to server"
+}
+
+func (b *busyList) set(worker, what string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if what == "" {
+		delete(b.m, worker)
+		return
+	}
+	b.m[worker] = what
+}
+
+// list returns "worker: what" for every busy worker, sorted.
+func (b *busyList) list() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l := make([]string, 0, len(b.m))
+	for w, what := range b.m {
+		l = append(l, w+": "+what)
+	}
+	sort.Strings(l)
+	return l
 }
 
 // schedule runs cfg.Workers upload workers fed by one dispatcher until ctx
@@ -260,28 +282,6 @@ func (d *Daemon) clientConfig(cfg *Config, idx int, pol *tlspolicy.Policy, who s
 		RecordSHA256: cfg.RecordSHA256,
 		Logger:       d.log.With("part", "transfer", "server", s.Name, "worker", who),
 	}
-}
-
-// limiters holds the daemon's bandwidth limiter of each server (by name),
-// kept across reloads while the server's limit is unchanged.
-type limiters struct {
-	mu sync.Mutex
-	m  map[string]*transfer.Limiter
-}
-
-// get returns server's limiter of rate bytes/s (nil for no limit).
-func (ls *limiters) get(server string, rate int64) *transfer.Limiter {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	if l := ls.m[server]; l != nil && l.Rate() == rate {
-		return l
-	}
-	if ls.m == nil {
-		ls.m = map[string]*transfer.Limiter{}
-	}
-	l := transfer.NewLimiter(rate)
-	ls.m[server] = l
-	return l
 }
 
 func (w *worker) dropClient(idx int) {

@@ -20,6 +20,17 @@ type stats struct {
 	tls          *TLSInfo // what the last handshake negotiated
 }
 
+// TLSInfo is what the last handshake negotiated.
+type TLSInfo struct {
+	Server  string `json:"server"`
+	Version string `json:"version"`
+	Suite   string `json:"suite"`
+	SuiteID string `json:"suite_id"`
+	Class   string `json:"class"`
+	Warning string `json:"warning,omitempty"`
+	Resumed bool   `json:"resumed"`
+}
+
 // statsKeep bounds completedAt and latencies.
 const statsKeep = 100000
 
@@ -90,14 +101,6 @@ func (s *stats) latencyList() []time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]time.Duration(nil), s.latencies...)
-}
-
-// fill sets the figures of st at now.
-func (s *stats) fill(st *Status, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st.ThroughputBps = s.rate.perSec(now)
-	st.UploadedFiles, st.SkippedFiles, st.UploadedBytes, st.TLS = s.doneFiles, s.skippedFiles, s.doneBytes, s.tls
 }
 
 // rateMeter sums bytes sent over the last 10 one-second buckets.

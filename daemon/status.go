@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -214,6 +215,25 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 		_ = os.Remove(path)
 	}()
 	return done, nil
+}
+
+// fill sets the health fields of s (here: the status is built on health,
+// not health on the status).
+func (h *health) fill(s *Status) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.QueueWriteErrors, s.LastQueueWriteError = h.writeErrs, h.lastWriteErr
+	if len(h.degraded) > 0 {
+		s.Degraded = maps.Clone(h.degraded)
+	}
+}
+
+// fill sets the figures of st at now.
+func (s *stats) fill(st *Status, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.ThroughputBps = s.rate.perSec(now)
+	st.UploadedFiles, st.SkippedFiles, st.UploadedBytes, st.TLS = s.doneFiles, s.skippedFiles, s.doneBytes, s.tls
 }
 
 // statusIdleTimeout closes a status socket connection idle between

@@ -25,7 +25,9 @@ import (
 // when a settle window passed without events and its size and mtime held
 // still; a file that appears whole (renamed into place: not empty, no
 // process has it open for writing) is complete at once. At start and on an
-// inotify overflow the whole tree is rescanned against the queue.
+// inotify overflow the whole tree is rescanned against the queue. Its
+// methods are also in rescan.go and backlog.go, which call each other
+// with these (see doc.go's file layers).
 type watcher struct {
 	root   string
 	settle time.Duration

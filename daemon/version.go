@@ -1,0 +1,4 @@
+package daemon
+
+// Version is stamped by the linker (-ldflags -X).
+var Version = "dev"
