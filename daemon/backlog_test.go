@@ -77,7 +77,9 @@ func TestBacklogNewHoldsTheCard(t *testing.T) {
 		t.Fatal(err)
 	}
 	half := bytes.Repeat([]byte("camftpd!"), 16<<10)
-	f.Write(half)
+	if _, err := f.Write(half); err != nil {
+		t.Fatal(err)
+	}
 	cfg := e.writeConfig("300ms", 2)
 	if cfg.Backlog != "new" {
 		t.Fatalf("default backlog %q, want new", cfg.Backlog)
@@ -87,8 +89,12 @@ func TestBacklogNewHoldsTheCard(t *testing.T) {
 	defer unsubscribe()
 	cancel, done := runDaemon(t, d)
 	waitFor(t, 5*time.Second, "the first scan's baseline", func() bool { _, ok := d.Queue().Baseline(); return ok })
-	f.Write(half)
-	f.Close()
+	if _, err := f.Write(half); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 10*time.Second, "the shot being written sent", func() bool { return counts(t, d.Queue()).Done == 1 })
 	writeCapture(t, filepath.Join(e.media, "100CAM/DSC00002.JPG"), 90<<10, 2)
 	waitFor(t, 10*time.Second, "the new shot sent", func() bool { return counts(t, d.Queue()).Done == 2 })

@@ -29,7 +29,12 @@ func BenchmarkSettleToUploadStart(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	}()
 	<-d.Ready()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -155,12 +160,15 @@ func BenchmarkFirstStartBacklog(b *testing.B) {
 		writeCapture(b, filepath.Join(media, fmt.Sprintf("%dMSDCF", 100+i/1000), fmt.Sprintf("DSC%05d.JPG", i)), 100<<10+i, uint64(i))
 	}
 	old := time.Now().Add(-time.Hour)
-	_ = filepath.WalkDir(media, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			os.Chtimes(p, old, old)
+	err := filepath.WalkDir(media, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		return nil
+		return os.Chtimes(p, old, old)
 	})
+	if err != nil {
+		b.Fatal(err)
+	}
 	for i := 0; i < b.N; i++ {
 		state := b.TempDir()
 		for _, run := range []string{"first", "next"} {
@@ -178,7 +186,9 @@ func BenchmarkFirstStartBacklog(b *testing.B) {
 			<-ran
 			b.ReportMetric(time.Since(start).Seconds(), run+"-start-s")
 			cancel()
-			<-done
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
 			if c, _ := q.Counts(); c.Held != shots {
 				b.Fatalf("%s start: %+v, want %d held", run, c, shots)
 			}

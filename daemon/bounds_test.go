@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -64,16 +65,17 @@ func TestEventsSlowSubscribersDropped(t *testing.T) {
 	d := New(&Config{}, nil)
 	sock := statusOnly(t, d)
 	before := heapInuse()
-	var open []*http.Response
+	var open []io.ReadCloser // the accepted streams' bodies
 	refused := 0
 	for i := 0; i < 500; i++ {
 		c, _, resp := openEvents(t, sock)
 		switch resp.StatusCode {
 		case http.StatusOK:
-			open = append(open, resp)
+			open = append(open, resp.Body)
 		case http.StatusServiceUnavailable:
 			refused++
 			c.Close()
+			resp.Body.Close() // after the connection: it reads nothing more
 		default:
 			t.Fatalf("subscriber %d: %s", i, resp.Status)
 		}
@@ -99,8 +101,8 @@ func TestEventsSlowSubscribersDropped(t *testing.T) {
 	if grew > 8<<20 {
 		t.Fatalf("heap grew by %.1f MiB, want < 8 MiB", float64(grew)/(1<<20))
 	}
-	for i, resp := range open {
-		sc := bufio.NewScanner(resp.Body)
+	for i, body := range open {
+		sc := bufio.NewScanner(body)
 		var last Event
 		lines := 0
 		for sc.Scan() {
@@ -115,6 +117,7 @@ func TestEventsSlowSubscribersDropped(t *testing.T) {
 		if last.Type != "dropped" || !strings.Contains(last.Error, "behind") {
 			t.Fatalf("stream %d ended after %d lines with %+v, want a dropped line", i, lines, last)
 		}
+		body.Close() // read to its end
 	}
 	// The slots are free again.
 	waitFor(t, 10*time.Second, "the dropped streams unsubscribed", func() bool {
@@ -122,7 +125,12 @@ func TestEventsSlowSubscribersDropped(t *testing.T) {
 		defer d.hub.mu.Unlock()
 		return d.hub.streams == 0
 	})
-	if _, _, resp := openEvents(t, sock); resp.StatusCode != http.StatusOK {
+	c, _, resp := openEvents(t, sock)
+	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("after the drops: %s", resp.Status)
 	}
+	// The stream does not end: close the connection first, so that closing
+	// the body does not wait to read it to its end.
+	c.Close()
+	resp.Body.Close()
 }

@@ -44,24 +44,31 @@ func streamEvents(t *testing.T, sock string) *eventLog {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://camftpd/events", nil)
-	resp, err := socketClient(sock).Do(req)
+	resp, err := socketClient(sock).Do(req) //nolint:bodyclose // l.read closes it; bodyclose does not follow the goroutine
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := &eventLog{}
-	go func() {
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			var e Event
-			if json.Unmarshal(sc.Bytes(), &e) == nil {
-				l.mu.Lock()
-				l.events = append(l.events, e)
-				l.mu.Unlock()
-			}
-		}
-	}()
+	read := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-read }) // the canceled request ends the reads
+	go l.read(resp, read)
 	return l
+}
+
+// read records the events of stream resp until it ends, closes it, then
+// closes done.
+func (l *eventLog) read(resp *http.Response, done chan<- struct{}) {
+	defer close(done)
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var e Event
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			l.mu.Lock()
+			l.events = append(l.events, e)
+			l.mu.Unlock()
+		}
+	}
 }
 
 func post(t *testing.T, sock, path string) {
@@ -301,7 +308,9 @@ func TestCheckCommand(t *testing.T) {
 		t.Fatalf("check: exit %d", code)
 	}
 	bad := filepath.Join(e.dir, "bad.toml")
-	os.WriteFile(bad, []byte("workers = 0\nsettle = \"x\"\n[[server]]\nhost = \"h\"\n"), 0o600)
+	if err := os.WriteFile(bad, []byte("workers = 0\nsettle = \"x\"\n[[server]]\nhost = \"h\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out.Reset()
 	errb.Reset()
 	if code := Main(context.Background(), []string{"check", "-config", bad}, &out, &errb); code != 2 ||

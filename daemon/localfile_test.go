@@ -220,8 +220,13 @@ func TestPausedWriterPublishedOnce(t *testing.T) {
 	})
 	// The item of the half file either took the grown file (same inode)
 	// and delivered it whole, or another item did and it vanished.
-	if it, _ := d.Queue().Get(half.ID); it.State == queue.Done && it.Capture.Size != int64(len(data)) ||
-		it.State != queue.Done && !(it.State == queue.Parked && it.Vanished) {
+	it, err := d.Queue().Get(half.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tookGrown := it.State == queue.Done && it.Capture.Size == int64(len(data))
+	vanished := it.State == queue.Parked && it.Vanished
+	if !tookGrown && !vanished {
 		t.Errorf("the half-written capture's item: %+v", it)
 	}
 	if c := counts(t, d.Queue()); c.Done != 1 {

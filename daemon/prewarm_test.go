@@ -105,7 +105,9 @@ func TestCaptureGrowsDuringUpload(t *testing.T) {
 	for i := range half {
 		half[i] = byte(i * 7)
 	}
-	f.Write(half)
+	if _, err := f.Write(half); err != nil {
+		t.Fatal(err)
+	}
 	// Paused past the settle window: the half-written capture is queued
 	// and tried; the attempt ends before sending (the writer holds the
 	// file open: issue 18 item 6) and waits for a retry.
@@ -113,8 +115,12 @@ func TestCaptureGrowsDuringUpload(t *testing.T) {
 		its, err := d.Queue().List(queue.Retry)
 		return err == nil && len(its) > 0 && strings.Contains(its[0].LastError, "still open for writing")
 	})
-	f.Write(half)
-	f.Close()
+	if _, err := f.Write(half); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, stretch(t, 20*time.Second), "the whole capture uploaded", func() bool {
 		c := counts(t, d.Queue())
 		return c.Done == 1 && c.Pending+c.InFlight+c.Retry == 0

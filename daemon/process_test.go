@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -115,8 +116,10 @@ func startChild(t testing.TB, bin, cfg string) *child {
 	}
 	go func() { c.done <- c.cmd.Wait() }()
 	t.Cleanup(func() {
-		c.cmd.Process.Kill()
-		c.wait()
+		if err := c.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			t.Error(err)
+		}
+		_ = c.wait() // killed: its exit status says nothing
 		if t.Failed() {
 			t.Logf("daemon output:\n%s", c.out)
 		}
@@ -187,7 +190,10 @@ func TestE2EKillMidUploadAndRestart(t *testing.T) {
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	c.wait()
+	var ee *exec.ExitError
+	if err := c.wait(); !errors.As(err, &ee) {
+		t.Fatalf("waiting for the killed daemon: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(e.root, "100TEST/C0001.MP4")); err == nil {
 		t.Fatal("final name visible before the upload finished")
 	}
@@ -195,7 +201,9 @@ func TestE2EKillMidUploadAndRestart(t *testing.T) {
 	c2 := startChild(t, bin, e.cfgPath)
 	// SIGHUP reloads (the upload in flight stops at a resumable point and goes on).
 	waitFor(t, 10*time.Second, "restarted daemon up", func() bool { _, err := sockStatus(e.sock); return err == nil })
-	c2.cmd.Process.Signal(syscall.SIGHUP)
+	if err := c2.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 10*time.Second, "reload logged", func() bool {
 		return bytes.Contains(c2.out.Bytes(), []byte(`"msg":"reloading configuration"`))
 	})
@@ -224,7 +232,9 @@ func TestE2ESIGTERMDrainsWithin5s(t *testing.T) {
 	c := startChild(t, bin, e.cfgPath)
 	waitBigUpload(t, e.sock, "100TEST/C0001.MP4", 4<<20)
 	start := time.Now()
-	c.cmd.Process.Signal(syscall.SIGTERM)
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case err := <-c.done:
 		c.done <- err

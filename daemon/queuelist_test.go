@@ -200,7 +200,9 @@ func TestQueueListingRSS(t *testing.T) {
 			t.Log("child: " + l[i:])
 		}
 		if i := strings.Index(l, "LIST-RSS "); i >= 0 {
-			fmt.Sscanf(l[i:], "LIST-RSS before=%d peak=%d", &before, &peak)
+			if _, err := fmt.Sscanf(l[i:], "LIST-RSS before=%d peak=%d", &before, &peak); err != nil {
+				t.Fatalf("child's figures %q: %v", l[i:], err)
+			}
 		}
 	}
 	if peak < 0 {

@@ -32,25 +32,35 @@ user = "cam"
 func TestPasswordFilesMustBePrivate(t *testing.T) {
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "pw")
-	os.WriteFile(pw, []byte("secret\n"), 0o644)
+	if err := os.WriteFile(pw, []byte("secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfg := filepath.Join(dir, "a.toml")
-	os.WriteFile(cfg, []byte(minimalConfig(dir, fmt.Sprintf("password_file = %q", pw))), 0o644)
+	if err := os.WriteFile(cfg, []byte(minimalConfig(dir, fmt.Sprintf("password_file = %q", pw))), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	_, err := LoadConfig(cfg)
 	if err == nil || !strings.Contains(err.Error(), "chmod 600 "+pw) || !strings.Contains(err.Error(), "mode 0644") {
 		t.Fatalf("world-readable password_file: %v", err)
 	}
-	os.Chmod(pw, 0o600)
+	if err := os.Chmod(pw, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if c, err := LoadConfig(cfg); err != nil || c.Servers[0].Password.reveal() != "secret" {
 		t.Fatalf("password_file 0600 (config 0644 holds no password): %v", err)
 	}
 
 	inline := filepath.Join(dir, "b.toml")
-	os.WriteFile(inline, []byte(minimalConfig(dir, `password = "secret"`)), 0o640)
+	if err := os.WriteFile(inline, []byte(minimalConfig(dir, `password = "secret"`)), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	_, err = LoadConfig(inline)
 	if err == nil || !strings.Contains(err.Error(), "chmod 600 "+inline) || strings.Contains(err.Error(), "secret\"") {
 		t.Fatalf("group-readable config with a password: %v", err)
 	}
-	os.Chmod(inline, 0o600)
+	if err := os.Chmod(inline, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := LoadConfig(inline); err != nil {
 		t.Fatalf("config 0600 with a password: %v", err)
 	}

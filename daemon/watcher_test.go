@@ -89,7 +89,9 @@ func TestWatcherSettleWindow(t *testing.T) {
 	media := t.TempDir()
 	we := startWatcher(t, media, nil, func(c *Config) { c.Settle = 400 * time.Millisecond })
 	p := filepath.Join(media, "100TEST", "DSC00001.JPG")
-	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.Create(p)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +100,9 @@ func TestWatcherSettleWindow(t *testing.T) {
 	var last time.Time
 	for range 4 {
 		last = time.Now() // before the write: its event cannot come earlier
-		f.Write(make([]byte, 100<<10))
+		if _, err := f.Write(make([]byte, 100<<10)); err != nil {
+			t.Fatal(err)
+		}
 		time.Sleep(250 * time.Millisecond)
 		if we.queued("100TEST/DSC00001.JPG") {
 			t.Fatal("queued while still being written")
@@ -124,7 +128,9 @@ func TestWatcherSettleWindow(t *testing.T) {
 func TestWatcherRenameIntoPlaceCountsAtOnce(t *testing.T) {
 	t.Parallel()
 	media := t.TempDir()
-	os.MkdirAll(filepath.Join(media, "100TEST"), 0o755)
+	if err := os.MkdirAll(filepath.Join(media, "100TEST"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	we := startWatcher(t, media, nil, func(c *Config) { c.Settle = 10 * time.Second })
 	tmp := filepath.Join(media, "100TEST", "DSC00002.JPG.tmp")
 	writeCapture(t, tmp, 300<<10, 2)
@@ -168,11 +174,15 @@ func TestWatcherOverflowRescan(t *testing.T) {
 	t.Parallel()
 	media := t.TempDir()
 	junk := filepath.Join(media, "junk")
-	os.MkdirAll(junk, 0o755)
+	if err := os.MkdirAll(junk, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	we := startWatcher(t, media, nil, nil)
 	maxq := 16384
 	if b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events"); err == nil {
-		fmt.Sscan(string(b), &maxq)
+		if _, err := fmt.Sscan(string(b), &maxq); err != nil {
+			t.Fatalf("max_queued_events %q: %v", b, err)
+		}
 	}
 	hold, release := make(chan struct{}), make(chan struct{})
 	go func() { we.w.hooks <- func() { close(hold); <-release } }()
@@ -211,7 +221,9 @@ func TestWatcherStartRescanPatternsAndRawJPEG(t *testing.T) {
 	for i, f := range files {
 		p := filepath.Join(media, f)
 		writeCapture(t, p, 1000+i, uint64(i))
-		os.Chtimes(p, old, old)
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
 	}
 	q, err := queue.Open(filepath.Join(t.TempDir(), "q.db"), nil)
 	if err != nil {
@@ -256,7 +268,9 @@ func TestWatcherBurstQueuedInCaptureOrder(t *testing.T) {
 	media := t.TempDir()
 	we := startWatcher(t, media, nil, func(c *Config) { c.Settle = 500 * time.Millisecond })
 	dir := filepath.Join(media, "100TEST")
-	os.MkdirAll(dir, 0o755)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(300 * time.Millisecond) // the new folder is watched
 	// Modification times inside the settle window: a scan that meets a
 	// file does not take it as complete at once.
