@@ -57,7 +57,9 @@ func (r *watcherRun) stop() {
 		return
 	}
 	r.cancel()
-	<-r.done
+	if err := <-r.done; err != nil {
+		r.w.log.Warn("media watcher ended with an error while stopping", "err", err)
+	}
 }
 
 // genRun is one generation of upload workers (one configuration). done is
