@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/camftpd/camftpd/queue"
@@ -200,8 +201,28 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 		d.Resume()
 		writeJSON(w, map[string]string{"ok": "resumed"})
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: statusIdleTimeout, BaseContext: func(net.Listener) context.Context { return ctx }}
-	// Two goroutines; done closes when both have returned (Run waits for it).
+	return serveUntil(ctx, mux, l, path), nil
+}
+
+// serveUntil answers on l with mux until ctx ends, then closes l, waits for
+// the handlers and removes the socket at path; the channel it returns is
+// closed then.
+func serveUntil(ctx context.Context, mux http.Handler, l net.Listener, path string) <-chan struct{} {
+	// handlers counts the requests being answered: the server's Close does
+	// not wait for them, and they use the queue that Run closes next. Each
+	// ends with its request's context (ctx, or its connection closed).
+	var handlers handlerGroup
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !handlers.enter() {
+			http.Error(w, "camftpd is stopping", http.StatusServiceUnavailable)
+			return
+		}
+		defer handlers.wg.Done()
+		mux.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: counted, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: statusIdleTimeout, BaseContext: func(net.Listener) context.Context { return ctx }}
+	// Two goroutines; done closes when both, and every handler, have
+	// returned (Run waits for it).
 	done, served := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(served)
@@ -212,9 +233,10 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 		<-ctx.Done()
 		_ = srv.Close()
 		<-served
+		handlers.closeWait()
 		_ = os.Remove(path)
 	}()
-	return done, nil
+	return done
 }
 
 // fill sets the health fields of s (here: the status is built on health,
@@ -234,6 +256,33 @@ func (s *stats) fill(st *Status, now time.Time) {
 	defer s.mu.Unlock()
 	st.ThroughputBps = s.rate.perSec(now)
 	st.UploadedFiles, st.SkippedFiles, st.UploadedBytes, st.TLS = s.doneFiles, s.skippedFiles, s.doneBytes, s.tls
+}
+
+// handlerGroup waits for the status socket's handlers; mu guards closed
+// and orders enter's Add before closeWait's Wait.
+type handlerGroup struct {
+	mu     sync.Mutex
+	wg     sync.WaitGroup
+	closed bool
+}
+
+// enter counts a handler in, false once closeWait began.
+func (g *handlerGroup) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.wg.Add(1)
+	return true
+}
+
+// closeWait refuses new handlers and waits for those running.
+func (g *handlerGroup) closeWait() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
 }
 
 // statusIdleTimeout closes a status socket connection idle between
