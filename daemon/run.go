@@ -345,6 +345,7 @@ func (l *runLoop) linkEvent(ev board.LinkEvent, ok bool) {
 		d.setState(func() { d.link = "up" })
 		if err := l.q.ResetBackoff(); err != nil {
 			d.log.Warn("cannot reset retry backoff", "err", err)
+			d.health.queueWriteFailed("reset backoff", "(every retrying item)", err)
 		}
 		d.log.Info("network link up: retrying now", "iface", ev.Iface)
 		return

@@ -149,7 +149,8 @@ func (d *Daemon) dispatch(ctx context.Context, w *worker) bool {
 		}
 		it, ok, err := q.Lease(w.name)
 		if err != nil {
-			d.log.Error("queue lease failed", "err", err)
+			d.log.Error("queue lease failed; trying again in 1 s", "err", err)
+			d.health.queueWriteFailed("lease", "(the next item due)", err)
 		}
 		if ok {
 			select {
