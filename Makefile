@@ -7,6 +7,8 @@ VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X $(PKG)/daemon.Version=$(VERSION)
 CROSS_FLAGS := -trimpath
 BIN         := bin
+# The lint gate (.golangci.yml), installed by `make setup` at a pinned version.
+GOLANGCI    ?= $(shell $(GO) env GOPATH)/bin/golangci-lint
 # Size goal for the stripped arm64 daemon, in bytes (8 MiB).
 SIZE_GOAL   := 8388608
 
@@ -32,10 +34,11 @@ cross: ## static linux/arm64 and linux/arm (GOARM=7) binaries, stripped, sizes r
 tools-check: ## fail (never skip) when a tool the tests need is missing
 	@scripts/tools-check
 
-test: tools-check ## go vet, gofmt check and the whole suite with -race on this machine
+test: tools-check ## gofmt check, go vet, the lint gate (golangci-lint) and the whole suite with -race on this machine
 	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
 	$(GO) vet ./...
+	$(GOLANGCI) run ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 test-arm64: tools-check ## the unit suite as arm64 (qemu-aarch64-static) and armv7 (qemu-arm-static) binaries

@@ -39,7 +39,7 @@ func (w *watcher) holdReason(st os.FileInfo) string {
 	switch {
 	case w.onlyProtected && !protected:
 		return HoldNotProtected
-	case w.firstScan && !w.backlogAll && !(w.onlyProtected && protected):
+	case w.firstScan && !w.backlogAll && (!w.onlyProtected || !protected):
 		// A protected shot of the backlog is sent under only_protected:
 		// protecting it was an explicit choice.
 		return HoldBacklog

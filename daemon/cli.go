@@ -412,7 +412,7 @@ func (c *queueCmd) page(s queue.State, after string) ([]queue.Item, string, erro
 	}
 	var p QueuePage
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, "", fmt.Errorf("the daemon's queue page: %v", err)
+		return nil, "", fmt.Errorf("the daemon's queue page: %w", err)
 	}
 	return p.Items, p.Next, nil
 }

@@ -211,7 +211,10 @@ func runDaemon(t *testing.T, d *Daemon) (context.CancelFunc, chan error) {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Errorf("daemon stopped with an error: %v", err)
+			}
 		case <-time.After(10 * time.Second):
 			t.Error("daemon did not stop within 10s")
 		}

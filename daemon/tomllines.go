@@ -43,7 +43,6 @@ func locateKeys(src string) keyLines {
 				continue
 			}
 			line = line[j+3:]
-			ml = ""
 			ml, depth = scanValue(line, depth)
 			continue
 		}

@@ -88,7 +88,19 @@ type pendingFile struct {
 	size  int64
 	mtime time.Time
 	ok    bool // size/mtime valid
+	// whole: its Create found it whole (see appearedWhole); it completes
+	// after wholeGap unless a Write event for it follows, which shows a
+	// writer created it and the normal settle window applies.
+	whole bool
 }
+
+// wholeGap is how long a file that appeared whole waits for Write events
+// of its own still in inotify's queue. A writer's Write events were queued
+// before it closed the file, so before the lease check found no writer;
+// the gap only lets fsnotify hand them over. It keeps a burst of written
+// files together in one settle window (queued in capture order) instead of
+// queuing those whose Create event was read after their close first.
+const wholeGap = 20 * time.Millisecond
 
 func newWatcher(c *Config, q *queue.Queue, log *slog.Logger) *watcher {
 	return &watcher{
@@ -216,7 +228,7 @@ func (w *watcher) event(ev fsnotify.Event) {
 			return
 		}
 		if w.appearedWhole(p, st) {
-			w.renamed(p, st)
+			w.appeared(p, st)
 			return
 		}
 		w.touch(p, st)
@@ -254,14 +266,22 @@ func (w *watcher) appearedWhole(p string, st os.FileInfo) bool {
 	return err == nil && !writing
 }
 
-// renamed handles a file that appeared whole: complete at once.
-func (w *watcher) renamed(p string, st os.FileInfo) {
-	rel, ok := w.rel(p)
-	if !ok || !w.match.wanted(rel) {
+// appeared handles a file that appeared whole: complete after wholeGap
+// unless its own Write events follow.
+func (w *watcher) appeared(p string, st os.FileInfo) {
+	if rel, ok := w.rel(p); !ok || !w.match.wanted(rel) {
 		return
 	}
-	delete(w.pending, p)
-	w.complete(p, rel, st, w.now())
+	now := w.now()
+	pf := w.pending[p]
+	if pf == nil {
+		pf = &pendingFile{}
+		w.pending[p] = pf
+		w.settling()
+	}
+	pf.last, pf.whole = now, true
+	pf.size, pf.mtime, pf.ok = st.Size(), st.ModTime(), true
+	w.arm(now.Add(wholeGap))
 }
 
 // touch records activity on a file and (re)starts its settle window.
@@ -277,7 +297,7 @@ func (w *watcher) touch(p string, st os.FileInfo) {
 		w.pending[p] = pf
 		w.settling()
 	}
-	pf.last = now
+	pf.last, pf.whole = now, false
 	pf.size, pf.mtime, pf.ok = st.Size(), st.ModTime(), true
 	w.arm(now.Add(w.settle))
 }
@@ -366,6 +386,9 @@ func (w *watcher) checkDue() {
 	var ready []doneFile
 	for p, pf := range w.pending {
 		due := pf.last.Add(w.settle)
+		if pf.whole {
+			due = pf.last.Add(wholeGap)
+		}
 		if due.After(now) {
 			if next.IsZero() || due.Before(next) {
 				next = due
@@ -379,7 +402,7 @@ func (w *watcher) checkDue() {
 		}
 		if !pf.ok || st.Size() != pf.size || !st.ModTime().Equal(pf.mtime) {
 			// Changed without an event (events are hints): wait again.
-			pf.last, pf.size, pf.mtime, pf.ok = now, st.Size(), st.ModTime(), true
+			pf.last, pf.size, pf.mtime, pf.ok, pf.whole = now, st.Size(), st.ModTime(), true, false
 			due = now.Add(w.settle)
 			if next.IsZero() || due.Before(next) {
 				next = due
@@ -535,10 +558,4 @@ func fingerprintStat(p string) ([]byte, os.FileInfo, error) {
 	}
 	fp, err := queue.Fingerprint(f, st.Size())
 	return fp, st, err
-}
-
-// complete enqueues a finished capture; completedAt is when its settle
-// window ended (for latency figures).
-func (w *watcher) complete(p, rel string, st os.FileInfo, completedAt time.Time) {
-	w.completeAll([]doneFile{{p, rel, st, completedAt}})
 }

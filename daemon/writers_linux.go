@@ -47,6 +47,6 @@ func openForWriting(p string) (bool, error) {
 	case errors.Is(lerr, unix.EAGAIN):
 		return true, nil
 	default:
-		return false, fmt.Errorf("%w: %s: %v", errNoLease, p, lerr)
+		return false, fmt.Errorf("%w: %s: %w", errNoLease, p, lerr)
 	}
 }
