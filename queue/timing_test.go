@@ -13,12 +13,8 @@ import (
 // under both. The bounds say "not hung", not how fast this machine is.
 func within(d time.Duration) time.Duration {
 	stretchOnce.Do(func() {
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "-race" && s.Value == "true" {
-					stretch *= 2
-				}
-			}
+		if raceBuild() {
+			stretch *= 2
 		}
 		exe, err := os.Executable()
 		if err != nil {
@@ -29,6 +25,18 @@ func within(d time.Duration) time.Duration {
 		}
 	})
 	return time.Duration(stretch) * d
+}
+
+// raceBuild tells whether this test binary was built with -race.
+func raceBuild() bool {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-race" && s.Value == "true" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 var (
