@@ -59,7 +59,7 @@ demo: ## the main job on an embedded default: watch a folder, upload to a local 
 bench: ## benchmarks against peers (curl, lftp) on loopback; see BENCHMARKS.md
 	scripts/bench
 
-e2e: ## end-to-end tests on the host (daemon binary, real servers)
+e2e: ## end-to-end tests on the host (the daemon in-process and as a binary, against the in-process FTPS server)
 	$(GO) test -race -count=1 -run 'E2E' -v ./daemon/
 
 e2e-qemu: cross ## boot an emulated arm64 camera and run the firmware scenarios
