@@ -39,17 +39,10 @@ func BenchmarkSettleToUploadStart(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		writeCapture(b, filepath.Join(e.media, "100TEST", fmt.Sprintf("DSC%05d.JPG", i)), 200<<10, uint64(i))
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		waitFor(b, 10*time.Second, fmt.Sprintf("capture %d uploaded", i), func() bool {
 			c, _ := d.Queue().Counts()
-			if c.Done == i+1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("capture %d not uploaded", i)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return c.Done == i+1
+		})
 	}
 	b.StopTimer()
 	lat := d.Latencies()
@@ -107,15 +100,7 @@ func BenchmarkResources(b *testing.B) {
 		bin := buildBinary(b)
 		c := startChild(b, bin, e.cfgPath)
 		pid := c.cmd.Process.Pid
-		for j := 0; ; j++ {
-			if _, err := sockStatus(e.sock); err == nil {
-				break
-			}
-			if j > 500 {
-				b.Fatal("daemon not up")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitFor(b, 5*time.Second, "the daemon's status socket", func() bool { _, err := sockStatus(e.sock); return err == nil })
 		idle := func(label string) {
 			time.Sleep(time.Second)
 			t0, s0, _ := procStats(pid)
@@ -131,17 +116,10 @@ func BenchmarkResources(b *testing.B) {
 			time.Sleep(33 * time.Millisecond)
 		}
 		writeCapture(b, filepath.Join(e.media, "100TEST", "C0001.MP4"), 100<<20, 7)
-		deadline := time.Now().Add(2 * time.Minute)
-		for {
+		waitFor(b, 2*time.Minute, "301 done", func() bool {
 			st, err := sockStatus(e.sock)
-			if err == nil && st.Queue.Done == 301 {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("not done: %+v", st.Queue)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return err == nil && st.Queue.Done == 301
+		})
 		b.ReportMetric(float64(procKB(pid, "VmHWM")), "load-hwm-KiB")
 		idle("after-load")
 		b.ReportMetric(float64(procKB(pid, "VmRSS")), "after-load-rss-KiB")

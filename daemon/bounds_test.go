@@ -93,7 +93,7 @@ func TestEventsSlowSubscribersDropped(t *testing.T) {
 	}()
 	select {
 	case <-published:
-	case <-time.After(time.Minute):
+	case <-time.After(within(time.Minute)):
 		t.Fatal("publishing 20,000 events did not end within a minute: a subscriber blocks the publisher")
 	}
 	grew := heapInuse() - before

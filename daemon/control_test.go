@@ -251,19 +251,19 @@ func TestLinkDownMidUpload(t *testing.T) {
 	link <- board.LinkEvent{Iface: "fake0", Up: true}
 	const size = 3 << 20
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00005.JPG"), size, 5)
-	waitFor(t, stretch(t, 10*time.Second), "1 MiB sent", func() bool {
+	waitFor(t, 10*time.Second, "1 MiB sent", func() bool {
 		st := d.Status()
 		return len(st.Uploads) > 0 && st.Uploads[0].Sent > 1<<20
 	})
 	link <- board.LinkEvent{Iface: "fake0", Up: false}
-	waitFor(t, stretch(t, time.Second), "upload stopped at link down", func() bool { return len(d.Status().Uploads) == 0 })
+	waitFor(t, time.Second, "upload stopped at link down", func() bool { return len(d.Status().Uploads) == 0 })
 	time.Sleep(300 * time.Millisecond)
 	if c := counts(t, d.Queue()); c.Pending != 1 || c.Retry != 0 {
 		t.Fatalf("after link down: %+v, want the capture pending (released), not retrying", c)
 	}
 	stors := e.server().Stats().Stors
 	link <- board.LinkEvent{Iface: "fake0", Up: true}
-	waitFor(t, stretch(t, 10*time.Second), "upload done after link up", func() bool { return counts(t, d.Queue()).Done == 1 })
+	waitFor(t, 10*time.Second, "upload done after link up", func() bool { return counts(t, d.Queue()).Done == 1 })
 	st := e.server().Stats()
 	if st.Stors != stors+1 || st.BytesReceived > size+size/8 {
 		t.Fatalf("after link up: %d STOR (want %d), %d bytes received for a %d-byte capture (want a resume, not a restart)",
@@ -350,7 +350,7 @@ func TestFailbackToPrimary(t *testing.T) {
 	}
 	t.Cleanup(func() { srv2.Close() })
 	primary.setBackend(srv2.Addr)
-	waitFor(t, stretch(t, 5*time.Second), "back on the primary", func() bool { return d.Status().Server == "primary" })
+	waitFor(t, 5*time.Second, "back on the primary", func() bool { return d.Status().Server == "primary" })
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00002.JPG"), 50<<10, 2)
 	waitFor(t, 10*time.Second, "second upload", func() bool { return counts(t, d.Queue()).Done == 2 })
 	if _, err := os.Stat(filepath.Join(root2, "100TEST", "DSC00002.JPG")); err != nil {

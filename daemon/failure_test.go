@@ -64,7 +64,7 @@ func TestEnqueueRetriedAfterDiskFull(t *testing.T) {
 			n++
 			writeCapture(t, filepath.Join(deep, fmt.Sprintf("DSC%05d.JPG", n)), 4<<10, uint64(n))
 		}
-		waitFor(t, slack(t, 10*time.Second), "the captures queued or failed", func() bool {
+		waitFor(t, 10*time.Second, "the captures queued or failed", func() bool {
 			st := d.Status()
 			return st.QueueWriteErrors > 0 || counts(t, d.Queue()).Pending == n
 		})
@@ -78,7 +78,7 @@ func TestEnqueueRetriedAfterDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Resume()
-	waitFor(t, slack(t, 30*time.Second), "all uploaded once space is back", func() bool { return counts(t, d.Queue()).Done == n })
+	waitFor(t, 30*time.Second, "all uploaded once space is back", func() bool { return counts(t, d.Queue()).Done == n })
 	verifyArrived(t, e.media, e.root)
 }
 
@@ -106,7 +106,7 @@ func (h *monitorHook[E]) next(t *testing.T) chan E {
 	select {
 	case ch := <-h.chans:
 		return ch
-	case <-time.After(slack(t, 10*time.Second)):
+	case <-time.After(within(10 * time.Second)):
 		t.Fatal("the monitor was not started (again)")
 		return nil
 	}
@@ -127,19 +127,19 @@ func TestLinkMonitorRestarts(t *testing.T) {
 	runDaemon(t, d)
 	link := h.next(t)
 	link <- board.LinkEvent{Iface: "fake0", Up: false}
-	waitFor(t, slack(t, 5*time.Second), "waiting for the link", func() bool { return d.Status().State == "waiting: network link down" })
+	waitFor(t, 5*time.Second, "waiting for the link", func() bool { return d.Status().State == "waiting: network link down" })
 	close(link)
-	waitFor(t, slack(t, 5*time.Second), "link monitor degraded", func() bool { return d.Status().Degraded["link"] != "" })
+	waitFor(t, 5*time.Second, "link monitor degraded", func() bool { return d.Status().Degraded["link"] != "" })
 	t.Logf("degraded: %v", d.Status().Degraded)
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00001.JPG"), 50<<10, 1)
-	waitFor(t, slack(t, 10*time.Second), "uploaded without the link monitor", func() bool { return counts(t, d.Queue()).Done == 1 })
+	waitFor(t, 10*time.Second, "uploaded without the link monitor", func() bool { return counts(t, d.Queue()).Done == 1 })
 	link = h.next(t)
-	waitFor(t, slack(t, 5*time.Second), "degraded cleared", func() bool { return d.Status().Degraded["link"] == "" })
+	waitFor(t, 5*time.Second, "degraded cleared", func() bool { return d.Status().Degraded["link"] == "" })
 	link <- board.LinkEvent{Iface: "fake0", Up: false}
-	waitFor(t, slack(t, 5*time.Second), "the restarted monitor's event", func() bool { return d.Status().State == "waiting: network link down" })
+	waitFor(t, 5*time.Second, "the restarted monitor's event", func() bool { return d.Status().State == "waiting: network link down" })
 	link <- board.LinkEvent{Iface: "fake0", Up: true}
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00002.JPG"), 50<<10, 2)
-	waitFor(t, slack(t, 10*time.Second), "uploaded after link up", func() bool { return counts(t, d.Queue()).Done == 2 })
+	waitFor(t, 10*time.Second, "uploaded after link up", func() bool { return counts(t, d.Queue()).Done == 2 })
 }
 
 // TestMountMonitorRestarts: the mount monitor's channel closes while the
@@ -157,14 +157,14 @@ func TestMountMonitorRestarts(t *testing.T) {
 	mount := h.next(t)
 	mount <- board.MountEvent{Path: "/fake/card", Mounted: true}
 	mount <- board.MountEvent{Path: "/fake/card", Mounted: false}
-	waitFor(t, slack(t, 5*time.Second), "paused", func() bool { return d.Status().State == "paused: media unmounted" })
+	waitFor(t, 5*time.Second, "paused", func() bool { return d.Status().State == "paused: media unmounted" })
 	close(mount)
-	waitFor(t, slack(t, 5*time.Second), "mount monitor degraded", func() bool { return d.Status().Degraded["mount"] != "" })
+	waitFor(t, 5*time.Second, "mount monitor degraded", func() bool { return d.Status().Degraded["mount"] != "" })
 	mount = h.next(t)
-	waitFor(t, slack(t, 5*time.Second), "degraded cleared", func() bool { return d.Status().Degraded["mount"] == "" })
+	waitFor(t, 5*time.Second, "degraded cleared", func() bool { return d.Status().Degraded["mount"] == "" })
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00001.JPG"), 50<<10, 1)
 	mount <- board.MountEvent{Path: "/fake/card", Mounted: true}
-	waitFor(t, slack(t, 10*time.Second), "uploaded after the restarted monitor's mount event", func() bool { return counts(t, d.Queue()).Done == 1 })
+	waitFor(t, 10*time.Second, "uploaded after the restarted monitor's mount event", func() bool { return counts(t, d.Queue()).Done == 1 })
 }
 
 // TestLeaseRenewedWhileStalled: the server stops reading the data
@@ -190,7 +190,7 @@ func TestLeaseRenewedWhileStalled(t *testing.T) {
 	runDaemon(t, d)
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00001.JPG"), 1<<20, 1)
 	var stalled queue.Item
-	waitFor(t, slack(t, 10*time.Second), "the upload to stall", func() bool {
+	waitFor(t, 10*time.Second, "the upload to stall", func() bool {
 		its, err := d.Queue().List(queue.InFlight)
 		if err != nil || len(its) != 1 {
 			return false
@@ -205,7 +205,7 @@ func TestLeaseRenewedWhileStalled(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // a window, not a wait for an event
 	}
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00002.JPG"), 20<<10, 2) // under StallAfterBytes: not stalled
-	waitFor(t, slack(t, 10*time.Second), "the second capture uploaded", func() bool {
+	waitFor(t, 10*time.Second, "the second capture uploaded", func() bool {
 		it, err := d.Queue().Get(stalled.ID)
 		if err != nil || it.State != queue.InFlight || it.Worker != stalled.Worker {
 			t.Fatalf("stalled item: %v, %+v: want it still leased to %s", err, it, stalled.Worker)
@@ -215,7 +215,7 @@ func TestLeaseRenewedWhileStalled(t *testing.T) {
 		return len(opens["100TEST/DSC00002.JPG"]) > 0 && counts(t, d.Queue()).Done >= 1
 	})
 	e.server().UpdateFaults(func(f *ftpstest.Faults) { f.Stall = false })
-	waitFor(t, slack(t, 20*time.Second), "both uploaded", func() bool { return counts(t, d.Queue()).Done == 2 })
+	waitFor(t, 20*time.Second, "both uploaded", func() bool { return counts(t, d.Queue()).Done == 2 })
 	mu.Lock()
 	defer mu.Unlock()
 	if w := opens["100TEST/DSC00001.JPG"]; len(w) != 1 {

@@ -205,8 +205,8 @@ func runDaemon(t *testing.T, d *Daemon) (context.CancelFunc, chan error) {
 	case err := <-done:
 		cancel()
 		t.Fatalf("daemon stopped at start: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon not ready after 10s")
+	case <-time.After(within(10 * time.Second)):
+		t.Fatalf("daemon not ready after %v", within(10*time.Second))
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -215,8 +215,8 @@ func runDaemon(t *testing.T, d *Daemon) (context.CancelFunc, chan error) {
 			if err != nil {
 				t.Errorf("daemon stopped with an error: %v", err)
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("daemon did not stop within 10s")
+		case <-time.After(within(10 * time.Second)):
+			t.Errorf("daemon did not stop within %v", within(10*time.Second))
 		}
 	})
 	return cancel, done
@@ -301,14 +301,17 @@ func verifyArrived(t *testing.T, media, root string) {
 	}
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// waitFor polls cond until it holds, for at most within(timeout): the
+// timeout says "not hung", so it stretches under -race and emulation.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = within(timeout)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // the poll interval of this wait
 	}
 }
 

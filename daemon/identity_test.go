@@ -232,7 +232,7 @@ func TestCrashBetweenRenameAndRecord(t *testing.T) {
 	var it queue.Item
 	select {
 	case it = <-crashed:
-	case <-time.After(20 * time.Second):
+	case <-time.After(within(20 * time.Second)):
 		t.Fatal("no upload reached the rename")
 	}
 	cancel()

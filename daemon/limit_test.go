@@ -42,7 +42,7 @@ func TestBandwidthLimitShared(t *testing.T) {
 			writeCapture(t, filepath.Join(e.media, "100TEST", fmt.Sprintf("BW%05d.JPG", files)), size, uint64(files))
 		}
 		want := files
-		waitFor(t, stretch(t, 60*time.Second), name+" uploaded", func() bool { return counts(t, d.Queue()).Done == want })
+		waitFor(t, 60*time.Second, name+" uploaded", func() bool { return counts(t, d.Queue()).Done == want })
 		took = time.Since(start)
 		rate = m.stop()
 		t.Logf("%s: %d × %d bytes in %v; %.0f B/s between 10%% and 90%% of the bytes (limit %d, %+.1f%%)",
@@ -61,8 +61,8 @@ func TestBandwidthLimitShared(t *testing.T) {
 	// file (settle, queue writes, STOR, rename) comes on top. Before the
 	// fix this took 9 s (each worker at 1 MB/s, the n-th file waiting for
 	// n files' worth of debt).
-	if _, took := phase("60 small files", 60, 20_000); took > stretch(t, 4*time.Second) {
-		t.Errorf("60 × 20 KB took %v, want under %v", took, stretch(t, 4*time.Second))
+	if _, took := phase("60 small files", 60, 20_000); took > within(4*time.Second) {
+		t.Errorf("60 × 20 KB took %v, want under %v", took, within(4*time.Second))
 	}
 	verifyArrived(t, e.media, e.root)
 }

@@ -78,7 +78,7 @@ func TestOrphanTempRemoved(t *testing.T) {
 // waitEvent returns the next event of type typ.
 func waitEvent(t *testing.T, events <-chan Event, typ string) Event {
 	t.Helper()
-	timeout := time.After(stretch(t, 30*time.Second))
+	timeout := time.After(within(30 * time.Second))
 	for {
 		select {
 		case ev := <-events:

@@ -15,7 +15,7 @@ import (
 // no NOOP and no SIZE probe before its STOR, and no further login.
 func TestPrewarmDuringSettle(t *testing.T) {
 	e := newEnv(t)
-	settle := stretch(t, 1500*time.Millisecond)
+	settle := within(1500 * time.Millisecond)
 	cfg := e.writeConfig(settle.String(), 2)
 	d, _, _ := startDaemon(t, cfg, testLogger(t))
 	srv := e.server()
@@ -36,7 +36,7 @@ func TestPrewarmDuringSettle(t *testing.T) {
 	if st := srv.Stats(); st.Stors != 0 {
 		t.Fatalf("STOR before the settle window ended: %d", st.Stors)
 	}
-	waitAllDone(t, d, 1, stretch(t, 10*time.Second))
+	waitAllDone(t, d, 1, 10*time.Second)
 	st := srv.Stats()
 	if st.Logins != 2 || st.Stors != 1 {
 		t.Fatalf("after the upload: %d logins (want the 2 prewarmed), %d STOR (want 1)", st.Logins, st.Stors)
@@ -69,19 +69,10 @@ func TestNoPrewarmWhilePaused(t *testing.T) {
 	srv := e.server()
 	srv.ResetStats()
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00002.JPG"), 10<<10, 2)
-	time.Sleep(stretch(t, time.Second))
+	time.Sleep(within(time.Second))
 	if n := srv.Stats().Connections; n != 0 {
 		t.Fatalf("%d connections while paused, want 0", n)
 	}
-}
-
-// stretch multiplies a wall-clock bound by 4 when this test binary runs
-// under qemu-user (TLS handshakes there take up to a second).
-func stretch(t testing.TB, d time.Duration) time.Duration {
-	if qemuFor(t) != "" {
-		return 4 * d
-	}
-	return d
 }
 
 // TestCaptureGrowsDuringUpload: a writer that pauses longer than the settle
@@ -111,7 +102,7 @@ func TestCaptureGrowsDuringUpload(t *testing.T) {
 	// Paused past the settle window: the half-written capture is queued
 	// and tried; the attempt ends before sending (the writer holds the
 	// file open: issue 18 item 6) and waits for a retry.
-	waitFor(t, stretch(t, 5*time.Second), "an attempt on the half-written capture", func() bool {
+	waitFor(t, 5*time.Second, "an attempt on the half-written capture", func() bool {
 		its, err := d.Queue().List(queue.Retry)
 		return err == nil && len(its) > 0 && strings.Contains(its[0].LastError, "still open for writing")
 	})
@@ -121,7 +112,7 @@ func TestCaptureGrowsDuringUpload(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, stretch(t, 20*time.Second), "the whole capture uploaded", func() bool {
+	waitFor(t, 20*time.Second, "the whole capture uploaded", func() bool {
 		c := counts(t, d.Queue())
 		return c.Done == 1 && c.Pending+c.InFlight+c.Retry == 0
 	})

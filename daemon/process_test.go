@@ -211,13 +211,7 @@ func TestE2EKillMidUploadAndRestart(t *testing.T) {
 	// The "uploaded" line is logged just after the queue records the
 	// upload done (which status shows): wait for it rather than race it.
 	resumed := regexp.MustCompile(`"file":"100TEST/C0001.MP4".*"resumed_from":[1-9]`)
-	deadline := time.Now().Add(5 * time.Second)
-	for !resumed.Match(c2.out.Bytes()) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !resumed.Match(c2.out.Bytes()) {
-		t.Errorf("the big file did not resume after the restart; log:\n%s", c2.out)
-	}
+	waitFor(t, 5*time.Second, "the big file's upload logged as resumed", func() bool { return resumed.Match(c2.out.Bytes()) })
 	verifyArrived(t, e.media, e.root)
 	if bytes.Contains(c.out.Bytes(), []byte("secret")) || bytes.Contains(c2.out.Bytes(), []byte("secret")) {
 		t.Fatal("the password appears in the log")
@@ -241,6 +235,9 @@ func TestE2ESIGTERMDrainsWithin5s(t *testing.T) {
 		if err != nil {
 			t.Fatalf("exit after SIGTERM: %v", err)
 		}
+	// The product's promise, measured as it is: not stretched. The child
+	// is built without -race (CGO_ENABLED=0), and under qemu-user its own
+	// shutdownGrace timer (3.5 s of wall clock) still cuts the drain.
 	case <-time.After(5 * time.Second):
 		t.Fatal("still running 5 s after SIGTERM")
 	}

@@ -43,10 +43,10 @@ func TestStopDuringFirstScan(t *testing.T) {
 		case <-d.Ready():
 		case err := <-done:
 			t.Fatalf("Run returned before it was ready: %v", err)
-		case <-time.After(stretch(t, time.Minute)):
+		case <-time.After(within(time.Minute)):
 			t.Fatal("daemon not ready after a minute")
 		}
-		waitFor(t, stretch(t, 2*time.Minute), fmt.Sprintf("%d shots held", stopAt), func() bool {
+		waitFor(t, 2*time.Minute, fmt.Sprintf("%d shots held", stopAt), func() bool {
 			return counts(t, d.Queue()).Held >= stopAt
 		})
 		scanned := time.Since(start)
@@ -57,15 +57,18 @@ func TestStopDuringFirstScan(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-		case <-time.After(stretch(t, time.Minute)):
+		case <-time.After(within(time.Minute)):
 			t.Fatal("Run did not return within a minute of the cancel")
 		}
 		return d, scanned, time.Since(stopped)
 	}
 	_, upTo, took := run(2000)
 	t.Logf("first start stopped after %v of scanning: Run returned %v after the cancel", upTo.Round(time.Millisecond), took.Round(time.Millisecond))
-	if took > stretch(t, 5*time.Second) {
-		t.Fatalf("Run returned %v after the cancel during the first scan, want < 5 s", took)
+	// The 5 s is SIGTERM's promise. In-process, the daemon under -race or
+	// qemu-user runs several times slower than on the device, so the bound
+	// stretches with within() there; natively it is the 5 s.
+	if took > within(5*time.Second) {
+		t.Fatalf("Run returned %v after the cancel during the first scan, want < %v", took, within(5*time.Second))
 	}
 	q, err := queue.Open(filepath.Join(e.state, "queue.db"), nil)
 	if err != nil {
@@ -123,14 +126,14 @@ func TestStopDuringFolderWalk(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("Run returned before it was ready: %v", err)
 	}
-	waitFor(t, stretch(t, time.Minute), "the start scan's baseline", func() bool {
+	waitFor(t, time.Minute, "the start scan's baseline", func() bool {
 		_, ok := d.Queue().Baseline()
 		return ok
 	})
 	if err := os.Rename(incoming, filepath.Join(e.media, "200CAM")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, stretch(t, time.Minute), "200 shots queued", func() bool { return counts(t, d.Queue()).Pending >= 200 })
+	waitFor(t, time.Minute, "200 shots queued", func() bool { return counts(t, d.Queue()).Pending >= 200 })
 	cancel()
 	stopped := time.Now()
 	select {
@@ -138,7 +141,7 @@ func TestStopDuringFolderWalk(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-	case <-time.After(stretch(t, time.Minute)):
+	case <-time.After(within(time.Minute)):
 		t.Fatal("Run did not return within a minute of the cancel")
 	}
 	took := time.Since(stopped)
@@ -149,13 +152,16 @@ func TestStopDuringFolderWalk(t *testing.T) {
 	c, _ := q.Counts()
 	q.Close()
 	t.Logf("stopped during the walk with %d of %d queued: Run returned %v after the cancel", c.Pending, n, took.Round(time.Millisecond))
-	if took > stretch(t, 5*time.Second) {
-		t.Fatalf("Run returned %v after the cancel during a folder walk, want < 5 s", took)
+	// The 5 s is SIGTERM's promise. In-process, the daemon under -race or
+	// qemu-user runs several times slower than on the device, so the bound
+	// stretches with within() there; natively it is the 5 s.
+	if took > within(5*time.Second) {
+		t.Fatalf("Run returned %v after the cancel during a folder walk, want < %v", took, within(5*time.Second))
 	}
 	d2 := New(cfg, nil)
 	d2.Pause()
 	runDaemon(t, d2)
-	waitFor(t, stretch(t, 2*time.Minute), "every shot queued once", func() bool {
+	waitFor(t, 2*time.Minute, "every shot queued once", func() bool {
 		c := counts(t, d2.Queue())
 		return c.Pending == n && c.Held == 0
 	})

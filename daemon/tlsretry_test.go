@@ -52,7 +52,7 @@ func TestCertNotYetValidBlocks(t *testing.T) {
 	runDaemon(t, d)
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00001.JPG"), 50<<10, 1)
 
-	ev := nextEvent(t, events, stretch(t, 10*time.Second), "blocked")
+	ev := nextEvent(t, events, within(10*time.Second), "blocked")
 	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 	for _, s := range []string{"not valid before " + stamp(from), "valid to " + stamp(to), "device clock", "fix the device clock or the certificate's start date"} {
 		if !strings.Contains(ev.Error, s) {
@@ -63,7 +63,7 @@ func TestCertNotYetValidBlocks(t *testing.T) {
 		t.Errorf("blocked event class %q, want certificate", ev.State)
 	}
 	// What a hot loop would show: connections keep coming. Watch 2 s.
-	time.Sleep(stretch(t, 2*time.Second))
+	time.Sleep(within(2 * time.Second))
 	if n := e.server().Stats().Connections; n > 6 {
 		t.Fatalf("%d connections to a server whose certificate is not valid yet, want a handful (each worker's prewarm, the attempt, its TLS probe)", n)
 	}
@@ -96,7 +96,7 @@ func TestHandshakeAlertRetried(t *testing.T) {
 
 	var retried time.Time
 	for {
-		ev := nextEvent(t, events, stretch(t, 15*time.Second), "retry", "blocked", "done", "start")
+		ev := nextEvent(t, events, within(15*time.Second), "retry", "blocked", "done", "start")
 		switch ev.Type {
 		case "blocked":
 			t.Fatalf("blocked by a handshake alert: %s", ev.Error)
@@ -172,11 +172,11 @@ func TestRetriesSurviveClockSteps(t *testing.T) {
 		name string
 		step time.Duration
 	}{{"set back a day", -24 * time.Hour}, {"set forward two days", 48 * time.Hour}} {
-		failed := nextEvent(t, events, stretch(t, 10*time.Second), "retry")
+		failed := nextEvent(t, events, within(10*time.Second), "retry")
 		clk.step(s.step)
 		d.Pause() // a state change wakes the dispatcher now
 		d.Resume()
-		next := nextEvent(t, events, stretch(t, 5*time.Second), "start")
+		next := nextEvent(t, events, within(5*time.Second), "start")
 		gap := next.Time.Sub(failed.Time)
 		if gap < 900*time.Millisecond {
 			t.Fatalf("clock %s: next attempt %s after the failure, want retry_min (1s)", s.name, gap)
@@ -185,7 +185,7 @@ func TestRetriesSurviveClockSteps(t *testing.T) {
 	}
 	clk.step(-24 * time.Hour) // right again: the certificate checks follow this clock too
 	e.server().SetFaults(ftpstest.Faults{})
-	nextEvent(t, events, stretch(t, 10*time.Second), "done")
+	nextEvent(t, events, within(10*time.Second), "done")
 }
 
 // TestClockUnsetWaitsRetryMin: certificates judged on a device clock in
@@ -206,7 +206,7 @@ func TestClockUnsetWaitsRetryMin(t *testing.T) {
 	runDaemon(t, d)
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00001.JPG"), 50<<10, 1)
 
-	ev := nextEvent(t, events, stretch(t, 10*time.Second), "retry")
+	ev := nextEvent(t, events, within(10*time.Second), "retry")
 	if !strings.Contains(ev.Error, "device clock is 1975") {
 		t.Fatalf("retry for %q, want the clock error", ev.Error)
 	}
@@ -214,7 +214,7 @@ func TestClockUnsetWaitsRetryMin(t *testing.T) {
 		t.Errorf("status %q, want it to name the clock", st)
 	}
 	last, starts := ev.Time, 0
-	window := time.NewTimer(stretch(t, 2500*time.Millisecond))
+	window := time.NewTimer(within(2500 * time.Millisecond))
 	defer window.Stop()
 	for done := false; !done; {
 		select {

@@ -27,7 +27,7 @@ func fsEventsUntil(t *testing.T, fw *fsnotify.Watcher, sentinel string) map[stri
 			got[ev.Name] = append(got[ev.Name], ev.Op)
 		case err := <-fw.Errors:
 			t.Fatalf("watch error: %v", err)
-		case <-time.After(30 * time.Second):
+		case <-time.After(within(30 * time.Second)):
 			t.Fatalf("no event for %s", sentinel)
 		}
 	}
