@@ -102,3 +102,20 @@
 //     over it failed permanently would be taken for it).
 //   - Two uploads with the same TempID at the same time are not supported.
 package transfer
+
+// Files, bottom up: a file uses only files of its own layer or below.
+//
+//  1. errors.go, path.go, limit.go, guard.go, bulk*.go, localfile_*.go:
+//     error classes, remote paths, the bandwidth limit, the control
+//     connection's guard, bulk mode, opening a capture.
+//  2. job.go: Config, Job, Intent, Result (plain data).
+//  3. client.go, session.go: Client, its connect and login, and its control
+//     connections (session, data connections).
+//  4. localfile.go: the Client's checks of the local file.
+//  5. upload.go, intent.go, sample.go: Upload and the upload type.
+//  6. remove.go: RemoveTemps.
+//
+// Within a layer, files depend on each other only where one type points to
+// another or one type's method set is split by concern: a session points
+// back to the Client that owns it (3, see session.c), and the upload type's
+// steps are in upload.go, intent.go and sample.go (5, see upload).

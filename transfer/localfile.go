@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"sync/atomic"
 )
@@ -60,32 +59,4 @@ func (c *Client) writerGone(op string, f *os.File) error {
 	}
 	return &Error{Class: Local, Op: op, Err: ErrStillWriting,
 		Msg: "the local file is still open for writing by another process: not sent; will retry once it is closed"}
-}
-
-// unchanged checks, right before the temporary file is renamed into place,
-// through the descriptor the upload read, that the capture is complete:
-// no process holds it open for writing (a read lease), and fstat shows the
-// size and modification time it had when it was opened. A writer that
-// paused longer than the settle window and goes on, or holds the file
-// open, is never published half-written. While the file is merely open
-// for writing and unchanged, the temporary file is kept (a later attempt
-// finds it whole and sends nothing); when it changed, it is deleted
-// (stale content) by the caller.
-func (u *upload) unchanged() (changed bool, err error) {
-	st, serr := u.f.Stat()
-	switch {
-	case serr != nil:
-		return true, localErr("upload "+u.remote, serr, "cannot stat the local file before the rename")
-	case st.Size() != u.size || !st.ModTime().Equal(u.opened.ModTime()):
-		why := fmt.Sprintf("now %d bytes, sent %d", st.Size(), u.size)
-		if st.Size() == u.size {
-			why = "modified"
-		}
-		return true, &Error{Class: Local, Op: "upload " + u.remote, Err: ErrStillWriting,
-			Msg: "the local file changed during the upload (" + why + "; still being written?): not renamed into place, the temporary file is deleted"}
-	case u.c.writerActive(u.f):
-		return false, &Error{Class: Local, Op: "upload " + u.remote, Err: ErrStillWriting,
-			Msg: "the local file is still open for writing by another process: not renamed into place, the temporary file is kept; will retry once it is closed"}
-	}
-	return false, nil
 }

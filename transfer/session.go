@@ -90,6 +90,9 @@ func (c *sessionCache) Put(key string, cs *tls.ClientSessionState) {
 // deadline of Config.Timeout; kill closes the sockets from another
 // goroutine to stop a session at once (ctx canceled).
 type session struct {
+	// c is the Client that dialed this session, for its Timeout and logger:
+	// a back pointer to the owner, which keeps its idle sessions (Client.idle).
+	// client.go and session.go are one layer (see doc.go).
 	c        *Client
 	gc       *goftp.Client
 	rc       goftp.RawConn

@@ -11,12 +11,268 @@ import (
 	"hash/crc32"
 	"io"
 	"net"
+	"os"
+	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/camftpd/camftpd/tlspolicy"
 )
+
+// upload is the state of one Upload call.
+//
+// Its methods are split by concern over three files of one layer, which
+// call each other: upload.go (the call, sending, verifying, placing),
+// intent.go (settling a Job.Intent: settle) and sample.go (recognising the
+// same shot at a taken name by the server's hash or sampled bytes:
+// sameContent, which uses this file's hash and data-connection helpers).
+type upload struct {
+	c       *Client
+	job     Job
+	f       *os.File
+	size    int64
+	remote  string
+	dir     string // with trailing "/" or ""
+	name    string
+	temp    string   // the temporary name in use
+	temps   []string // hidden and visible temporary names
+	buf     []byte
+	res     Result
+	hashAlg string // "", "sha256", "md5", "crc32": what the server can check
+	hashVia string // "HASH", "XSHA256", "XMD5", "XCRC"
+	local   map[string]string
+	opened  os.FileInfo // the local file when Upload opened it
+	stalled bool        // a data connection made no progress for Timeout
+	// known: the SIZE answer for one remote name, asked along with the
+	// temporary file's in verifyTemp (used once by statRemote).
+	known *remoteStat
+	// Job.Intent: settled once the server answered; intentTemp says its
+	// temporary file is complete (not renamed), intentFinal its Final.
+	settled     bool
+	intentTemp  bool
+	intentFinal string
+	// An in-call retry goes on only when the server's temporary file grew
+	// since the previous attempt started at prevStart; else prevErr.
+	prevErr   error
+	prevStart int64
+	lastStart int64
+
+	mu      sync.Mutex
+	cur     *session
+	aborted bool
+}
+
+func (u *upload) setCur(s *session) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.aborted && s != nil {
+		return false
+	}
+	u.cur = s
+	return true
+}
+
+func (u *upload) abort() {
+	u.mu.Lock()
+	u.aborted = true
+	s := u.cur
+	u.mu.Unlock()
+	if s != nil {
+		s.kill()
+	}
+}
+
+// Upload sends job.LocalPath to job.Remote: into a temporary name in the
+// target directory (resuming it when it is there and not larger than the
+// local file), verifies size and, when the server offers one, a hash, then
+// renames it to the final name under the same-name policy. Within the call,
+// a dropped connection is resumed as long as each attempt makes progress.
+//
+// When ctx is canceled the connections are closed at once and an error
+// wrapping ctx.Err() is returned; the remote temporary file is kept, so the
+// next Upload (in this process or after a restart) resumes it. Every error
+// is an *Error.
+func (c *Client) Upload(ctx context.Context, job Job) (Result, error) {
+	op := "upload " + job.Remote
+	dir, name, err := c.checkJob(ctx, op, job)
+	if err != nil {
+		return Result{}, err
+	}
+	f, st, err := c.openJob(op, job)
+	if err != nil {
+		return Result{}, err
+	}
+	if job.File == nil {
+		defer f.Close()
+	}
+	if err := c.writerGone(op, f); err != nil {
+		return Result{}, err // nothing sent: no temporary file either
+	}
+	u := c.newUpload(job, f, st, dir, name)
+
+	done := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { u.abort(); close(done) })
+	defer func() {
+		if !stop() {
+			<-done
+		}
+	}()
+	return c.attempts(ctx, op, u)
+}
+
+// checkJob refuses a job before anything is opened: the client's
+// configuration error, a closed client, a remote path that is not valid
+// or has no file name, or ctx already done. It returns the remote path's
+// directory (with its trailing "/") and file name.
+func (c *Client) checkJob(ctx context.Context, op string, job Job) (dir, name string, err error) {
+	if c.cfgErr != nil {
+		return "", "", c.cfgErr
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return "", "", &Error{Class: Transient, Op: "upload", Msg: "client closed"}
+	}
+	if err := CheckPath(job.Remote); err != nil {
+		return "", "", &Error{Class: Permanent, Op: "upload", Msg: err.Error(), Err: err}
+	}
+	dir, name = path.Split(job.Remote)
+	if name == "" || name == "." {
+		return "", "", &Error{Class: Permanent, Op: op, Msg: "remote path has no file name: end the template in {name}"}
+	}
+	if err := ctx.Err(); err != nil {
+		return "", "", classify(op, err)
+	}
+	return dir, name, nil
+}
+
+// newUpload prepares the upload of job from the opened local file f: its
+// temporary names, from Job.TempID or else from the local path, size and
+// modification time, and its buffer.
+func (c *Client) newUpload(job Job, f *os.File, st os.FileInfo, dir, name string) *upload {
+	id := sanitizeID(job.TempID)
+	if id == "" {
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%d", job.LocalPath, st.Size(), st.ModTime().UnixNano())))
+		id = hex.EncodeToString(sum[:8])
+	}
+	temps := tempNames(dir, id)
+	u := &upload{
+		c: c, job: job, f: f, size: st.Size(), opened: st, remote: job.Remote, dir: dir, name: name,
+		temp: temps[0], temps: temps,
+		buf: make([]byte, min(chunkSize, max(st.Size(), 4<<10))),
+	}
+	u.res.Size = u.size
+	return u
+}
+
+// attempts runs u on a session until it succeeds or fails for good. An
+// idle connection taken without NOOP that turns out dead is replaced once,
+// without counting as an attempt; a transient failure is resumed at once
+// when the attempt made progress, up to maxInCall attempts.
+func (c *Client) attempts(ctx context.Context, op string, u *upload) (Result, error) {
+	staleRetried := false
+	for attempt := 1; ; attempt++ {
+		s, unchecked, err := c.session(ctx, u)
+		if err != nil {
+			return Result{}, c.finalErr(ctx, op, err)
+		}
+		before := u.res.DataConns
+		progressed, err := u.run(ctx, s)
+		u.setCur(nil)
+		if err == nil {
+			c.put(s)
+			return u.res, nil
+		}
+		if unchecked && !staleRetried && ctx.Err() == nil && !progressed && u.res.DataConns == before && (s.broken && codeOf(err) == 0 || codeOf(err) == 421) {
+			// The idle connection taken without NOOP was dead (server
+			// timeout, NAT, network change): log in again, once.
+			s.broken = true
+			s.close()
+			staleRetried = true
+			attempt--
+			c.log.Debug("idle connection was dead: logging in again", "err", err)
+			continue
+		}
+		if ctx.Err() != nil || s.broken {
+			s.close()
+		} else {
+			c.put(s)
+		}
+		e := c.finalErr(ctx, op, err)
+		// Resume at once only after an abort that made progress (426, a
+		// reset); a stalled server is reported within Timeout instead.
+		if ctx.Err() != nil || e.Class != Transient || !progressed || u.stalled || u.res.DataConns-before == 0 || attempt >= maxInCall {
+			return Result{}, e
+		}
+		c.log.Info("upload interrupted, resuming", "remote", u.remote, "err", e.Error())
+		u.prevErr, u.prevStart = e, u.lastStart
+		if err := sleepCtx(ctx, time.Duration(attempt)*200*time.Millisecond); err != nil {
+			return Result{}, c.finalErr(ctx, op, err)
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// session returns a logged-in session: an idle one used within warmFor, an
+// older idle one that answers NOOP, or a new one. unchecked reports a reused
+// session taken without NOOP.
+func (c *Client) session(ctx context.Context, u *upload) (s *session, unchecked bool, err error) {
+	for {
+		c.mu.Lock()
+		s = nil
+		if n := len(c.idle); n > 0 {
+			s = c.idle[n-1]
+			c.idle = c.idle[:n-1]
+		}
+		c.mu.Unlock()
+		if s == nil {
+			break
+		}
+		if time.Since(s.lastUsed) > idleMax {
+			s.close()
+			continue
+		}
+		if !u.setCur(s) {
+			s.close()
+			return nil, false, ctx.Err()
+		}
+		if time.Since(s.lastUsed) < warmFor {
+			return s, true, nil
+		}
+		if _, err := s.expect("NOOP", 2); err != nil {
+			u.setCur(nil)
+			s.broken = true
+			s.close()
+			if ctx.Err() != nil {
+				return nil, false, ctx.Err()
+			}
+			continue
+		}
+		return s, false, nil
+	}
+	s, err = c.dial(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if !u.setCur(s) {
+		s.close()
+		return nil, false, ctx.Err()
+	}
+	return s, false, nil
+}
 
 // run is one attempt on session s. progressed reports whether the attempt
 // moved file bytes to the server (an interrupted attempt that progressed is
@@ -644,6 +900,34 @@ func isHex(s string) bool {
 
 func isHexDigit(r rune) bool {
 	return r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F'
+}
+
+// unchanged checks, right before the temporary file is renamed into place,
+// through the descriptor the upload read, that the capture is complete:
+// no process holds it open for writing (a read lease), and fstat shows the
+// size and modification time it had when it was opened. A writer that
+// paused longer than the settle window and goes on, or holds the file
+// open, is never published half-written. While the file is merely open
+// for writing and unchanged, the temporary file is kept (a later attempt
+// finds it whole and sends nothing); when it changed, it is deleted
+// (stale content) by the caller.
+func (u *upload) unchanged() (changed bool, err error) {
+	st, serr := u.f.Stat()
+	switch {
+	case serr != nil:
+		return true, localErr("upload "+u.remote, serr, "cannot stat the local file before the rename")
+	case st.Size() != u.size || !st.ModTime().Equal(u.opened.ModTime()):
+		why := fmt.Sprintf("now %d bytes, sent %d", st.Size(), u.size)
+		if st.Size() == u.size {
+			why = "modified"
+		}
+		return true, &Error{Class: Local, Op: "upload " + u.remote, Err: ErrStillWriting,
+			Msg: "the local file changed during the upload (" + why + "; still being written?): not renamed into place, the temporary file is deleted"}
+	case u.c.writerActive(u.f):
+		return false, &Error{Class: Local, Op: "upload " + u.remote, Err: ErrStillWriting,
+			Msg: "the local file is still open for writing by another process: not renamed into place, the temporary file is kept; will retry once it is closed"}
+	}
+	return false, nil
 }
 
 // place renames the verified temporary file to its final name under the
