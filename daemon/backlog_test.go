@@ -98,7 +98,9 @@ func TestBacklogNewHoldsTheCard(t *testing.T) {
 	waitFor(t, 10*time.Second, "the shot being written sent", func() bool { return counts(t, d.Queue()).Done == 1 })
 	writeCapture(t, filepath.Join(e.media, "100CAM/DSC00002.JPG"), 90<<10, 2)
 	waitFor(t, 10*time.Second, "the new shot sent", func() bool { return counts(t, d.Queue()).Done == 2 })
-	time.Sleep(400 * time.Millisecond)
+	// A quiet window under test, not a wait: the held backlog must not be
+	// sent in it (two settle windows).
+	time.Sleep(within(400 * time.Millisecond))
 	c := counts(t, d.Queue())
 	if c.Held != 3 || c.Done != 2 || c.Pending+c.InFlight+c.Retry+c.Parked != 0 {
 		t.Fatalf("queue %+v: want 3 held (the backlog), 2 done", c)
@@ -138,7 +140,7 @@ func TestBacklogNewHoldsTheCard(t *testing.T) {
 	shootOld(t, filepath.Join(e.media, "100CAM/DSC00003.JPG"), 70<<10, 3)
 	d, _, _ = startDaemon(t, cfg, testLogger(t))
 	waitFor(t, 10*time.Second, "the shot taken while stopped sent", func() bool { return counts(t, d.Queue()).Done == 3 })
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(within(400 * time.Millisecond)) // a quiet window under test: the backlog stays held after a restart
 	if c := counts(t, d.Queue()); c.Held != 3 || c.Done != 3 {
 		t.Fatalf("after restart: %+v, want 3 held, 3 done", c)
 	}
@@ -222,7 +224,7 @@ func TestQueueAddCLI(t *testing.T) {
 		t.Fatalf("queue add by pattern: exit %d\n%s", code, out)
 	}
 	waitFor(t, 10*time.Second, "the pattern's shots sent", func() bool { return counts(t, d.Queue()).Done == 3 })
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(within(300 * time.Millisecond)) // a quiet window under test: the delivered shot is not sent again
 	if n := stors(e); n != 3 {
 		t.Fatalf("%d STORs, want 3 (the delivered shot is not sent again)", n)
 	}
@@ -269,7 +271,9 @@ func TestPostAdd(t *testing.T) {
 	d, _, _ := heldCard(t, e, "100CAM/DSC00001.JPG", "100CAM/DSC00002.JPG")
 	shootOld(t, filepath.Join(e.media, "100CAM/DSC00001.ARW"), 150<<10, 77)
 	events := streamEvents(t, e.sock)
-	time.Sleep(500 * time.Millisecond) // two settle windows: the watcher skips the RAW (raw_jpeg)
+	// A quiet window under test (two settle windows): the watcher must not
+	// queue the RAW of the pair in it (raw_jpeg); no event marks a skip.
+	time.Sleep(within(500 * time.Millisecond))
 	if c := counts(t, d.Queue()); c.Held+c.Pending != 2 {
 		t.Fatalf("queue %+v: the RAW of the pair is not queued by the watcher", c)
 	}
@@ -343,7 +347,7 @@ func TestOnlyProtected(t *testing.T) {
 	waitFor(t, 10*time.Second, "the protected backlog shot sent", func() bool { return counts(t, d.Queue()).Done == 1 })
 	writeCapture(t, filepath.Join(e.media, "100CAM/DSC00001.JPG"), 80<<10, 3)
 	waitFor(t, 5*time.Second, "the new unprotected shot held", func() bool { return counts(t, d.Queue()).Held == 2 })
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(within(400 * time.Millisecond)) // a quiet window under test: the unprotected shot is not STORed
 	if n := stors(e); n != 1 {
 		t.Fatalf("%d STORs, want 1 (only the protected shot)", n)
 	}

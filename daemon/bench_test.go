@@ -102,6 +102,8 @@ func BenchmarkResources(b *testing.B) {
 		pid := c.cmd.Process.Pid
 		waitFor(b, 5*time.Second, "the daemon's status socket", func() bool { _, err := sockStatus(e.sock); return err == nil })
 		idle := func(label string) {
+			// Measurement windows, not waits: 1 s for what came before
+			// to wind down, then the 5 s whose wakeups and CPU are measured.
 			time.Sleep(time.Second)
 			t0, s0, _ := procStats(pid)
 			time.Sleep(5 * time.Second)
@@ -113,7 +115,7 @@ func BenchmarkResources(b *testing.B) {
 		b.ReportMetric(float64(procKB(pid, "VmRSS")), "idle-rss-KiB")
 		for j := range 300 {
 			writeCapture(b, filepath.Join(e.media, "100TEST", fmt.Sprintf("DSC%05d.JPG", j)), 200<<10+(j%5)*200<<10, uint64(j))
-			time.Sleep(33 * time.Millisecond)
+			time.Sleep(33 * time.Millisecond) // the camera's shot rate (30/s) under test
 		}
 		writeCapture(b, filepath.Join(e.media, "100TEST", "C0001.MP4"), 100<<20, 7)
 		waitFor(b, 2*time.Minute, "301 done", func() bool {

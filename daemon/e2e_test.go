@@ -14,7 +14,7 @@ func burst(t *testing.T, media string, n int, rate float64, during func(i int)) 
 	start := time.Now()
 	for i := range n {
 		if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
-			time.Sleep(d)
+			time.Sleep(d) // the camera's shot rate under test
 		}
 		ext := "JPG"
 		if i%2 == 1 {

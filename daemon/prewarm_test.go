@@ -19,7 +19,10 @@ func TestPrewarmDuringSettle(t *testing.T) {
 	cfg := e.writeConfig(settle.String(), 2)
 	d, _, _ := startDaemon(t, cfg, testLogger(t))
 	srv := e.server()
-	time.Sleep(200 * time.Millisecond) // start-up rescan done
+	waitFor(t, 5*time.Second, "the start-up rescan's baseline", func() bool { _, ok := d.Queue().Baseline(); return ok })
+	// A quiet window under test: a login the rescan would have started
+	// (there is nothing to upload) would show in it.
+	time.Sleep(within(200 * time.Millisecond))
 	if n := srv.Stats().Logins; n != 0 {
 		t.Fatalf("%d logins with nothing to upload, want 0", n)
 	}
@@ -69,7 +72,7 @@ func TestNoPrewarmWhilePaused(t *testing.T) {
 	srv := e.server()
 	srv.ResetStats()
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00002.JPG"), 10<<10, 2)
-	time.Sleep(within(time.Second))
+	time.Sleep(within(time.Second)) // a quiet window under test: no prewarm login while paused (settle 300 ms)
 	if n := srv.Stats().Connections; n != 0 {
 		t.Fatalf("%d connections while paused, want 0", n)
 	}

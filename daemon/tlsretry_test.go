@@ -63,7 +63,7 @@ func TestCertNotYetValidBlocks(t *testing.T) {
 		t.Errorf("blocked event class %q, want certificate", ev.State)
 	}
 	// What a hot loop would show: connections keep coming. Watch 2 s.
-	time.Sleep(within(2 * time.Second))
+	time.Sleep(within(2 * time.Second)) // the window under test, not a wait
 	if n := e.server().Stats().Connections; n > 6 {
 		t.Fatalf("%d connections to a server whose certificate is not valid yet, want a handful (each worker's prewarm, the attempt, its TLS probe)", n)
 	}

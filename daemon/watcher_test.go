@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -103,7 +104,7 @@ func TestWatcherSettleWindow(t *testing.T) {
 		if _, err := f.Write(make([]byte, 100<<10)); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond) // the writer's pause (inside the settle window) under test
 		if we.queued("100TEST/DSC00001.JPG") {
 			t.Fatal("queued while still being written")
 		}
@@ -119,7 +120,7 @@ func TestWatcherSettleWindow(t *testing.T) {
 	if len(items) != 1 || items[0].Capture.Size != 400<<10 {
 		t.Fatalf("want one complete item, got %+v", items)
 	}
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(within(600 * time.Millisecond)) // a quiet window under test: the capture is not queued twice
 	if n := len(we.rels()); n != 1 {
 		t.Fatalf("queued %d times", n)
 	}
@@ -236,7 +237,7 @@ func TestWatcherStartRescanPatternsAndRawJPEG(t *testing.T) {
 	we := startWatcher(t, media, q, mod)
 	want := []string{"100TEST/C0001.MP4", "100TEST/DSC00001.JPG", "100TEST/DSC00002.arw", "100TEST/DSC00003.HIF"}
 	waitFor(t, 3*time.Second, "start rescan", func() bool { return len(we.rels()) >= len(want) })
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(within(100 * time.Millisecond)) // a quiet window under test: nothing beyond want is queued
 	if got := fmt.Sprint(we.rels()); got != fmt.Sprint(want) {
 		t.Fatalf("got %v want %v", got, want)
 	}
@@ -248,8 +249,7 @@ func TestWatcherStartRescanPatternsAndRawJPEG(t *testing.T) {
 	}
 	// A second start (daemon restarted) finds everything queued already.
 	we.stop()
-	we2 := startWatcher(t, media, q, mod)
-	time.Sleep(100 * time.Millisecond)
+	we2 := startWatcher(t, media, q, mod) // returns once its start rescan is done (a hook run after it)
 	if got := fmt.Sprint(we2.rels()); got != fmt.Sprint(want) {
 		t.Fatalf("after restart got %v want %v", got, want)
 	}
@@ -271,7 +271,7 @@ func TestWatcherBurstQueuedInCaptureOrder(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the new folder is watched
+	waitFor(t, 5*time.Second, "the new folder watched", func() bool { return slices.Contains(we.w.fw.WatchList(), dir) })
 	// Modification times inside the settle window: a scan that meets a
 	// file does not take it as complete at once.
 	base := time.Now()
