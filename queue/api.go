@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -158,6 +159,15 @@ type Queue struct {
 	anchor    clockAnchor // last look at the clocks, see replanTx
 }
 
+// clockAnchor is the wall and monotonic reading of the last look at the
+// clocks, to tell a wall-clock step from time passing.
+type clockAnchor struct {
+	mu   sync.Mutex
+	wall time.Time     // Options.Now, wall reading only
+	mono time.Duration // Options.Elapsed
+	set  bool
+}
+
 // Recovered reports whether Open found the file corrupt or unreadable, moved
 // it aside and started a fresh queue: the caller should rescan the media
 // directory.
@@ -171,16 +181,11 @@ func (q *Queue) Path() string { return q.path }
 // ResetBackoff, and at Open when work is pending.
 func (q *Queue) Wake() <-chan struct{} { return q.wake }
 
+func (q *Queue) now() time.Time { return q.opts.Now() }
+
 func (q *Queue) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
-}
-
-// Close closes the file. Leases still held stay in the file and go back to
-// pending at the next Open. It leaves a clean-close marker beside the file
-// (see closeClean).
-func (q *Queue) Close() error {
-	return q.closeClean()
 }

@@ -140,3 +140,13 @@ func checkFile(path string, size int64, lock time.Duration) error {
 		return fmt.Errorf("the check ended with %w: %s", err, firstLine(&stderr))
 	}
 }
+
+// corruptError marks a file whose content cannot be trusted.
+type corruptError struct{ err error }
+
+func (e *corruptError) Error() string { return e.err.Error() }
+func (e *corruptError) Unwrap() error { return e.err }
+
+func corrupt(format string, a ...any) error {
+	return &corruptError{fmt.Errorf(format, a...)}
+}

@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"sync"
 	"time"
 )
 
@@ -9,15 +8,6 @@ import (
 // offsets below 128 ms and steps larger ones; a step under a second moves
 // due times by less than the backoff's jitter.
 const jumpMin = time.Second
-
-// clockAnchor is the wall and monotonic reading of the last look at the
-// clocks, to tell a wall-clock step from time passing.
-type clockAnchor struct {
-	mu   sync.Mutex
-	wall time.Time     // Options.Now, wall reading only
-	mono time.Duration // Options.Elapsed
-	set  bool
-}
 
 // skew returns how far the wall clock moved beyond the monotonic time
 // passed since the last look (0 without Options.Elapsed or on the first
@@ -79,17 +69,6 @@ func (q *Queue) replanTx(t *txn) (wall time.Time, mono time.Duration, err error)
 	q.log.Warn("queue: the wall clock was stepped; retry and lease due times moved with it, each keeps the delay it had left",
 		"path", q.path, "step", d.Round(time.Millisecond).String(), "items", n)
 	return wall, mono, nil
-}
-
-// replan applies a wall-clock step found outside a write (before Lease
-// and NextDue, which read due times); it writes only when there was one.
-func (q *Queue) replan() error {
-	d, wall, mono := q.skew()
-	if d > -jumpMin && d < jumpMin {
-		q.setAnchor(wall, mono)
-		return nil
-	}
-	return q.update("replan", "due times", func(*txn) error { return nil })
 }
 
 // clampRetries is for a step the monotonic clock cannot see (the daemon was

@@ -136,3 +136,19 @@
 //     later than BackoffMax ahead to BackoffMax. History age trusts the
 //     wall clock.
 package queue
+
+// Files, bottom up: a file uses only files of its own layer or below.
+//
+//  1. api.go: the exported types, options and errors, and Queue with its
+//     fields and accessors; release_*.go (dropping mapped pages); check.go
+//     (bbolt's page check in a child process, corruptError).
+//  2. store.go: records, keys, Fingerprint and txn (one transaction).
+//  3. filesindex.go (the files index, and the txn steps that go through
+//     it: find, remove), clockjump.go (re-planning due times after a
+//     wall-clock step), migrate.go (schema upgrades).
+//  4. tx.go: update and view, every operation's transaction.
+//  5. ops.go, grow.go, list.go, files.go, orphans.go, verify.go: the
+//     operations (grow.go uses ops.go's stateErr).
+//  6. open.go: Open and Close, and the checks and repairs at open.
+//
+// No two files depend on each other.

@@ -58,16 +58,6 @@ func (o *Options) withDefaults() Options {
 	return r
 }
 
-// corruptError marks a file whose content cannot be trusted.
-type corruptError struct{ err error }
-
-func (e *corruptError) Error() string { return e.err.Error() }
-func (e *corruptError) Unwrap() error { return e.err }
-
-func corrupt(format string, a ...any) error {
-	return &corruptError{fmt.Errorf(format, a...)}
-}
-
 // Open opens (or creates) the queue at path. A corrupt or unreadable file
 // is moved aside to <path>.corrupt-<UTC time> with an error log line and a
 // fresh file is created; Recovered then reports true and the caller should
@@ -228,6 +218,13 @@ func cleanMark(fi os.FileInfo) string {
 		dev, ino = st.Dev, st.Ino
 	}
 	return fmt.Sprintf("camftpd queue closed cleanly: dev %v inode %v size %d mtime %d\n", dev, ino, fi.Size(), fi.ModTime().UnixNano())
+}
+
+// Close closes the file. Leases still held stay in the file and go back to
+// pending at the next Open. It leaves a clean-close marker beside the file
+// (see closeClean).
+func (q *Queue) Close() error {
+	return q.closeClean()
 }
 
 // closeClean closes the file and leaves a marker saying so. The next Open

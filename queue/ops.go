@@ -1,82 +1,15 @@
 package queue
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
-	"syscall"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // stateErr reports an operation that the item's state does not allow.
 func stateErr(op string, r *rec, why string) error {
 	return fmt.Errorf("queue: %s %s (%s): item is %s, %s: %w", op, r.ID, r.Capture.Path, r.State, why, ErrState)
 }
-
-// update runs fn in one read-write transaction (fsync'd on commit) and
-// turns storage errors into one clear line.
-// A wall-clock step is re-planned first, in the same transaction (see
-// replanTx), so that fn computes due times on a consistent schedule.
-func (q *Queue) update(op, what string, fn func(t *txn) error) error {
-	var wall time.Time
-	var mono time.Duration
-	err := q.db.Update(func(tx *bolt.Tx) error {
-		t := &txn{tx: tx}
-		var err error
-		if wall, mono, err = q.replanTx(t); err != nil {
-			return err
-		}
-		if err := fn(t); err != nil {
-			return err
-		}
-		return t.flush()
-	})
-	if err == nil {
-		q.setAnchor(wall, mono)
-	}
-	return q.wrap(op, what, err)
-}
-
-func (q *Queue) view(op, what string, fn func(t *txn) error) error {
-	err := q.db.View(func(tx *bolt.Tx) error { return fn(&txn{tx: tx}) })
-	return q.wrap(op, what, err)
-}
-
-func isFull(err error) bool {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG) ||
-		errors.Is(err, berrors.ErrMaxSizeReached) {
-		return true
-	}
-	// bbolt formats some errno values with %s (file resize/sync errors).
-	s := err.Error()
-	return strings.Contains(s, "no space left") || strings.Contains(s, "quota exceeded") || strings.Contains(s, "file too large")
-}
-
-func (q *Queue) wrap(op, what string, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrNotFound):
-		return fmt.Errorf("queue: %s %s: no such item (dropped, or pruned from history): %w", op, what, ErrNotFound)
-	case errors.Is(err, ErrState) || errors.Is(err, ErrClosed):
-		return err
-	case errors.Is(err, berrors.ErrDatabaseNotOpen):
-		return fmt.Errorf("queue: %s %s: queue file %s is closed: %w", op, what, q.path, ErrClosed)
-	case errors.Is(err, berrors.ErrMaxSizeReached):
-		return fmt.Errorf("queue: %s %s: queue file %s reached its size bound (MaxFileSize %d bytes): let uploads drain, prune history or raise the bound; the item keeps its previous state: %w",
-			op, what, q.path, q.opts.MaxFileSize, ErrFull)
-	case isFull(err):
-		return fmt.Errorf("queue: %s %s: cannot write queue file %s (%w): free space on its filesystem (or raise MaxFileSize); the item keeps its previous state: %w",
-			op, what, q.path, err, ErrFull)
-	}
-	return fmt.Errorf("queue: %s %s: queue file %s: %w", op, what, q.path, err)
-}
-
-func (q *Queue) now() time.Time { return q.opts.Now() }
 
 // backoff returns the delay after the n-th consecutive failure (n >= 1):
 // BackoffMin doubled n-1 times, capped at BackoffMax, then jittered to a

@@ -478,51 +478,6 @@ func (t *txn) move(r *rec, mutate func(r *rec)) error {
 	return t.put(r)
 }
 
-// remove deletes r entirely, with its file and absence entries; its
-// folder's digest goes too (a rescan must look at that folder again).
-func (t *txn) remove(r *rec) error {
-	if err := t.unindex(r); err != nil {
-		return err
-	}
-	if err := t.setAbsent(r, time.Time{}); err != nil {
-		return err
-	}
-	if err := t.bucket(bucketFiles).Delete(fileKey(r.Capture.Rel, r.ID)); err != nil {
-		return err
-	}
-	if err := t.bucket(bucketDirs).Delete([]byte(dirOf(r.Capture.Rel))); err != nil {
-		return err
-	}
-	return t.bucket(bucketItems).Delete([]byte(r.ID))
-}
-
-// find looks a capture up by identity (relative path, size, fingerprint)
-// through the files index. It returns the record if present; otherwise the
-// ID a new item for it must take.
-func (t *txn) find(c Capture) (r *rec, freeID string, err error) {
-	ids, err := t.candidates(c.Rel, c.Size)
-	if err != nil {
-		return nil, "", err
-	}
-	for _, id := range ids {
-		r, err := t.get(id)
-		if err != nil {
-			continue // a damaged history record: not this capture (see verifyActiveTx)
-		}
-		if identity(r.Capture) == identity(c) {
-			return r, "", nil
-		}
-	}
-	items := t.bucket(bucketItems)
-	for n := 0; n < 100; n++ {
-		id := candidateID(c, n)
-		if items.Get([]byte(id)) == nil {
-			return nil, id, nil
-		}
-	}
-	return nil, "", fmt.Errorf("queue: too many ID collisions for %s", c.Rel)
-}
-
 // first returns the first key/value of an index bucket.
 func (t *txn) first(s State) ([]byte, []byte) {
 	return t.bucket(indexBucket[s]).Cursor().First()
