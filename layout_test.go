@@ -37,7 +37,9 @@ var rules = map[string]rule{
 	// transfer opens captures with openat(O_NOFOLLOW) per folder and asks
 	// the kernel for a read lease (F_SETLEASE): neither is in package syscall
 	// for every GOOS, so it uses x/sys/unix as board does.
-	"transfer":            {project: []string{"tlspolicy"}, thirdParty: []string{"github.com/secsy/goftp", "golang.org/x/sys"}},
+	"transfer": {project: []string{"tlspolicy"}, thirdParty: []string{"github.com/secsy/goftp", "golang.org/x/sys"}},
+	// Shared by the tests of every package; no firmware code imports it.
+	"internal/testtime":   {},
 	"transfer/ftpstest":   {project: []string{"tlspolicy"}, thirdParty: []string{"github.com/fclairamb/ftpserverlib", "github.com/spf13/afero"}},
 	"daemon":              {project: []string{"tlspolicy", "queue", "board", "transfer"}, thirdParty: []string{"github.com/fsnotify/fsnotify", "github.com/BurntSushi/toml", "golang.org/x/sys"}},
 	"cmd/camftpd":         {project: []string{"daemon"}},

@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/camftpd/camftpd/transfer/ftpstest"
+
+	"github.com/camftpd/camftpd/internal/testtime"
 )
 
 // TestBandwidthLimitShared: bandwidth_limit is one budget for the whole
@@ -27,7 +28,7 @@ func TestBandwidthLimitShared(t *testing.T) {
 	d, _, _ := startDaemon(t, cfg, testLogger(t))
 	srv := e.server()
 	floor := 0.90
-	if raceBuild() || qemuFor(t) != "" {
+	if testtime.Race() || qemuFor(t) != "" {
 		floor = 0.75
 	}
 	files := 0
@@ -113,18 +114,4 @@ func (m *meter) stop() float64 {
 		return 0
 	}
 	return float64(m.hi-m.lo) / m.t2.Sub(m.t1).Seconds()
-}
-
-// raceBuild reports whether this test binary was built with -race.
-func raceBuild() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
 }

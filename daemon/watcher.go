@@ -268,7 +268,14 @@ func (w *watcher) appearedWhole(p string, st os.FileInfo) bool {
 
 // appeared handles a file that appeared whole: complete after wholeGap
 // unless its own Write events follow.
-func (w *watcher) appeared(p string, st os.FileInfo) {
+func (w *watcher) appeared(p string, st os.FileInfo) { w.note(p, st, true) }
+
+// touch records activity on a file and (re)starts its settle window.
+func (w *watcher) touch(p string, st os.FileInfo) { w.note(p, st, false) }
+
+// note records an event on a wanted file: it is pending until wholeGap
+// (whole) or the settle window passes without another.
+func (w *watcher) note(p string, st os.FileInfo, whole bool) {
 	if rel, ok := w.rel(p); !ok || !w.match.wanted(rel) {
 		return
 	}
@@ -279,27 +286,13 @@ func (w *watcher) appeared(p string, st os.FileInfo) {
 		w.pending[p] = pf
 		w.settling()
 	}
-	pf.last, pf.whole = now, true
+	pf.last, pf.whole = now, whole
 	pf.size, pf.mtime, pf.ok = st.Size(), st.ModTime(), true
-	w.arm(now.Add(wholeGap))
-}
-
-// touch records activity on a file and (re)starts its settle window.
-func (w *watcher) touch(p string, st os.FileInfo) {
-	rel, ok := w.rel(p)
-	if !ok || !w.match.wanted(rel) {
-		return
+	if whole {
+		w.arm(now.Add(wholeGap))
+	} else {
+		w.arm(now.Add(w.settle))
 	}
-	now := w.now()
-	pf := w.pending[p]
-	if pf == nil {
-		pf = &pendingFile{}
-		w.pending[p] = pf
-		w.settling()
-	}
-	pf.last, pf.whole = now, false
-	pf.size, pf.mtime, pf.ok = st.Size(), st.ModTime(), true
-	w.arm(now.Add(w.settle))
 }
 
 // consider looks at a file found by a scan that the queue does not know:

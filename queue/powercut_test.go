@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/camftpd/camftpd/internal/testtime"
 )
 
 // The power-cut test re-executes this test binary as a child (environment
@@ -484,7 +486,7 @@ func childArgv() ([]string, error) {
 	if qemu == "" {
 		return []string{exe}, nil
 	}
-	ours, host := elfMachine(exe), elfMachine("/bin/sh")
+	ours, host := testtime.ELFMachine(exe), testtime.ELFMachine("/bin/sh")
 	if ours == 0 || host == 0 || ours == host || ours == elf.EM_ARM && host == elf.EM_AARCH64 {
 		return []string{exe}, nil // native (an arm64 kernel runs armv7 binaries)
 	}
@@ -493,15 +495,6 @@ func childArgv() ([]string, error) {
 		return nil, fmt.Errorf("this %s test binary runs emulated on a %v host and %s is not in PATH: apt-get install qemu-user-static (scripts/setup)", runtime.GOARCH, host, qemu)
 	}
 	return []string{p, exe}, nil
-}
-
-func elfMachine(path string) elf.Machine {
-	f, err := elf.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	return f.Machine
 }
 
 // Bounds for starting a child; generous for qemu on a loaded 2-core machine.

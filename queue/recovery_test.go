@@ -14,6 +14,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/camftpd/camftpd/internal/testtime"
 )
 
 type bboltTx = bolt.Tx
@@ -361,7 +363,7 @@ func TestCorruptRandomPageDamage(t *testing.T) {
 	// 40 cases; the full 150 run in make test-arm64 (arm64 and armv7, no
 	// -race: 27 s under emulation).
 	cases := 150
-	if testing.Short() || raceBuild() {
+	if testing.Short() || testtime.Race() {
 		cases = 40
 	}
 	dir := t.TempDir()

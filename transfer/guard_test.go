@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/camftpd/camftpd/transfer/ftpstest"
+
+	"github.com/camftpd/camftpd/internal/testtime"
 )
 
 // hostileBound is how much more one attempt against a hostile server may
@@ -116,7 +118,7 @@ func hostileChild(t *testing.T, o ftpstest.HostileOptions) (int, []byte) {
 // qemuUser names the emulator to run this binary with when the host cannot
 // run it (make test-arm64 without binfmt_misc), as runSelf does.
 func qemuUser() string {
-	if !underEmulation() {
+	if !testtime.Emulated() {
 		return ""
 	}
 	if err := exec.Command(os.Args[0], "-test.run=^$").Run(); err == nil {

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/camftpd/camftpd/internal/testtime"
 )
 
 // TestBandwidthLimit: a 2 MB/s limit holds within 5% over about 2 s, for
@@ -71,7 +73,7 @@ func TestBandwidthLimit(t *testing.T) {
 		rate := measure(n, 4_000_000/n)
 		// Under qemu-user the emulated client and server may stall for
 		// longer than the bucket's burst: judge only the cap there.
-		if rate > limit*1.05 || rate < limit*0.95 && !underEmulation() {
+		if rate > limit*1.05 || rate < limit*0.95 && !testtime.Emulated() {
 			t.Errorf("%d upload(s): %.0f B/s, want %d ±5%%", n, rate, limit)
 		}
 	}
@@ -115,7 +117,7 @@ func TestStreamingRSS(t *testing.T) {
 		return
 	}
 	size := int64(1 << 30)
-	if raceOn || underEmulation() {
+	if raceOn || testtime.Emulated() {
 		size = 256 << 20
 	}
 	if s := os.Getenv("CAMFTPD_RSS_BYTES"); s != "" {
@@ -156,7 +158,7 @@ func TestStreamingRSS(t *testing.T) {
 	}
 	t.Logf("%d MiB upload (%s/%s, race=%v): peak RSS (VmHWM) %.1f MiB, %.1f MiB before the upload; %.1f s, %.0f MB/s",
 		size>>20, runtime.GOOS, runtime.GOARCH, raceOn, float64(hwm)/1024, float64(before)/1024, secs, float64(size)/secs/1e6)
-	if !raceOn && !underEmulation() && hwm > 16*1024 {
+	if !raceOn && !testtime.Emulated() && hwm > 16*1024 {
 		t.Fatalf("peak RSS %.1f MiB, want < 16 MiB", float64(hwm)/1024)
 	}
 }
@@ -183,14 +185,6 @@ func runSelf(env, args []string) ([]byte, error) {
 
 // underEmulation: the test binary runs under qemu-user (its RSS is the
 // emulator's).
-func underEmulation() bool {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	switch runtime.GOARCH {
-	case "arm64", "arm":
-		return strings.Contains(string(b), "GenuineIntel") || strings.Contains(string(b), "AuthenticAMD")
-	}
-	return false
-}
 
 func vmHWM(t testing.TB) int64 {
 	f, err := os.Open("/proc/self/status")

@@ -1,47 +1,11 @@
 package ftpstest
 
 import (
-	"debug/elf"
-	"os"
-	"runtime/debug"
-	"sync"
 	"time"
+
+	"github.com/camftpd/camftpd/internal/testtime"
 )
 
-// within stretches a wall-clock bound of these tests as transfer's within
-// does: 2 times under -race, 4 times when the test binary runs under a
-// user-mode emulator (its machine differs from the host's /bin/sh), 8 times
-// under both. The bounds say "not hung", not how fast this machine is.
-func within(d time.Duration) time.Duration {
-	stretchOnce.Do(func() {
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "-race" && s.Value == "true" {
-					stretch *= 2
-				}
-			}
-		}
-		exe, err := os.Executable()
-		if err != nil {
-			return
-		}
-		if ours, host := elfMachineOf(exe), elfMachineOf("/bin/sh"); ours != 0 && host != 0 && ours != host {
-			stretch *= 4
-		}
-	})
-	return time.Duration(stretch) * d
-}
-
-var (
-	stretchOnce sync.Once
-	stretch     = 1
-)
-
-func elfMachineOf(path string) elf.Machine {
-	f, err := elf.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	return f.Machine
-}
+// within stretches a "not hung" bound of these tests: 2 times under -race,
+// 4 times emulated, 8 times under both (internal/testtime).
+func within(d time.Duration) time.Duration { return testtime.Within(d) }
