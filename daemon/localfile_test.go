@@ -169,36 +169,7 @@ func TestPausedWriterPublishedOnce(t *testing.T) {
 	runDaemon(t, d)
 
 	rel := "100CAM/MVI_0001.MP4"
-	p := filepath.Join(e.media, filepath.FromSlash(rel))
-	full := filepath.Join(e.dir, "full.mp4")
-	writeCapture(t, full, 1200<<10, 7)
-	data, err := os.ReadFile(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	w, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if _, err := w.Write(data[:len(data)/2]); err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Lstat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := captureOf(p, rel, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	half, _, err := d.Queue().Enqueue(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	full, data, w, half := halfWritten(t, e, d, rel, 1200<<10, 7, 2)
 	waitFor(t, 20*time.Second, "an attempt on the half-written movie", func() bool {
 		r, _ := evs.count(rel, "retry")
 		n, _ := evs.count(rel, "done")
@@ -254,36 +225,7 @@ func TestGrownCaptureKeepsItsItem(t *testing.T) {
 	runDaemon(t, d)
 
 	rel := "100CAM/MVI_0002.MP4"
-	p := filepath.Join(e.media, filepath.FromSlash(rel))
-	full := filepath.Join(e.dir, "full.mp4")
-	writeCapture(t, full, 900<<10, 8)
-	data, err := os.ReadFile(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	w, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if _, err := w.Write(data[:len(data)/3]); err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Lstat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := captureOf(p, rel, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	half, _, err := d.Queue().Enqueue(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	full, data, w, half := halfWritten(t, e, d, rel, 900<<10, 8, 3)
 	waitFor(t, 20*time.Second, "an attempt on the half-written movie", func() bool {
 		n, _ := evs.count(rel, "retry")
 		return n > 0
@@ -302,7 +244,8 @@ func TestGrownCaptureKeepsItsItem(t *testing.T) {
 	if ev.ID != half.ID {
 		t.Errorf("done as item %s, want the half file's item %s", ev.ID, half.ID)
 	}
-	st, err = os.Lstat(p)
+	p := filepath.Join(e.media, filepath.FromSlash(rel))
+	st, err := os.Lstat(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,4 +262,44 @@ func TestGrownCaptureKeepsItsItem(t *testing.T) {
 	if got := fileSHA(t, filepath.Join(e.root, filepath.FromSlash(rel))); got != fileSHA(t, full) {
 		t.Fatal("the file on the server is not the whole movie")
 	}
+}
+
+// halfWritten starts a movie of size bytes at rel in the media folder,
+// writes 1/part of it and keeps the writer open, and enqueues what is there
+// as the watcher would once a settle window passed. It returns the whole
+// movie's path outside the card and its bytes, the open writer (closed at
+// the end of the test) and the half file's item.
+func halfWritten(t *testing.T, e *testEnv, d *Daemon, rel string, size int, seed uint64, part int) (string, []byte, *os.File, queue.Item) {
+	t.Helper()
+	p := filepath.Join(e.media, filepath.FromSlash(rel))
+	full := filepath.Join(e.dir, "full.mp4")
+	writeCapture(t, full, size, seed)
+	data, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() }) // the test closes it; a second Close is harmless
+	if _, err := w.Write(data[:len(data)/part]); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := captureOf(p, rel, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half, _, err := d.Queue().Enqueue(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return full, data, w, half
 }
