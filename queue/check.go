@@ -70,6 +70,7 @@ func checkChild(path string, lock time.Duration) (code int, msg string) {
 	if err != nil {
 		return checkNoOpen, err.Error()
 	}
+	var sum byte
 	err = db.View(func(tx *bolt.Tx) error {
 		if tx.Size() > fi.Size() {
 			return fmt.Errorf("file is truncated: bbolt's meta page (txid %d) needs %d bytes, the file has %d", tx.ID(), tx.Size(), fi.Size())
@@ -79,12 +80,40 @@ func checkChild(path string, lock time.Duration) (code int, msg string) {
 			fmt.Println(err.Error())
 			os.Exit(checkCorrupt)
 		}
-		return nil
+		// Tx.Check reads every page and key but no value: a damaged value
+		// offset or length passes it and faults the daemon later, when the
+		// record is read (seen in TestCorruptRandomPageDamage in about one
+		// run in three). Touch both ends of every key and value here, under
+		// SetPanicOnFault: a bad one panics into the recover above.
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return touchAll(b, &sum) })
 	})
 	if err != nil {
 		return checkCorrupt, err.Error()
 	}
-	return checkSound, "ok"
+	return checkSound, fmt.Sprintf("ok (xor of the ends read: %02x)", sum)
+}
+
+// touchAll reads the first and last byte of every key and value of b and
+// of the buckets inside it into sum (which the child prints, so that the
+// reads stay).
+func touchAll(b *bolt.Bucket, sum *byte) error {
+	ends := func(p []byte) {
+		if len(p) > 0 {
+			*sum ^= p[0] ^ p[len(p)-1]
+		}
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		ends(k)
+		if v != nil {
+			ends(v)
+			return nil
+		}
+		if sub := b.Bucket(k); sub != nil {
+			return touchAll(sub, sum)
+		}
+		return nil
+	})
+	return err
 }
 
 // checkArgv is the command that runs the checking child: this executable
