@@ -14,7 +14,11 @@ import (
 // arrivals watches the server's folder (recursively, with inotify) and
 // records when each expected file is complete there: closed after writing,
 // or renamed into place, with its full size. It judges every tool the same
-// way, whatever names or temp files the tool uses.
+// way, whatever names or temp files the tool uses. It also records when
+// each expected file's upload started on the server: when the file that
+// becomes it was created (IN_CREATE, by the server's STOR), under its final
+// name or under a temporary name renamed to it later (followed through
+// IN_MOVED_FROM/IN_MOVED_TO's cookie).
 type arrivals struct {
 	f    *os.File
 	root string
@@ -23,14 +27,20 @@ type arrivals struct {
 	want  map[string]int64 // base name -> size
 	got   map[string]time.Time
 	first time.Time // first file activity on the server (any name)
-	dirs  map[int32]string
-	all   chan struct{}
-	done  chan struct{}
-	errMu sync.Mutex
-	err   error
+	// created is when each server-side path was created; started, when
+	// the file that became each wanted base name was created; moving, the
+	// creation time of a file renamed away, by the rename's cookie.
+	created map[string]time.Time
+	started map[string]time.Time
+	moving  map[uint32]time.Time
+	dirs    map[int32]string
+	all     chan struct{}
+	done    chan struct{}
+	errMu   sync.Mutex
+	err     error
 }
 
-const watchMask = syscall.IN_CLOSE_WRITE | syscall.IN_MOVED_TO | syscall.IN_CREATE
+const watchMask = syscall.IN_CLOSE_WRITE | syscall.IN_MOVED_TO | syscall.IN_CREATE | syscall.IN_MOVED_FROM
 
 func watchArrivals(root string, want map[string]int64) (*arrivals, error) {
 	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC | syscall.IN_NONBLOCK)
@@ -40,6 +50,7 @@ func watchArrivals(root string, want map[string]int64) (*arrivals, error) {
 	a := &arrivals{
 		f: os.NewFile(uintptr(fd), "inotify"), root: root, want: want,
 		got: map[string]time.Time{}, dirs: map[int32]string{},
+		created: map[string]time.Time{}, started: map[string]time.Time{}, moving: map[uint32]time.Time{},
 		all: make(chan struct{}), done: make(chan struct{}),
 	}
 	if len(want) == 0 {
@@ -143,10 +154,48 @@ func (a *arrivals) loop() {
 			if a.first.IsZero() {
 				a.first = at
 			}
+			a.noteStart(p, ev.Mask, ev.Cookie, at)
 			a.mu.Unlock()
 			if ev.Mask&(syscall.IN_CLOSE_WRITE|syscall.IN_MOVED_TO) != 0 {
 				a.check(p, at)
 			}
+		}
+	}
+}
+
+// noteStart follows a file from its creation to its final name (a.mu
+// held): a created path keeps its creation time through renames, and a
+// wanted base name takes the creation time of the first file that became
+// it. A file that was already there when the watch began, or was renamed
+// in from outside the watched tree, starts when it showed up.
+func (a *arrivals) noteStart(p string, mask, cookie uint32, at time.Time) {
+	switch {
+	case mask&syscall.IN_CREATE != 0:
+		if _, ok := a.created[p]; !ok {
+			a.created[p] = at
+		}
+	case mask&syscall.IN_MOVED_FROM != 0:
+		if t, ok := a.created[p]; ok {
+			a.moving[cookie] = t
+			delete(a.created, p)
+		}
+		return
+	case mask&syscall.IN_MOVED_TO != 0:
+		t, ok := a.moving[cookie]
+		if !ok {
+			t = at
+		}
+		delete(a.moving, cookie)
+		a.created[p] = t
+	default:
+		if _, ok := a.created[p]; !ok {
+			a.created[p] = at
+		}
+	}
+	name := filepath.Base(p)
+	if _, want := a.want[name]; want {
+		if _, ok := a.started[name]; !ok {
+			a.started[name] = a.created[p]
 		}
 	}
 }
@@ -230,6 +279,18 @@ func (a *arrivals) Times() map[string]time.Time {
 	defer a.mu.Unlock()
 	m := make(map[string]time.Time, len(a.got))
 	for k, v := range a.got {
+		m[k] = v
+	}
+	return m
+}
+
+// Starts returns, for every wanted file whose upload was seen starting,
+// when the file that became it was created on the server.
+func (a *arrivals) Starts() map[string]time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m := make(map[string]time.Time, len(a.started))
+	for k, v := range a.started {
 		m[k] = v
 	}
 	return m

@@ -304,9 +304,9 @@ func run() error {
 				res.fail("lat", tool, err)
 				continue
 			}
-			res.Latency = append(res.Latency, latencyResult{Tool: tool, Samples: lat})
-			p50, p99 := percentile(lat, 50), percentile(lat, 99)
-			fmt.Fprintf(log, "  latency %-12s p50 %.3f s, p99 %.3f s\n", tool, p50.Seconds(), p99.Seconds())
+			res.Latency = append(res.Latency, lat)
+			fmt.Fprintf(log, "  latency %-12s closed -> start p50 %.1f ms, p99 %.1f ms; closed -> complete p50 %.3f s, p99 %.3f s\n", tool,
+				float64(percentile(lat.Start, 50))/1e6, float64(percentile(lat.Start, 99))/1e6, percentile(lat.Samples, 50).Seconds(), percentile(lat.Samples, 99).Seconds())
 		}
 	}
 	_ = srv.Clear()

@@ -111,11 +111,6 @@ type failure struct {
 	Err        string
 }
 
-type latencyResult struct {
-	Tool    string
-	Samples []time.Duration
-}
-
 // row is the median of one tool on one workload.
 type row struct {
 	Work      *workload
@@ -331,13 +326,7 @@ func (r *results) textTable() string {
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	tw.Flush()
-	if len(r.Latency) > 0 {
-		fmt.Fprintf(&b, "\ncapture-to-upload-complete latency, single shots at 1 shot/s:\n")
-		for _, l := range r.Latency {
-			fmt.Fprintf(&b, "  %-12s n=%d  p50 %.3f s  p99 %.3f s  max %.3f s\n", l.Tool, len(l.Samples),
-				percentile(l.Samples, 50).Seconds(), percentile(l.Samples, 99).Seconds(), percentile(l.Samples, 100).Seconds())
-		}
-	}
+	b.WriteString(r.latencyText())
 	return b.String()
 }
 
@@ -365,14 +354,7 @@ func (r *results) markdown() string {
 	for _, row := range r.tableRows() {
 		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
 	}
-	if len(r.Latency) > 0 {
-		b.WriteString("\nCapture-to-upload-complete latency, single shots at 1 shot/s (file closed in the watched folder -> complete on the server):\n\n")
-		b.WriteString("| tool | shots | p50 s | p99 s | max s |\n| --- | --- | --- | --- | --- |\n")
-		for _, l := range r.Latency {
-			fmt.Fprintf(&b, "| %s | %d | %.3f | %.3f | %.3f |\n", l.Tool, len(l.Samples),
-				percentile(l.Samples, 50).Seconds(), percentile(l.Samples, 99).Seconds(), percentile(l.Samples, 100).Seconds())
-		}
-	}
+	b.WriteString(r.latencyMarkdown())
 	if len(r.Failures) > 0 {
 		b.WriteString("\nFailed runs:\n\n")
 		for _, f := range r.Failures {

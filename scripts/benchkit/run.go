@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -238,97 +237,4 @@ func (e *env) peerArgs(tool string, link bool, paths []string) []string {
 		return append([]string{e.naive, "-addr", hostPort, "-user", e.srv.User, "-pass", e.srv.Pass, "-ca", e.srv.CA}, paths...)
 	}
 	panic("unknown tool " + tool)
-}
-
-// latencyRun drops single shots at a fixed interval, as a camera in
-// single-shot mode would write them, and measures each one's capture
-// (file closed) to upload complete (on the server). The curl peer gets an
-// ideal watcher: curl starts the moment the file is closed.
-func (e *env) latencyRun(ctx context.Context, tool string, shots []srcFile, interval time.Duration) ([]time.Duration, error) {
-	if err := e.srv.Clear(); err != nil {
-		return nil, err
-	}
-	if err := clearDir(e.drop); err != nil {
-		return nil, err
-	}
-	want := map[string]int64{}
-	names := make([]string, len(shots))
-	for i, s := range shots {
-		names[i] = fmt.Sprintf("SHOT_%04d.JPG", i+1)
-		want[names[i]] = s.Size
-	}
-	arr, err := watchArrivals(e.srv.Root, want)
-	if err != nil {
-		return nil, err
-	}
-	defer arr.Close()
-	var exited <-chan error
-	var queue chan string
-	workerDone := make(chan error, 1)
-	if tool == toolCamftpd {
-		d, err := startDaemon(e.camftpd, filepath.Join(e.work, "camftpd"), camftpdConfig(filepath.Join(e.work, "camftpd"), e.drop, e.srv, "127.0.0.1", e.camExtra))
-		if err != nil {
-			return nil, err
-		}
-		defer d.Stop()
-		exited = d.Exited()
-	} else {
-		queue = make(chan string, len(shots))
-		go func() {
-			for p := range queue {
-				if _, err := runTree(ctx, e.peerArgs(tool, false, []string{p})); err != nil {
-					workerDone <- err
-					return
-				}
-			}
-			workerDone <- nil
-		}()
-		exited = workerDone
-	}
-	captured := make([]time.Time, len(shots))
-	start := time.Now()
-	for i, s := range shots {
-		if w := time.Until(start.Add(time.Duration(i) * interval)); w > 0 {
-			time.Sleep(w)
-		}
-		p := filepath.Join(e.drop, names[i])
-		if err := copyFile(s.Path, p); err != nil {
-			return nil, err
-		}
-		captured[i] = time.Now()
-		if queue != nil {
-			queue <- p
-		}
-	}
-	if queue != nil {
-		close(queue)
-	}
-	if err := arr.Wait(2*time.Minute, exited); err != nil {
-		return nil, fmt.Errorf("%s latency: %w", tool, err)
-	}
-	got := arr.Times()
-	lat := make([]time.Duration, len(shots))
-	for i := range shots {
-		lat[i] = got[names[i]].Sub(captured[i])
-	}
-	return lat, nil
-}
-
-// copyFile writes dst the way a camera writes a capture: create, write,
-// close.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
