@@ -48,6 +48,9 @@ var rules = map[string]rule{
 	"scripts/benchkit":    {project: []string{"tlspolicy", "transfer", "transfer/ftpstest"}, thirdParty: []string{"gonum.org/v1/plot"}},
 	// The naive goftp baseline of the benchmarks: a peer, not part of camftpd.
 	"scripts/benchkit/naive": {thirdParty: []string{"github.com/secsy/goftp"}},
+	// The emulated camera's timed shutter, run in the QEMU guest (steady
+	// scenario): standard library only.
+	"scripts/qemu/shutter": {},
 }
 
 // owner says which package alone may import a third-party module.

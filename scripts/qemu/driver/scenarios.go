@@ -12,7 +12,10 @@ import (
 
 // steady: one capture already on the card when the camera boots (start to
 // first upload), then 100 captures shot 50 ms apart; every one arrives once
-// with the camera's checksum.
+// with the camera's checksum; then 10 single shots 1 s apart. The captures
+// are written by the shutter (scripts/qemu/shutter), which also reports, on
+// the guest's clock, each one's close to the daemon's start and done events
+// (time to desk: figures, not judged; every capture uploaded once is).
 func steady(e *env) result {
 	first := make([]byte, 300<<10)
 	crand.Read(first)
@@ -37,29 +40,21 @@ func steady(e *env) result {
 	startToFirst := seen["DSC00000.JPG"].Sub(tStart)
 	bootToFirst := seen["DSC00000.JPG"].Sub(g.started)
 
-	mark := g.Mark()
-	tShoot := time.Now()
-	if err := g.Send("shoot DSC 100 200 50000"); err != nil {
-		return fail("shooting: console: %v", err)
+	burst, err := e.shootTimed(g, "DSC", 100, 50*time.Millisecond, want)
+	if err != nil {
+		return fail("burst: %v", err)
 	}
-	if _, _, err := g.WaitPrefix(mark, 300*time.Second, "SHOOT-DONE DSC"); err != nil {
-		return fail("shooting: %v", err)
+	// Single shots as in make bench's time to desk (1 shot/s), once the
+	// burst is delivered: the daemon idle, each shot alone in the queue.
+	single, err := e.shootTimed(g, "ONE", 10, time.Second, want)
+	if err != nil {
+		return fail("single shots: %v", err)
 	}
-	shootDur := time.Since(tShoot)
-	synced(g.Lines(mark), want)
-	if len(want) != 101 {
-		return fail("the camera reported %d of 101 captures written", len(want))
-	}
-	if _, err := e.waitArrived(want, 180*time.Second); err != nil {
-		v := e.check(want, nil)
-		return fail("%v: %s", err, v.why())
-	}
-	lag := time.Since(tShoot) - shootDur
 	time.Sleep(2 * time.Second) // let a late duplicate show
 	v := e.check(want, nil)
 	r := result{pass: v.ok() && v.temps == 0 && v.reuploads == 0, why: v.why()}
-	r.figures = fmt.Sprintf("%d/101 arrived once, checksums equal %d; uploaded twice %d; start-to-first-upload %.2fs (boot-to-first %.2fs); 100 shots in %.1fs, last arrival +%.1fs after last shot",
-		v.arrived, v.arrived-v.mismatch, v.reuploads, startToFirst.Seconds(), bootToFirst.Seconds(), shootDur.Seconds(), lag.Seconds())
+	r.figures = fmt.Sprintf("%d/%d arrived once, checksums equal %d; uploaded twice %d; start-to-first-upload %.2fs (boot-to-first %.2fs); 100 shots in %.1fs, last arrival +%.1fs after last shot; burst %s; 10 single shots at 1/s %s",
+		v.arrived, len(want), v.arrived-v.mismatch, v.reuploads, startToFirst.Seconds(), bootToFirst.Seconds(), burst.shooting.Seconds(), burst.lag.Seconds(), burst.desk, single.desk)
 	if v.temps > 0 {
 		r.why = strings.TrimPrefix(r.why+fmt.Sprintf("; %d temp files left on the server", v.temps), "; ")
 	}
