@@ -6,8 +6,9 @@
 // curl (one process per file, as a shell watcher would), lftp (mirror -R once,
 // and put once per file) and goftp used naively (./naive). Workloads: one
 // large video file, a burst of JPEG-sized files, many small files, a burst
-// through a user-space link emulator (20 ms RTT, 100 Mbit/s), and the
-// capture-to-upload latency of single shots at 1 shot/s.
+// through a user-space link emulator (20 ms RTT, 100 Mbit/s), and the time
+// to the desk of single shots at 1 shot/s (file closed -> upload start on
+// the server, and -> complete there; latency.go).
 //
 // Arrival is observed on the server's side (inotify on the served folder), so
 // every tool is timed the same way: from the moment the files are dropped to
