@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"golang.org/x/sys/unix"
 )
 
@@ -237,4 +238,55 @@ func dropThreadCap(c int) error {
 	}
 	data[c/32].Effective &^= 1 << (uint(c) % 32)
 	return unix.Capset(&hdr, &data[0])
+}
+
+// BenchmarkOpenForWriting is the cost of one writer check (open, lease
+// taken and dropped, close) on a file nobody writes; the poll interval
+// leaseRecheck rests on it.
+func BenchmarkOpenForWriting(b *testing.B) {
+	p := filepath.Join(b.TempDir(), "DSC00001.JPG")
+	if err := os.WriteFile(p, make([]byte, 4096), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if w, err := openForWriting(p); err != nil || w {
+			b.Fatalf("writing=%v err=%v", w, err)
+		}
+	}
+}
+
+// BenchmarkInotifyDelivery is the time from a write to its fsnotify event
+// in the reader (a write, then the event waited for), an upper bound of
+// what quietGap waits for: the last Write events of a writer that closed.
+func BenchmarkInotifyDelivery(b *testing.B) {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fw.Close()
+	dir := b.TempDir()
+	if err := fw.Add(dir); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, "DSC00001.JPG"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	<-fw.Events // its Create
+	buf := make([]byte, 64<<10)
+	var worst time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		for ev := range fw.Events {
+			if ev.Has(fsnotify.Write) {
+				break
+			}
+		}
+		worst = max(worst, time.Since(t0))
+	}
+	b.ReportMetric(float64(worst.Microseconds()), "max-µs")
 }

@@ -42,8 +42,10 @@ func (t *cardTest) completionStep() error {
 		`{ dd if=/dev/urandom bs=1024 count=150 2>/dev/null; usleep 1500000; dd if=/dev/urandom bs=1024 count=150 2>/dev/null; } >$d/LP_0001.JPG; `+
 		`echo "CLOSED LP_0001.JPG %s"; echo "SYNCED LP_0001.JPG $(sha256sum <$d/LP_0001.JPG | cut -d' ' -f1)"; sleep 2`,
 		dir, completionShots, stamp, stamp)
-	if _, code, err := t.g.Run(cmd, 120*time.Second); err != nil || code != 0 {
-		return fmt.Errorf("writing the completion captures: exit %d %v", code, err)
+	if _, code, err := t.g.Run(cmd, 120*time.Second); err != nil {
+		return fmt.Errorf("writing the completion captures: %w", err)
+	} else if code != 0 {
+		return fmt.Errorf("writing the completion captures: exit %d", code)
 	}
 	lines := t.g.Lines(mark)
 	got := map[string]string{}
