@@ -150,6 +150,11 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	fmt.Fprintf(stdout, "config %s: ok\n", cfg.Path)
+	if m, err := probeCompletion(cfg); err != nil {
+		fmt.Fprintf(stdout, "media %s: %v\n", cfg.MediaDir, err)
+	} else {
+		fmt.Fprintf(stdout, "media %s: completion %s (%s)\n", cfg.MediaDir, m.Mode, escName(m.Why))
+	}
 	idx := cfg.ActiveIndex()
 	if *name != "" {
 		idx = -1
@@ -239,6 +244,9 @@ func printStatus(w io.Writer, st Status) {
 	}
 	if st.MediaError != "" {
 		fmt.Fprintf(w, "media:      %s\n", st.MediaError)
+	}
+	if c := st.Completion; c.Mode != "" {
+		fmt.Fprintf(w, "completion: %s (%s)\n", c.Mode, escName(c.Why))
 	}
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "error:      %s [%s, %d attempts] %s\n", escName(e.File), e.State, e.Attempts, escName(e.Error))

@@ -121,7 +121,8 @@ func TestStatusSocketPauseVanishedAndCLI(t *testing.T) {
 		t.Fatalf("status: %d %s", code, errb.String())
 	}
 	t.Logf("camftpd status:\n%s", out.String())
-	for _, want := range []string{"state:      idle", "2 done", "1 parked", "tls:        TLS 1.", "(recommended)", "DSC00002.ARW"} {
+	for _, want := range []string{"state:      idle", "2 done", "1 parked", "tls:        TLS 1.", "(recommended)", "DSC00002.ARW",
+		"completion: lease (read leases granted on the captures in " + filepath.Join(e.media, "100TEST") + ")"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status output lacks %q", want)
 		}
@@ -131,7 +132,8 @@ func TestStatusSocketPauseVanishedAndCLI(t *testing.T) {
 		t.Fatal(errb.String())
 	}
 	var st Status
-	if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.TLS == nil || st.TLS.Class != "recommended" || st.Queue.Done != 2 {
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.TLS == nil || st.TLS.Class != "recommended" || st.Queue.Done != 2 ||
+		st.Completion.Mode != "lease" {
 		t.Fatalf("status json: %v %s", err, out.String())
 	}
 	if strings.Contains(out.String(), "secret") {
@@ -313,6 +315,16 @@ func TestCheckCommand(t *testing.T) {
 	t.Logf("check (exit %d):\n%s%s", code, out.String(), errb.String())
 	if code != 0 || !strings.Contains(out.String(), "recommended") {
 		t.Fatalf("check: exit %d", code)
+	}
+	if want := "completion lease (not proven: no capture"; !strings.Contains(out.String(), want) {
+		t.Fatalf("check with an empty card lacks %q", want)
+	}
+	shot := filepath.Join(e.media, "100TEST", "DSC00001.JPG")
+	writeCapture(t, shot, 1000, 1)
+	out.Reset()
+	Main(context.Background(), []string{"check", "-config", e.cfgPath}, &out, &errb)
+	if want := "completion lease (read leases granted on " + shot + ")"; !strings.Contains(out.String(), want) {
+		t.Fatalf("check lacks %q:\n%s", want, out.String())
 	}
 	bad := filepath.Join(e.dir, "bad.toml")
 	if err := os.WriteFile(bad, []byte("workers = 0\nsettle = \"x\"\n[[server]]\nhost = \"h\"\n"), 0o600); err != nil {

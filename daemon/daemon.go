@@ -46,6 +46,9 @@ type Daemon struct {
 	onWorker func(delta int)
 	// lease, when set, replaces leaseTime (tests shorten it).
 	lease time.Duration
+	// writers, when set, replaces the watcher's writer check
+	// (openForWriting; tests of the settle fallback).
+	writers func(string) (bool, error)
 
 	// Each of these has its own lock, never held with mu.
 	stats    stats    // figures: done, skipped, bytes, rate, latencies, last TLS

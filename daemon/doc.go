@@ -1,8 +1,9 @@
 // Package daemon wires camftpd together: configuration (TOML, validated with
-// every error's line), the media watcher (fsnotify hints, settle window,
-// rescans), the upload scheduler (workers leasing from the queue, no
-// polling), the status socket (HTTP/JSON over a Unix socket), signals and the
-// command line (Main).
+// every error's line), the media watcher (fsnotify hints, a capture complete
+// once no writer holds it, asked of the kernel with a read lease, or after a
+// settle window where leases are refused; rescans), the upload scheduler
+// (workers leasing from the queue, no polling), the status socket
+// (HTTP/JSON over a Unix socket), signals and the command line (Main).
 //
 // Only the commands import it (cmd/camftpd, and cmd/camftpd-demo which adds
 // the test FTPS server); it is the only package that imports fsnotify.
@@ -13,7 +14,7 @@ package daemon
 //  1. version.go, tomllines.go, patterns.go, writers_*.go, events.go,
 //     health.go, limiters.go, openfile.go: helpers and small types.
 //  2. config.go: the configuration (and its capture rules, newMatcher).
-//  3. watcher.go, rescan.go, backlog.go: the media watcher.
+//  3. watcher.go, rescan.go, backlog.go, leasemode.go: the media watcher.
 //  4. stats.go: the figures.
 //  5. daemon.go: Daemon and its run state.
 //  6. schedule.go, attempt.go, localfile.go, orphans.go, retry.go: the
@@ -24,6 +25,7 @@ package daemon
 //  10. cli.go, addcmd.go: the command line.
 //
 // Within a layer, files depend on each other only as one type's method
-// set split by concern: watcher (3: rescan and backlog are its scans),
-// worker (6: schedule.go holds the type, its loop and the dispatcher, the
-// others one step each of an upload) and queueCmd (10: addcmd.go is its add).
+// set split by concern: watcher (3: rescan and backlog are its scans,
+// leasemode its completion check), worker (6: schedule.go holds the type,
+// its loop and the dispatcher, the others one step each of an upload) and
+// queueCmd (10: addcmd.go is its add).

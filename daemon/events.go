@@ -26,7 +26,7 @@ type Event struct {
 	// protected) or was queued after being held (queued events: protected,
 	// queue add).
 	Reason string `json:"reason,omitempty"`
-	// Latency from the end of the settle window to the upload start (start events).
+	// Latency from the capture found complete to the upload start (start events).
 	LatencyMS float64 `json:"latency_ms,omitempty"`
 }
 

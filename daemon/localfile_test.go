@@ -217,10 +217,14 @@ func TestPausedWriterPublishedOnce(t *testing.T) {
 // grown file (same inode) and delivers it whole, from byte 0; the grown
 // file enqueued afterwards (as the watcher will) is that item, not a
 // second one.
+//
+// It runs in the settle fallback (no leases): in lease mode the watcher
+// queues the grown file at its close, before the half file's retry.
 func TestGrownCaptureKeepsItsItem(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.writeConfig("30s", 1)
 	d := New(cfg, testLogger(t))
+	d.writers = refuseLeases
 	evs := watchEvents(t, d)
 	runDaemon(t, d)
 

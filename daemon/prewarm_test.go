@@ -12,12 +12,15 @@ import (
 
 // TestPrewarmDuringSettle: a new capture makes every upload worker log in
 // while the capture settles; the upload then runs on that connection, with
-// no NOOP and no SIZE probe before its STOR, and no further login.
+// no NOOP and no SIZE probe before its STOR, and no further login. It
+// runs in the settle fallback (no leases), where the window is known.
 func TestPrewarmDuringSettle(t *testing.T) {
 	e := newEnv(t)
 	settle := within(1500 * time.Millisecond)
 	cfg := e.writeConfig(settle.String(), 2)
-	d, _, _ := startDaemon(t, cfg, testLogger(t))
+	d := New(cfg, testLogger(t))
+	d.writers = refuseLeases
+	runDaemon(t, d)
 	srv := e.server()
 	waitFor(t, 5*time.Second, "the start-up rescan's baseline", func() bool { _, ok := d.Queue().Baseline(); return ok })
 	// A quiet window under test: a login the rescan would have started
@@ -81,12 +84,15 @@ func TestNoPrewarmWhilePaused(t *testing.T) {
 // TestCaptureGrowsDuringUpload: a writer that pauses longer than the settle
 // window makes camftpd start on a half-written capture; when the rest is
 // written during the upload, the half is never shown under the final name,
-// and the whole capture arrives once.
+// and the whole capture arrives once. It runs in the settle fallback (no
+// leases): in lease mode a file open for writing is never complete.
 func TestCaptureGrowsDuringUpload(t *testing.T) {
 	e := newEnv(t)
 	e.srvExtra = "bandwidth_limit = \"1MB/s\"\n"
 	cfg := e.writeConfig("200ms", 1)
-	d, _, _ := startDaemon(t, cfg, testLogger(t))
+	d := New(cfg, testLogger(t))
+	d.writers = refuseLeases
+	runDaemon(t, d)
 	p := filepath.Join(e.media, "100TEST", "DSC00003.JPG")
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)

@@ -125,6 +125,7 @@ func (sc *scan) capture(abs string, e fs.DirEntry) (queue.FileInfo, bool) {
 	if !ok || !w.match.wanted(rel) {
 		return queue.FileInfo{}, false
 	}
+	w.probeLeases(p) // once a folder: its completion mode
 	if _, busy := w.pending[p]; busy {
 		return queue.FileInfo{}, false
 	}

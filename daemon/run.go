@@ -38,6 +38,9 @@ type watcherRun struct {
 
 func (d *Daemon) startWatcher(ctx context.Context, cfg *Config) *watcherRun {
 	w := newWatcher(cfg, d.q, d.log.With("part", "watcher"))
+	if d.writers != nil {
+		w.lease.writers = d.writers
+	}
 	w.onComplete = d.onComplete
 	w.beforeEnqueue = d.beforeEnqueue
 	w.onSettling = d.prewarm

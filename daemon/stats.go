@@ -11,7 +11,7 @@ import (
 // Daemon.mu.
 type stats struct {
 	mu           sync.Mutex
-	completedAt  map[string]time.Time // capture path -> end of its settle window, until its upload starts
+	completedAt  map[string]time.Time // capture path -> when it was found complete, until its upload starts
 	latencies    []time.Duration      // capture complete to upload start
 	doneFiles    int64
 	skippedFiles int64 // captures not sent under same_name skip

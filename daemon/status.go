@@ -57,6 +57,9 @@ type Status struct {
 	// Degraded names each kernel monitor ("mount", "link") that failed
 	// and is being restarted, with why.
 	Degraded map[string]string `json:"degraded,omitempty"`
+	// Completion says how a capture is told complete (mode "lease" or
+	// "settle") and why; absent while no watcher runs.
+	Completion CompletionMode `json:"completion,omitzero"`
 }
 
 // UploadStatus is one upload in flight.
@@ -105,6 +108,7 @@ func (d *Daemon) Status() Status {
 	sort.Slice(s.Uploads, func(i, j int) bool { return s.Uploads[i].Worker < s.Uploads[j].Worker })
 	if w != nil {
 		s.Watching, s.Rescans, s.Overflows = w.tracking.Load(), w.rescans.Load(), w.overflows.Load()
+		s.Completion = w.completionMode()
 	}
 	if q != nil {
 		s.Queue, _ = q.Counts()

@@ -21,13 +21,16 @@ import (
 )
 
 // watcher turns file system events into complete captures on the queue.
-// Events are hints: one goroutine (run) owns all state; a file is complete
-// when a settle window passed without events and its size and mtime held
-// still; a file that appears whole (renamed into place: not empty, no
-// process has it open for writing) is complete at once. At start and on an
-// inotify overflow the whole tree is rescanned against the queue. Its
-// methods are also in rescan.go and backlog.go, which call each other
-// with these (see doc.go's file layers).
+// Events are hints: one goroutine (run) owns all state. A wanted file
+// that had an event is looked at after a quiet gap: complete as soon as
+// no process holds it open for writing and its size and mtime held still
+// (lease mode, see leasemode.go); where the kernel cannot tell (no file
+// leases), complete when a settle window passed without events (settle
+// mode). A file renamed into place is no special case: its Create comes
+// with no writer. At start and on an inotify overflow the whole tree is
+// rescanned against the queue. Its methods are also in rescan.go,
+// backlog.go and leasemode.go, which call each other with these (see
+// doc.go's file layers).
 type watcher struct {
 	root   string
 	settle time.Duration
@@ -73,8 +76,8 @@ type watcher struct {
 	onQueueErr func(file string, err error)
 
 	hooks chan func() // tests: run a function inside the loop
-	// noLease: the media directory gives no file leases (logged once).
-	noLease bool
+	// lease: where file leases tell when a capture is closed.
+	lease leases
 	// ctx is run's: a rescan stops when it ends.
 	ctx context.Context
 
@@ -88,19 +91,14 @@ type pendingFile struct {
 	size  int64
 	mtime time.Time
 	ok    bool // size/mtime valid
-	// whole: its Create found it whole (see appearedWhole); it completes
-	// after wholeGap unless a Write event for it follows, which shows a
-	// writer created it and the normal settle window applies.
-	whole bool
+	// settle: it waits for the settle window (no leases in its folder, or
+	// empty with no writer: a camera may create it first and write later);
+	// otherwise it is looked at quietGap after its last event.
+	settle bool
+	// recheck: a writer held it at the last look; not looked at again
+	// before this (lease mode).
+	recheck time.Time
 }
-
-// wholeGap is how long a file that appeared whole waits for Write events
-// of its own still in inotify's queue. A writer's Write events were queued
-// before it closed the file, so before the lease check found no writer;
-// the gap only lets fsnotify hand them over. It keeps a burst of written
-// files together in one settle window (queued in capture order) instead of
-// queuing those whose Create event was read after their close first.
-const wholeGap = 20 * time.Millisecond
 
 func newWatcher(c *Config, q *queue.Queue, log *slog.Logger) *watcher {
 	return &watcher{
@@ -112,6 +110,7 @@ func newWatcher(c *Config, q *queue.Queue, log *slog.Logger) *watcher {
 		now:     time.Now,
 		pending: map[string]*pendingFile{},
 		hooks:   make(chan func()),
+		lease:   leases{writers: openForWriting},
 
 		backlogAll:    c.Backlog == "all",
 		onlyProtected: c.OnlyProtected,
@@ -227,10 +226,6 @@ func (w *watcher) event(ev fsnotify.Event) {
 		if !st.Mode().IsRegular() {
 			return
 		}
-		if w.appearedWhole(p, st) {
-			w.appeared(p, st)
-			return
-		}
 		w.touch(p, st)
 	case ev.Has(fsnotify.Write) || ev.Has(fsnotify.Chmod):
 		st, err := os.Lstat(p)
@@ -246,36 +241,9 @@ func (w *watcher) event(ev fsnotify.Event) {
 	}
 }
 
-// appearedWhole tells, for a file whose Create event arrived, whether it
-// appeared whole: moved into place (fsnotify reports a rename as Create on
-// the new name, and does not export where it came from) or written and
-// closed before the event was read. It is when it is not empty and no
-// process has it open for writing. A file still open for writing, or one
-// whose writers cannot be told (no file leases there), waits for its
-// settle window.
-func (w *watcher) appearedWhole(p string, st os.FileInfo) bool {
-	if rel, ok := w.rel(p); !ok || !w.match.wanted(rel) || st.Size() == 0 {
-		return false
-	}
-	writing, err := openForWriting(p)
-	if errors.Is(err, errNoLease) && !w.noLease {
-		w.noLease = true
-		w.log.Info("cannot tell whether a new file is still being written (no file leases on the media directory); files renamed into place wait for the settle window",
-			"err", err)
-	}
-	return err == nil && !writing
-}
-
-// appeared handles a file that appeared whole: complete after wholeGap
-// unless its own Write events follow.
-func (w *watcher) appeared(p string, st os.FileInfo) { w.note(p, st, true) }
-
-// touch records activity on a file and (re)starts its settle window.
-func (w *watcher) touch(p string, st os.FileInfo) { w.note(p, st, false) }
-
-// note records an event on a wanted file: it is pending until wholeGap
-// (whole) or the settle window passes without another.
-func (w *watcher) note(p string, st os.FileInfo, whole bool) {
+// touch records an event on a wanted file: it is pending, looked at
+// quietGap after its last event (settle window: without leases).
+func (w *watcher) touch(p string, st os.FileInfo) {
 	if rel, ok := w.rel(p); !ok || !w.match.wanted(rel) {
 		return
 	}
@@ -286,13 +254,17 @@ func (w *watcher) note(p string, st os.FileInfo, whole bool) {
 		w.pending[p] = pf
 		w.settling()
 	}
-	pf.last, pf.whole = now, whole
+	pf.last, pf.settle = now, w.noLeaseIn(p)
 	pf.size, pf.mtime, pf.ok = st.Size(), st.ModTime(), true
-	if whole {
-		w.arm(now.Add(wholeGap))
-	} else {
-		w.arm(now.Add(w.settle))
+	w.arm(w.dueOf(pf))
+}
+
+// dueOf is when a pending file is looked at next.
+func (w *watcher) dueOf(pf *pendingFile) time.Time {
+	if pf.settle {
+		return pf.last.Add(w.settle)
 	}
+	return leaseDue(pf)
 }
 
 // consider looks at a file found by a scan that the queue does not know:
@@ -351,9 +323,12 @@ func (w *watcher) considerFile(p string) (doneFile, bool) {
 	if now.Sub(st.ModTime()) >= w.settle {
 		return doneFile{p, rel, st, now}, true
 	}
-	w.pending[p] = &pendingFile{last: now, size: st.Size(), mtime: st.ModTime(), ok: true}
+	// Recent: complete once no writer holds it (after the settle window
+	// without leases).
+	pf := &pendingFile{last: now, size: st.Size(), mtime: st.ModTime(), ok: true, settle: w.noLeaseIn(p)}
+	w.pending[p] = pf
 	w.settling()
-	w.arm(now.Add(w.settle))
+	w.arm(w.dueOf(pf))
 	return doneFile{}, false
 }
 
@@ -372,44 +347,70 @@ func (w *watcher) arm(at time.Time) {
 	w.timer.Reset(max(at.Sub(w.now()), 0))
 }
 
-// checkDue completes every file whose settle window passed.
+// checkDue completes every pending file that is complete now and plans
+// the next look at the others.
 func (w *watcher) checkDue() {
 	now := w.now()
 	var next time.Time
 	var ready []doneFile
 	for p, pf := range w.pending {
-		due := pf.last.Add(w.settle)
-		if pf.whole {
-			due = pf.last.Add(wholeGap)
-		}
-		if due.After(now) {
-			if next.IsZero() || due.Before(next) {
-				next = due
+		due := w.dueOf(pf)
+		if !due.After(now) {
+			f, done, gone := w.look(p, pf, now)
+			switch {
+			case gone:
+				delete(w.pending, p) // gone before it was complete: nothing was queued
+				continue
+			case done:
+				delete(w.pending, p)
+				ready = append(ready, f)
+				continue
 			}
-			continue
+			due = w.dueOf(pf)
 		}
-		st, err := os.Lstat(p)
-		if err != nil || !st.Mode().IsRegular() {
-			delete(w.pending, p) // gone before it was complete: nothing was queued
-			continue
+		if next.IsZero() || due.Before(next) {
+			next = due
 		}
-		if !pf.ok || st.Size() != pf.size || !st.ModTime().Equal(pf.mtime) {
-			// Changed without an event (events are hints): wait again.
-			pf.last, pf.size, pf.mtime, pf.ok, pf.whole = now, st.Size(), st.ModTime(), true, false
-			due = now.Add(w.settle)
-			if next.IsZero() || due.Before(next) {
-				next = due
-			}
-			continue
-		}
-		delete(w.pending, p)
-		rel, _ := w.rel(p)
-		ready = append(ready, doneFile{p, rel, st, due})
 	}
 	w.completeAll(ready)
 	if !next.IsZero() {
 		w.arm(next)
 	}
+}
+
+// look decides, at its due time, whether pending file p is complete
+// (done), gone, or waits (pf updated for its next look).
+func (w *watcher) look(p string, pf *pendingFile, now time.Time) (f doneFile, done, gone bool) {
+	st, err := os.Lstat(p)
+	if err != nil || !st.Mode().IsRegular() {
+		return doneFile{}, false, true
+	}
+	at := pf.last.Add(w.settle)
+	if !pf.settle {
+		writing, settle := w.writerCheck(p)
+		switch {
+		case settle:
+			pf.settle = true
+			return doneFile{}, false, false
+		case writing:
+			pf.recheck = now.Add(recheckIn(pf.last, now))
+			return doneFile{}, false, false
+		case st.Size() == 0 && now.Before(at):
+			// No writer and empty: a camera may create a file first and
+			// write it later; it waits for the settle window.
+			pf.recheck = at
+			return doneFile{}, false, false
+		}
+		at = now
+	}
+	if !pf.ok || st.Size() != pf.size || !st.ModTime().Equal(pf.mtime) {
+		// Changed without an event (events are hints; or the writer's
+		// last events are still queued): look again.
+		pf.last, pf.size, pf.mtime, pf.ok = now, st.Size(), st.ModTime(), true
+		return doneFile{}, false, false
+	}
+	rel, _ := w.rel(p)
+	return doneFile{p, rel, st, at}, true, false
 }
 
 type doneFile struct {

@@ -75,7 +75,7 @@ func TestWatcherFsnotifyRenameOps(t *testing.T) {
 	}
 }
 
-// TestWatcherWriterLease pins the kernel behaviour appearedWhole relies
+// TestWatcherWriterLease pins the kernel behaviour writerCheck relies
 // on, on the file system the tests run on: a file open for writing (by
 // anyone) is reported as such, and no longer once closed; a reader does
 // not count.
@@ -111,8 +111,8 @@ func TestWatcherWriterLease(t *testing.T) {
 }
 
 // TestWatcherRenameOfOpenFileSettles: a file renamed into place while its
-// writer still has it open is not complete at once; it completes after
-// its settle window once the writer closed it.
+// writer still has it open is not complete at once; it completes once the
+// writer closed it.
 func TestWatcherRenameOfOpenFileSettles(t *testing.T) {
 	t.Parallel()
 	media := t.TempDir()
@@ -151,7 +151,7 @@ func TestWatcherRenameOfOpenFileSettles(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "queued after its settle window", func() bool { return we.queued("100TEST/DSC00003.JPG") })
+	waitFor(t, 10*time.Second, "queued after the close", func() bool { return we.queued("100TEST/DSC00003.JPG") })
 	items, err := we.q.List()
 	if err != nil {
 		t.Fatal(err)

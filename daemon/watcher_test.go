@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,23 @@ type watchEnv struct {
 
 func startWatcher(t *testing.T, media string, q *queue.Queue, cfgMod func(*Config)) *watchEnv {
 	t.Helper()
+	return startWatcherWith(t, media, q, cfgMod, nil)
+}
+
+// noLeases makes the watcher's writer check answer as a kernel that gives
+// no leases (errNoLease), for the settle fallback.
+func noLeases(w *watcher) { w.lease.writers = refuseLeases }
+
+// refuseLeases answers as openForWriting where the kernel refuses leases
+// (not the file's owner, no CAP_LEASE: see TestWatcherLeaseRefusedByKernel).
+func refuseLeases(p string) (bool, error) {
+	return false, fmt.Errorf("%w: %s: %w", errNoLease, p, syscall.EACCES)
+}
+
+// startWatcherWith is startWatcher with wMod applied to the watcher
+// before it runs.
+func startWatcherWith(t *testing.T, media string, q *queue.Queue, cfgMod func(*Config), wMod func(*watcher)) *watchEnv {
+	t.Helper()
 	if q == nil {
 		var err error
 		q, err = queue.Open(filepath.Join(t.TempDir(), "q.db"), nil)
@@ -36,6 +54,9 @@ func startWatcher(t *testing.T, media string, q *queue.Queue, cfgMod func(*Confi
 		cfgMod(cfg)
 	}
 	w := newWatcher(cfg, q, testLogger(t))
+	if wMod != nil {
+		wMod(w)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.run(ctx) }()
@@ -85,10 +106,12 @@ func (we *watchEnv) queued(rel string) bool {
 	return false
 }
 
+// TestWatcherSettleWindow: where the kernel gives no leases, a file
+// completes when a settle window passed without events.
 func TestWatcherSettleWindow(t *testing.T) {
 	t.Parallel()
 	media := t.TempDir()
-	we := startWatcher(t, media, nil, func(c *Config) { c.Settle = 400 * time.Millisecond })
+	we := startWatcherWith(t, media, nil, func(c *Config) { c.Settle = 400 * time.Millisecond }, noLeases)
 	p := filepath.Join(media, "100TEST", "DSC00001.JPG")
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)

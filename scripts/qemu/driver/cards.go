@@ -192,6 +192,9 @@ func runCard(e *env, name, fs, steps string, srv serverView, cfg guestConfig) re
 	if err := t.setup(cfg); err != nil {
 		return t.result(fmt.Errorf("setup: %w", err))
 	}
+	if err := t.completionStep(); err != nil {
+		return t.result(fmt.Errorf("completion: %w", err))
+	}
 	for _, st := range steps {
 		var err error
 		t.stepStart = time.Now()
