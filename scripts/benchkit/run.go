@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/camftpd/camftpd/internal/linkemu"
 )
 
 // Tool names, in table order. curl is the reference of the ratios.
@@ -48,7 +50,7 @@ type env struct {
 	work     string // bench work folder
 	drop     string // the watched folder files are dropped into
 	srv      *server
-	link     *linkEmu
+	link     *linkemu.Link
 	linkIP   string
 	camftpd  string // binary
 	naive    string // binary
