@@ -57,6 +57,9 @@ type Status struct {
 	// Degraded names each kernel monitor ("mount", "link") that failed
 	// and is being restarted, with why.
 	Degraded map[string]string `json:"degraded,omitempty"`
+	// Power is the measured link speed, the battery and why captures wait
+	// because of them (power.go).
+	Power PowerStatus `json:"power"`
 }
 
 // UploadStatus is one upload in flight.
@@ -102,6 +105,7 @@ func (d *Daemon) Status() Status {
 	d.mu.Unlock()
 	d.health.fill(&s)
 	d.stats.fill(&s, now)
+	s.Power = d.powerStatus()
 	sort.Slice(s.Uploads, func(i, j int) bool { return s.Uploads[i].Worker < s.Uploads[j].Worker })
 	if w != nil {
 		s.Watching, s.Rescans, s.Overflows = w.tracking.Load(), w.rescans.Load(), w.overflows.Load()
