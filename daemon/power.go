@@ -129,11 +129,16 @@ func (g *gate) slowLocked(cfg *Config) bool {
 // wakes the dispatcher when the gate holds captures back: a movie waiting
 // for the stills in flight may go now.
 func (d *Daemon) uploadEnded(worker string) {
-	d.gate.mu.Lock()
-	d.gate.meter.end(worker)
-	holding := d.gate.waiting != ""
-	d.gate.mu.Unlock()
-	if holding {
+	cfg := d.config()
+	g := &d.gate
+	g.mu.Lock()
+	g.meter.end(worker, time.Now())
+	slow := g.slowLocked(cfg)
+	changed := slow != g.slow
+	g.slow = slow
+	holding := g.waiting != ""
+	g.mu.Unlock()
+	if holding || changed {
 		d.wakeDispatch()
 	}
 }
@@ -185,9 +190,7 @@ func (d *Daemon) leaseGated(q *queue.Queue, worker string) (queue.Item, bool, er
 	if heldMovie {
 		why = append(why, slowWhy)
 	}
-	if len(why) > 0 || !ok {
-		d.setWaiting(strings.Join(why, "; "))
-	}
+	d.setWaiting(strings.Join(why, "; ")) // what this lease held back
 	return it, ok, err
 }
 
