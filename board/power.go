@@ -63,13 +63,13 @@ func readValue(path string) (string, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return "", fmt.Errorf("board: cannot read %s: %v (is power_supply the battery's folder in /sys/class/power_supply?)", path, err)
+		return "", fmt.Errorf("board: cannot read %s: %w (is power_supply the battery's folder in /sys/class/power_supply?)", path, err)
 	}
 	defer f.Close()
 	buf := make([]byte, 64)
 	n, err := f.Read(buf)
 	if err != nil && n == 0 {
-		return "", fmt.Errorf("board: cannot read %s: %v", path, err)
+		return "", fmt.Errorf("board: cannot read %s: %w", path, err)
 	}
 	return strings.TrimSpace(string(buf[:n])), nil
 }
