@@ -86,7 +86,8 @@ func TestSlowLinkMoviesWait(t *testing.T) {
 		t.Fatalf("measured link %.0f B/s, want about 1e6 (the emulator's rate)", bps)
 	}
 
-	// A burst: six stills, then a movie, each renamed into place.
+	// A burst: six stills of 600 KiB, then a movie, each renamed into
+	// place; two workers upload the stills side by side.
 	var stills []string
 	for i := 1; i <= 6; i++ {
 		stills = append(stills, fmt.Sprintf("100CAM/DSC%05d.JPG", i))
@@ -94,7 +95,7 @@ func TestSlowLinkMoviesWait(t *testing.T) {
 	const movie = "100CAM/MOV00007.MP4"
 	for i, rel := range append(append([]string(nil), stills...), movie) {
 		tmp := filepath.Join(stage, filepath.Base(rel))
-		writeCapture(t, tmp, 400<<10, uint64(i))
+		writeCapture(t, tmp, 600<<10, uint64(i))
 		if err := os.Rename(tmp, filepath.Join(media, rel)); err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +108,11 @@ func TestSlowLinkMoviesWait(t *testing.T) {
 		return counts(t, d.Queue()).Done == 8
 	})
 	up, _ := link.Bytes()
-	t.Logf("status while the movie waited: %q; %d bytes through the emulator", sawWhy, up)
+	bps := d.Status().Power.LinkBps
+	t.Logf("status while the movie waited: %q; %d bytes through the emulator; link measured after the burst %.0f B/s", sawWhy, up, bps)
+	if bps < 0.7e6 || bps > 1.3e6 {
+		t.Errorf("measured link after two workers shared it %.0f B/s, want about 1e6 (the sum of the two, not one's share)", bps)
+	}
 	if !strings.Contains(sawWhy, "is below slow_link 2 MB/s") {
 		t.Errorf("the status never said why the movie waits (saw %q)", sawWhy)
 	}
