@@ -86,8 +86,8 @@ func TestSlowLinkMoviesWait(t *testing.T) {
 		t.Fatalf("measured link %.0f B/s, want about 1e6 (the emulator's rate)", bps)
 	}
 
-	// A burst: six stills of 600 KiB, then a movie, each renamed into
-	// place; two workers upload the stills side by side.
+	// A burst: five stills of 600 KiB and one of 1.5 MiB, then a movie,
+	// each renamed into place; two workers upload the stills side by side.
 	var stills []string
 	for i := 1; i <= 6; i++ {
 		stills = append(stills, fmt.Sprintf("100CAM/DSC%05d.JPG", i))
@@ -95,7 +95,11 @@ func TestSlowLinkMoviesWait(t *testing.T) {
 	const movie = "100CAM/MOV00007.MP4"
 	for i, rel := range append(append([]string(nil), stills...), movie) {
 		tmp := filepath.Join(stage, filepath.Base(rel))
-		writeCapture(t, tmp, 600<<10, uint64(i))
+		size := 600 << 10
+		if i == len(stills)-1 {
+			size = 1536 << 10 // the last still outlasts the one beside it: the movie waits for it
+		}
+		writeCapture(t, tmp, size, uint64(i))
 		if err := os.Rename(tmp, filepath.Join(media, rel)); err != nil {
 			t.Fatal(err)
 		}
