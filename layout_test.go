@@ -39,13 +39,15 @@ var rules = map[string]rule{
 	// for every GOOS, so it uses x/sys/unix as board does.
 	"transfer": {project: []string{"tlspolicy"}, thirdParty: []string{"github.com/secsy/goftp", "golang.org/x/sys"}},
 	// Shared by the tests of every package; no firmware code imports it.
-	"internal/testtime":   {},
+	"internal/testtime": {},
+	// The link emulator of the benchmarks and of the daemon's link tests.
+	"internal/linkemu":    {},
 	"transfer/ftpstest":   {project: []string{"tlspolicy"}, thirdParty: []string{"github.com/fclairamb/ftpserverlib", "github.com/spf13/afero"}},
 	"daemon":              {project: []string{"tlspolicy", "queue", "board", "transfer"}, thirdParty: []string{"github.com/fsnotify/fsnotify", "github.com/BurntSushi/toml", "golang.org/x/sys"}},
 	"cmd/camftpd":         {project: []string{"daemon"}},
 	"cmd/camftpd-demo":    {project: []string{"daemon", "tlspolicy", "transfer/ftpstest"}},
 	"scripts/qemu/driver": {project: []string{"tlspolicy", "transfer/ftpstest"}},
-	"scripts/benchkit":    {project: []string{"tlspolicy", "transfer", "transfer/ftpstest"}, thirdParty: []string{"gonum.org/v1/plot"}},
+	"scripts/benchkit":    {project: []string{"internal/linkemu", "tlspolicy", "transfer", "transfer/ftpstest"}, thirdParty: []string{"gonum.org/v1/plot"}},
 	// The naive goftp baseline of the benchmarks: a peer, not part of camftpd.
 	"scripts/benchkit/naive": {thirdParty: []string{"github.com/secsy/goftp"}},
 	// The emulated camera's timed shutter, run in the QEMU guest (steady

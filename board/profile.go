@@ -20,6 +20,9 @@ type Profile struct {
 	Interface    string // network interface whose link state gates uploads
 	StorageMount string // mount point of the card; "" = not followed
 	LED          string // sysfs LED directory or a writable value file; "" = none
+	// PowerSupply is the battery's folder in /sys/class/power_supply (its
+	// capacity and status files, see ReadBattery); "" = no battery.
+	PowerSupply string
 }
 
 // capturePatterns are the still, movie and sound files a camera writes
@@ -34,6 +37,7 @@ var profiles = map[string]Profile{
 		Patterns:     capturePatterns,
 		Interface:    "wlan0",
 		StorageMount: "/mnt/media",
+		PowerSupply:  "/sys/class/power_supply/battery",
 	},
 	"qemu-virt": {
 		Name:         "qemu-virt",

@@ -136,7 +136,7 @@ func (a *attempt) progress() func(sent, total int64) {
 	return func(sent, total int64) {
 		now := time.Now()
 		if sent >= a.lastSent {
-			d.stats.sent(now, sent-a.lastSent)
+			d.sent(a, now, sent-a.lastSent)
 		}
 		a.lastSent = sent
 		d.mu.Lock()

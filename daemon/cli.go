@@ -242,6 +242,7 @@ func printStatus(w io.Writer, st Status) {
 			fmt.Fprintf(w, "tls warning: %s\n", t.Warning)
 		}
 	}
+	printPower(w, st.Power)
 	if st.MediaError != "" {
 		fmt.Fprintf(w, "media:      %s\n", st.MediaError)
 	}

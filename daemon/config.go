@@ -46,6 +46,12 @@ type Config struct {
 	RetryMin      time.Duration
 	RetryMax      time.Duration
 	Servers       []Server
+	// The upload policy (powerconfig.go): below SlowLink bytes per second
+	// (0 = off) movies wait; below BatteryLow percent (0 = off), not
+	// charging, only what BatteryLowSend allows is sent.
+	SlowLink       int64
+	BatteryLow     int
+	BatteryLowSend string // protected | stills | nothing
 }
 
 // Server is one [[server]] slot.
@@ -209,11 +215,12 @@ func ParseConfig(name, src string) (*Config, error) {
 		return nil, ConfigErrors{{File: name, Msg: "TOML: " + err.Error(), Fix: "correct the file's syntax"}}
 	}
 	c := &Config{Path: name}
-	p.unknown("", raw, topKeys)
+	p.unknown("", raw, append(topKeys, powerKeys...))
 	p.places(raw, c)
 	p.captures(raw, c)
 	p.running(raw, c)
 	p.servers(raw, c)
+	p.power(raw, c)
 	if len(p.errs) > 0 {
 		sort.SliceStable(p.errs, func(i, j int) bool {
 			li, lj := p.errs[i].Line, p.errs[j].Line

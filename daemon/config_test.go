@@ -109,7 +109,7 @@ func TestConfigExampleIsValidAndComplete(t *testing.T) {
 		t.Fatalf("unexpected parse: %+v", cfg)
 	}
 	// Every key the parser knows is documented in the example.
-	for _, k := range append(append([]string{}, topKeys...), serverKeys...) {
+	for _, k := range append(append(append([]string{}, topKeys...), powerKeys...), serverKeys...) {
 		if !strings.Contains(string(b), "\n"+k+" =") && !strings.Contains(string(b), "# "+k+" =") && k != "server" {
 			t.Errorf("key %q is not documented in camftpd.example.toml", k)
 		}

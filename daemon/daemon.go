@@ -54,6 +54,7 @@ type Daemon struct {
 	stats    stats    // figures: done, skipped, bytes, rate, latencies, last TLS
 	health   health   // failed queue writes, kernel monitors restarting
 	limiters limiters // bandwidth limits, one per server for all workers
+	gate     gate     // link speed, battery and the upload policy (power.go)
 
 	// mu guards the run state, from which the status, the LED and the
 	// dispatcher's decisions are derived together (stateLocked): the

@@ -90,6 +90,7 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config, busy *busyList) {
 	if cfg.Failover && len(cfg.Servers) > 1 {
 		wg.Go(func() { d.failback(ctx, cfg, policies) })
 	}
+	d.startPower(ctx, cfg, &wg) // the battery, read before the first lease
 	d.setWarm(warm)
 	defer d.setWarm(nil)
 	for {
@@ -147,7 +148,7 @@ func (d *Daemon) dispatch(ctx context.Context, w *worker) bool {
 				return false
 			}
 		}
-		it, ok, err := q.Lease(w.name)
+		it, ok, err := d.leaseGated(q, w.name) // queue.Lease through the link and battery policy (power.go)
 		if err != nil {
 			d.log.Error("queue lease failed; trying again in 1 s", "err", err)
 			d.health.queueWriteFailed("lease", "(the next item due)", err)
@@ -208,6 +209,7 @@ func (w *worker) loop(ctx context.Context, ready chan<- *worker) {
 		case it := <-w.jobs: // only ever sent to a worker the dispatcher holds
 			w.busy.set(w.name, it.Capture.Rel+" to server "+w.cfg.Servers[w.d.activeIndex()].Name)
 			w.process(ctx, it)
+			w.d.uploadEnded(w.name)
 			w.busy.set(w.name, "")
 			w.cleanOrphans(ctx)
 			offer = ready

@@ -60,6 +60,9 @@ type Status struct {
 	// Completion says how a capture is told complete (mode "lease" or
 	// "settle") and why; absent while no watcher runs.
 	Completion CompletionMode `json:"completion,omitzero"`
+	// Power is the measured link speed, the battery and why captures wait
+	// because of them (power.go).
+	Power PowerStatus `json:"power"`
 }
 
 // UploadStatus is one upload in flight.
@@ -105,6 +108,7 @@ func (d *Daemon) Status() Status {
 	d.mu.Unlock()
 	d.health.fill(&s)
 	d.stats.fill(&s, now)
+	s.Power = d.powerStatus()
 	sort.Slice(s.Uploads, func(i, j int) bool { return s.Uploads[i].Worker < s.Uploads[j].Worker })
 	if w != nil {
 		s.Watching, s.Rescans, s.Overflows = w.tracking.Load(), w.rescans.Load(), w.overflows.Load()

@@ -49,7 +49,9 @@
 // attempt is not counted). A long upload calls Renew before LeaseTime runs
 // out. Lease picks the highest Priority first, then first-in first-out by
 // enqueue sequence; due Retry items and expired leases go back to pending in
-// the same transaction.
+// the same transaction. LeaseFunc does the same among the items an admit
+// func accepts (the scheduler's link and battery policy); the others stay
+// pending in their place.
 //
 // The scheduler waits on Wake (new work may be due) and on a timer armed at
 // NextDue (the earliest Retry due time or lease expiry); it never polls.

@@ -126,20 +126,65 @@ func (q *Queue) EnqueueBatch(cs []Capture) (items []Item, added []bool, err erro
 }
 
 // dueWork reports whether a Lease could find work now (read-only, so an
-// idle scheduler costs no write).
-func (q *Queue) dueWork(now time.Time) (bool, error) {
+// idle scheduler costs no write): a due Retry item or an expired lease
+// (they go back to pending), or a pending item that admit accepts.
+func (q *Queue) dueWork(now time.Time, admit func(Item) bool) (bool, error) {
 	due := false
 	err := q.view("lease", "", func(t *txn) error {
-		if k, _ := t.first(Pending); k != nil {
-			due = true
-		} else if k, _ := t.first(Retry); k != nil && !keyTime(k).After(now) {
+		if k, _ := t.first(Retry); k != nil && !keyTime(k).After(now) {
 			due = true
 		} else if k, _ := t.first(InFlight); k != nil && !keyTime(k).After(now) {
 			due = true
+		} else {
+			r, err := t.firstAdmitted(admit)
+			due = r != nil
+			return err
 		}
 		return nil
 	})
 	return due, err
+}
+
+// firstAdmitted returns the first pending record, in lease order, that
+// admit accepts (nil: any); nil when there is none.
+func (t *txn) firstAdmitted(admit func(Item) bool) (*rec, error) {
+	c := t.bucket(indexBucket[Pending]).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		r, err := t.get(string(v))
+		if err != nil {
+			return nil, err
+		}
+		if admit == nil || admit(r.Item) {
+			return r, nil
+		}
+	}
+	return nil, nil
+}
+
+// requeueDue moves Retry items whose time has come and expired leases back
+// to pending.
+func (t *txn) requeueDue(now time.Time) error {
+	for _, s := range []State{Retry, InFlight} {
+		for {
+			k, v := t.first(s)
+			if k == nil || keyTime(k).After(now) {
+				break
+			}
+			r, err := t.get(string(v))
+			if err != nil {
+				return err
+			}
+			if err := t.move(r, func(r *rec) {
+				if r.State == InFlight {
+					r.LastError = "lease of " + r.Worker + " expired"
+				}
+				r.State, r.Worker, r.LeaseUntil = Pending, "", time.Time{}
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Lease hands the next due item to worker: highest priority first, then
@@ -147,42 +192,33 @@ func (q *Queue) dueWork(now time.Time) (bool, error) {
 // come and expired leases go back to pending. It returns false when nothing
 // is due.
 func (q *Queue) Lease(worker string) (Item, bool, error) {
+	return q.LeaseFunc(worker, nil)
+}
+
+// LeaseFunc is Lease restricted to the pending items admit accepts (nil
+// accepts every item): it leases the first one, in Lease's order, that
+// admit accepts, and returns false when none is. Items admit refuses stay
+// pending, in their place. The scheduler's gate uses it (movies waiting
+// for a faster link, a low battery). admit runs inside the queue's
+// transaction: it must be quick and must not call the queue. A call that
+// finds nothing to lease writes nothing, unless Retry items or leases
+// fell due (they go back to pending as in Lease).
+func (q *Queue) LeaseFunc(worker string, admit func(Item) bool) (Item, bool, error) {
 	if err := q.replan(); err != nil {
 		return Item{}, false, err
 	}
 	now := q.now()
-	if due, err := q.dueWork(now); err != nil || !due {
+	if due, err := q.dueWork(now, admit); err != nil || !due {
 		return Item{}, false, err
 	}
 	var it Item
 	var ok bool
 	err := q.update("lease", worker, func(t *txn) error {
-		for _, s := range []State{Retry, InFlight} {
-			for {
-				k, v := t.first(s)
-				if k == nil || keyTime(k).After(now) {
-					break
-				}
-				r, err := t.get(string(v))
-				if err != nil {
-					return err
-				}
-				if err := t.move(r, func(r *rec) {
-					if r.State == InFlight {
-						r.LastError = "lease of " + r.Worker + " expired"
-					}
-					r.State, r.Worker, r.LeaseUntil = Pending, "", time.Time{}
-				}); err != nil {
-					return err
-				}
-			}
+		if err := t.requeueDue(now); err != nil {
+			return err
 		}
-		_, v := t.first(Pending)
-		if v == nil {
-			return nil
-		}
-		r, err := t.get(string(v))
-		if err != nil {
+		r, err := t.firstAdmitted(admit)
+		if r == nil || err != nil {
 			return err
 		}
 		first := !r.leased && r.Attempts == 0

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/camftpd/camftpd/internal/linkemu"
 	"github.com/camftpd/camftpd/tlspolicy"
 )
 
@@ -212,7 +213,7 @@ func run() error {
 		ports = append(ports, p)
 	}
 	if works["d"] || o.serve {
-		e.link, err = startLink(linkIP, "127.0.0.1", linkRate, linkRTT, linkQueue, ports)
+		e.link, err = linkemu.Start(linkIP, "127.0.0.1", linkRate, linkRTT, linkQueue, ports)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/camftpd/camftpd/internal/linkemu"
 )
 
 // Tool names, in table order. curl is the reference of the ratios.
@@ -47,7 +49,7 @@ type env struct {
 	work     string // bench work folder
 	drop     string // the watched folder files are dropped into
 	srv      *server
-	link     *linkEmu
+	link     *linkemu.Link
 	linkIP   string
 	camftpd  string // binary
 	naive    string // binary

@@ -83,6 +83,7 @@ var scenarios = []struct {
 	{"cardpull", cardPull, false, false},
 	{"powercut", powerCut, false, false},
 	{"clock", wrongClock, false, false},
+	{"battery", batteryLow, false, false},
 	{"fatcard", fatCard, true, false},
 	{"exfatcard", exfatCard, true, false},
 	{"fatvsftpd", fatVsftpd, true, false},
@@ -229,6 +230,7 @@ type guestConfig struct {
 	mediaDir       string // "" = the board profile's (/media/DCIM)
 	storageMount   string // "" = the board profile's (/media)
 	sameName       string // "" = the key is absent (daemon default)
+	extra          string // more top-level lines (the battery scenario's policy)
 	preload        map[string][]byte
 }
 
@@ -245,6 +247,7 @@ func (c guestConfig) text() string {
 	if c.storageMount != "" {
 		fmt.Fprintf(&b, "storage_mount = %q\n", c.storageMount)
 	}
+	b.WriteString(c.extra)
 	// The scenarios put shots on the card before the first boot and expect
 	// them sent: the whole card, not only shots taken after the start.
 	fmt.Fprintf(&b, `backlog = "all"

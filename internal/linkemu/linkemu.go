@@ -1,4 +1,9 @@
-package main
+// Package linkemu is a user-space link emulator for benchmarks and tests
+// (netem is not available where they run): a TCP proxy on its own loopback
+// address that delays and rate-limits the bytes as one shared link would.
+// scripts/benchkit's link workload and the daemon's link-speed tests use
+// it. No firmware package imports it (layout_test.go).
+package linkemu
 
 import (
 	"errors"
@@ -11,7 +16,7 @@ import (
 	"time"
 )
 
-// linkEmu is a user-space link emulator (netem is not available here): a
+// Link is a user-space link emulator: a
 // TCP proxy on its own loopback address that forwards to the server's
 // control port and to every passive data port, and delays and rate-limits
 // the bytes as one shared link would.
@@ -25,7 +30,7 @@ import (
 // and the server's first byte leaves 1.5 RTT after the client connected.
 // Not modelled: loss, TCP slow start and congestion control of the
 // end-to-end path (each side's TCP talks to the proxy over loopback).
-type linkEmu struct {
+type Link struct {
 	IP     string        // where clients connect, e.g. "127.0.0.2"
 	Target string        // server address, "127.0.0.1"
 	Rate   float64       // bytes per second, each direction
@@ -65,10 +70,11 @@ func (d *direction) reserve(n int, earliest time.Time, rate float64) time.Time {
 	return end
 }
 
-// startLink listens on ip for the given ports and forwards each to the same
-// port on target.
-func startLink(ip, target string, rate float64, rtt, queue time.Duration, ports []int) (*linkEmu, error) {
-	l := &linkEmu{IP: ip, Target: target, Rate: rate, RTT: rtt, Queue: queue, conns: map[net.Conn]struct{}{}}
+// Start listens on ip for the given ports and forwards each to the same
+// port on target, at rate bytes per second each way, with rtt added and at
+// most queue of transmission time queued per direction.
+func Start(ip, target string, rate float64, rtt, queue time.Duration, ports []int) (*Link, error) {
+	l := &Link{IP: ip, Target: target, Rate: rate, RTT: rtt, Queue: queue, conns: map[net.Conn]struct{}{}}
 	for _, p := range ports {
 		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
 		if err != nil {
@@ -87,9 +93,9 @@ func startLink(ip, target string, rate float64, rtt, queue time.Duration, ports 
 }
 
 // Bytes returns the bytes carried client->server and server->client.
-func (l *linkEmu) Bytes() (up, down int64) { return l.up.bytes.Load(), l.down.bytes.Load() }
+func (l *Link) Bytes() (up, down int64) { return l.up.bytes.Load(), l.down.bytes.Load() }
 
-func (l *linkEmu) acceptLoop(ln net.Listener, to string) {
+func (l *Link) acceptLoop(ln net.Listener, to string) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -108,7 +114,7 @@ func (l *linkEmu) acceptLoop(ln net.Listener, to string) {
 	}
 }
 
-func (l *linkEmu) track(c net.Conn, add bool) bool {
+func (l *Link) track(c net.Conn, add bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if add {
@@ -122,7 +128,7 @@ func (l *linkEmu) track(c net.Conn, add bool) bool {
 	return true
 }
 
-func (l *linkEmu) serve(client *net.TCPConn, to string, t0 time.Time) {
+func (l *Link) serve(client *net.TCPConn, to string, t0 time.Time) {
 	defer client.Close()
 	if !l.track(client, true) {
 		return
@@ -161,7 +167,7 @@ type chunk struct {
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
 // pipe copies src to dst through direction d; nothing leaves before gate.
-func (l *linkEmu) pipe(src, dst *net.TCPConn, d *direction, gate time.Time) {
+func (l *Link) pipe(src, dst *net.TCPConn, d *direction, gate time.Time) {
 	oneWay := l.RTT / 2
 	ch := make(chan chunk, 512)
 	done := make(chan struct{})
@@ -219,7 +225,7 @@ func (l *linkEmu) pipe(src, dst *net.TCPConn, d *direction, gate time.Time) {
 }
 
 // Close stops the listeners and cuts every proxied connection.
-func (l *linkEmu) Close() {
+func (l *Link) Close() {
 	l.closed.Store(true)
 	for _, ln := range l.lns {
 		ln.Close()
