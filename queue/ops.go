@@ -156,7 +156,8 @@ func (q *Queue) Lease(worker string) (Item, bool, error) {
 	}
 	var it Item
 	var ok bool
-	err := q.update("lease", worker, func(t *txn) error {
+	err := q.updateGrouped("lease", worker, func(t *txn) error {
+		it, ok = Item{}, false // set on each run (see updateGrouped)
 		for _, s := range []State{Retry, InFlight} {
 			for {
 				k, v := t.first(s)
@@ -205,7 +206,7 @@ func (q *Queue) Lease(worker string) (Item, bool, error) {
 
 // Renew extends the lease of an in-flight item by LeaseTime from now.
 func (q *Queue) Renew(id string) error {
-	return q.update("renew", id, func(t *txn) error {
+	return q.updateGrouped("renew", id, func(t *txn) error {
 		r, err := t.get(id)
 		if err != nil {
 			return err
@@ -234,7 +235,7 @@ func (q *Queue) Skip(id, remote, reason string) error {
 // settle moves an item to the terminal state to (Done or Skipped), clearing
 // its lease, schedule and intent.
 func (q *Queue) settle(op, id string, to State, remote, hash, reason string) error {
-	return q.update(op, id, func(t *txn) error {
+	return q.updateGrouped(op, id, func(t *txn) error {
 		r, err := t.get(id)
 		if err != nil {
 			return err
@@ -263,7 +264,7 @@ func (q *Queue) settle(op, id string, to State, remote, hash, reason string) err
 // the item with this Intent, and the upload settles it by what the server
 // shows instead of sending the file again.
 func (q *Queue) Intend(id string, in Intent) error {
-	return q.update("intend", id, func(t *txn) error {
+	return q.updateGrouped("intend", id, func(t *txn) error {
 		r, err := t.get(id)
 		if err != nil {
 			return err
@@ -306,7 +307,8 @@ func (q *Queue) Want(ids ...string) (wanted int, err error) {
 // Fail records a transient failure: the item goes to Retry, due after a
 // capped, jittered exponential backoff, and next is that due time.
 func (q *Queue) Fail(id string, errMsg string) (next time.Time, err error) {
-	err = q.update("fail", id, func(t *txn) error {
+	err = q.updateGrouped("fail", id, func(t *txn) error {
+		next = time.Time{} // set on each run (see updateGrouped)
 		r, err := t.get(id)
 		if err != nil {
 			return err
@@ -346,7 +348,7 @@ func (q *Queue) park(id, reason string, vanished bool) error {
 	if vanished {
 		op = "vanished"
 	}
-	return q.update(op, id, func(t *txn) error {
+	return q.updateGrouped(op, id, func(t *txn) error {
 		r, err := t.get(id)
 		if err != nil {
 			return err
@@ -366,7 +368,8 @@ func (q *Queue) park(id, reason string, vanished bool) error {
 // no-op.
 func (q *Queue) Release(id string) error {
 	released := false
-	err := q.update("release", id, func(t *txn) error {
+	err := q.updateGrouped("release", id, func(t *txn) error {
+		released = false // set on each run (see updateGrouped)
 		r, err := t.get(id)
 		if err != nil {
 			return err
