@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -36,19 +37,37 @@ type groupCommit struct {
 type groupCall struct {
 	fn   func(t *txn) error
 	err  error
-	done bool // under run: set by the committer
+	done chan struct{} // closed by the committer once err is set
 }
 
 // updateGrouped is update with group commit (see above); op and what name
 // the call in its error as in update.
 func (q *Queue) updateGrouped(op, what string, fn func(t *txn) error) error {
+	return q.updateLinger(context.Background(), op, what, 0, fn)
+}
+
+// updateLinger is updateGrouped for a call that may wait up to linger (and
+// while ctx lasts) for another call's commit to take it along before it
+// commits itself.
+func (q *Queue) updateLinger(ctx context.Context, op, what string, linger time.Duration, fn func(t *txn) error) error {
 	g := &q.group
-	c := &groupCall{fn: fn}
+	c := &groupCall{fn: fn, done: make(chan struct{})}
 	g.mu.Lock()
 	g.pending = append(g.pending, c)
 	g.mu.Unlock()
+	if linger > 0 {
+		t := time.NewTimer(linger)
+		select {
+		case <-c.done:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	g.run.Lock()
-	if !c.done { // else a committer took it while this call waited
+	select {
+	case <-c.done: // a committer took it while this call waited
+	default:
 		g.mu.Lock()
 		calls := g.pending
 		g.pending = nil
@@ -57,6 +76,19 @@ func (q *Queue) updateGrouped(op, what string, fn func(t *txn) error) error {
 	}
 	g.run.Unlock()
 	return q.wrap(op, what, c.err)
+}
+
+// AckSoon is Ack for a caller that does not need the record durable at
+// once: it waits up to linger for another change (typically the next
+// Lease, which follows an upload at once in a burst) to be committed with
+// it, and commits it itself after that, or as soon as ctx ends. It returns once the record is
+// durable. Use it only after the upload's rename was recorded durably
+// with Intend: until the record is committed the item stays in flight
+// with its Intent, which is what a restart after a power cut then finds,
+// and the Intent is settled by what the server shows (the file is there:
+// nothing is sent again).
+func (q *Queue) AckSoon(ctx context.Context, id, remote, hash string, linger time.Duration) error {
+	return q.settleLinger(ctx, "ack", id, Done, remote, hash, "", linger)
 }
 
 // commitGroup commits calls in one transaction; a call whose fn fails is
@@ -96,7 +128,8 @@ func (q *Queue) commitGroup(calls []*groupCall) {
 			q.setAnchor(wall, mono)
 		}
 		for _, c := range calls {
-			c.err, c.done = err, true
+			c.err = err
+			close(c.done)
 		}
 		return
 	}

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -137,5 +138,63 @@ func TestGroupCommitConcurrentWorkers(t *testing.T) {
 	t.Logf("%d calls in %d commits", calls, got)
 	if got >= calls {
 		t.Errorf("%d commits for %d calls: nothing was grouped", got, calls)
+	}
+}
+
+// TestAckSoonRidesTheNextCommit: an AckSoon is committed with the Lease
+// that follows it (one commit for both), and alone once linger has passed.
+func TestAckSoonRidesTheNextCommit(t *testing.T) {
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
+	for i := range 2 {
+		if _, _, err := q.Enqueue(capN(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, ok, err := q.Lease("w1")
+	if err != nil || !ok {
+		t.Fatalf("lease: %v %v", ok, err)
+	}
+	before := commits(t, q)
+	acked := make(chan error, 1)
+	go func() { acked <- q.AckSoon(context.Background(), a.ID, "r0", "", time.Minute) }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		q.group.mu.Lock()
+		n := len(q.group.pending)
+		q.group.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("AckSoon did not queue")
+		}
+	}
+	b, ok, err := q.Lease("w1")
+	if err != nil || !ok {
+		t.Fatalf("second lease: %v %v", ok, err)
+	}
+	select {
+	case err := <-acked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AckSoon still waiting after the Lease committed")
+	}
+	if got := commits(t, q) - before; got != 1 {
+		t.Errorf("%d commits for AckSoon and Lease, want 1", got)
+	}
+	if it, err := q.Get(a.ID); err != nil || it.State != Done {
+		t.Errorf("acked item: %+v %v", it, err)
+	}
+
+	start := time.Now()
+	if err := q.AckSoon(context.Background(), b.ID, "r1", "", 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Errorf("AckSoon alone returned after %v, before its linger", waited)
+	}
+	if it, err := q.Get(b.ID); err != nil || it.State != Done {
+		t.Errorf("item acked alone: %+v %v", it, err)
 	}
 }

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -235,7 +236,13 @@ func (q *Queue) Skip(id, remote, reason string) error {
 // settle moves an item to the terminal state to (Done or Skipped), clearing
 // its lease, schedule and intent.
 func (q *Queue) settle(op, id string, to State, remote, hash, reason string) error {
-	return q.updateGrouped(op, id, func(t *txn) error {
+	return q.settleLinger(context.Background(), op, id, to, remote, hash, reason, 0)
+}
+
+// settleLinger is settle, committed with another change when one comes
+// within linger (see AckSoon).
+func (q *Queue) settleLinger(ctx context.Context, op, id string, to State, remote, hash, reason string, linger time.Duration) error {
+	return q.updateLinger(ctx, op, id, linger, func(t *txn) error {
 		r, err := t.get(id)
 		if err != nil {
 			return err

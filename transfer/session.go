@@ -96,8 +96,8 @@ type session struct {
 	c        *Client
 	gc       *goftp.Client
 	rc       goftp.RawConn
-	g        *guard // between goftp and the server; nil without one
-	ip       string // server address: data connections go here
+	g        *guard      // between goftp and the server; nil without one
+	ip       string      // server address: data connections go here
 	tls      *tls.Config // data connections' (dataTLS)
 	tlsAll   *tls.Config // the control connection's; tls again after a refused data handshake
 	hs       *hsState
