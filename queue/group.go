@@ -87,7 +87,13 @@ func (q *Queue) updateLinger(ctx context.Context, op, what string, linger time.D
 // with its Intent, which is what a restart after a power cut then finds,
 // and the Intent is settled by what the server shows (the file is there:
 // nothing is sent again).
+//
+// It lingers only while work is due (a Lease will follow); else, as after
+// the last file of a burst, it commits at once.
 func (q *Queue) AckSoon(ctx context.Context, id, remote, hash string, linger time.Duration) error {
+	if due, err := q.dueWork(q.now()); err != nil || !due {
+		linger = 0
+	}
 	return q.settleLinger(ctx, "ack", id, Done, remote, hash, "", linger)
 }
 

@@ -187,6 +187,10 @@ func TestAckSoonRidesTheNextCommit(t *testing.T) {
 		t.Errorf("acked item: %+v %v", it, err)
 	}
 
+	// Work due (a third item): it lingers, then commits alone.
+	if _, _, err := q.Enqueue(capN(2)); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	if err := q.AckSoon(context.Background(), b.ID, "r1", "", 50*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -196,5 +200,18 @@ func TestAckSoonRidesTheNextCommit(t *testing.T) {
 	}
 	if it, err := q.Get(b.ID); err != nil || it.State != Done {
 		t.Errorf("item acked alone: %+v %v", it, err)
+	}
+
+	// No work due: it commits at once (a minute's linger would time out
+	// the test).
+	c, ok, err := q.Lease("w1")
+	if err != nil || !ok {
+		t.Fatalf("third lease: %v %v", ok, err)
+	}
+	if err := q.AckSoon(context.Background(), c.ID, "r2", "", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if it, err := q.Get(c.ID); err != nil || it.State != Done {
+		t.Errorf("last item: %+v %v", it, err)
 	}
 }
