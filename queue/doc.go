@@ -67,9 +67,12 @@
 //	                                       -> Release -> pending
 //	Open: inflight (a crashed run's leases) -> pending
 //
-// Every state change is one bbolt read-write transaction, committed with
-// fsync (NoSync is never set): after a crash or power cut each item is in
-// exactly one state, the one of its last committed change. Done items never
+// Every state change is committed in a bbolt read-write transaction with
+// fsync (NoSync is never set), and a call returns once it is: after a crash
+// or power cut each item is in exactly one state, the one of its last
+// committed change. The per-file changes of concurrent callers (Lease,
+// Intend, Ack...) share a transaction when they queue up behind another
+// commit (group commit, group.go); AckSoon waits a little for one. Done items never
 // go back. Every item is in the items bucket and in exactly one index bucket
 // (that of its state); Verify checks this, Open runs it and rebuilds the
 // indexes if needed. Unless the file is as the last Close left it (a
