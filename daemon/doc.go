@@ -16,8 +16,8 @@ package daemon
 //  3. watcher.go, rescan.go, backlog.go: the media watcher.
 //  4. stats.go: the figures.
 //  5. daemon.go: Daemon and its run state.
-//  6. schedule.go, attempt.go, localfile.go, orphans.go, retry.go: the
-//     upload workers.
+//  6. schedule.go, attempt.go, ack.go, localfile.go, orphans.go, retry.go:
+//     the upload workers.
 //  7. add.go: the daemon's side of queue add.
 //  8. status.go: the status socket.
 //  9. run.go: Run, its loop and the goroutines it owns.

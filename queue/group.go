@@ -78,25 +78,6 @@ func (q *Queue) updateLinger(ctx context.Context, op, what string, linger time.D
 	return q.wrap(op, what, c.err)
 }
 
-// AckSoon is Ack for a caller that does not need the record durable at
-// once: it waits up to linger for another change (typically the next
-// Lease, which follows an upload at once in a burst) to be committed with
-// it, and commits it itself after that, or as soon as ctx ends. It returns once the record is
-// durable. Use it only after the upload's rename was recorded durably
-// with Intend: until the record is committed the item stays in flight
-// with its Intent, which is what a restart after a power cut then finds,
-// and the Intent is settled by what the server shows (the file is there:
-// nothing is sent again).
-//
-// It lingers only while work is due (a Lease will follow); else, as after
-// the last file of a burst, it commits at once.
-func (q *Queue) AckSoon(ctx context.Context, id, remote, hash string, linger time.Duration) error {
-	if due, err := q.dueWork(q.now()); err != nil || !due {
-		linger = 0
-	}
-	return q.settleLinger(ctx, "ack", id, Done, remote, hash, "", linger)
-}
-
 // commitGroup commits calls in one transaction; a call whose fn fails is
 // committed alone and the others again without it.
 func (q *Queue) commitGroup(calls []*groupCall) {

@@ -226,6 +226,25 @@ func (q *Queue) Ack(id, remote, hash string) error {
 	return q.settle("ack", id, Done, remote, hash, "")
 }
 
+// AckSoon is Ack for a caller that does not need the record durable at
+// once: it waits up to linger for another change (typically the next
+// Lease, which follows an upload at once in a burst) to be committed with
+// it, and commits it itself after that, or as soon as ctx ends. It returns once the record is
+// durable. Use it only after the upload's rename was recorded durably
+// with Intend: until the record is committed the item stays in flight
+// with its Intent, which is what a restart after a power cut then finds,
+// and the Intent is settled by what the server shows (the file is there:
+// nothing is sent again).
+//
+// It lingers only while work is due (a Lease will follow); else, as after
+// the last file of a burst, it commits at once.
+func (q *Queue) AckSoon(ctx context.Context, id, remote, hash string, linger time.Duration) error {
+	if due, err := q.dueWork(q.now()); err != nil || !due {
+		linger = 0
+	}
+	return q.settleLinger(ctx, "ack", id, Done, remote, hash, "", linger)
+}
+
 // Skip records that a capture was not sent because its remote name is
 // taken by another file (same_name skip): the item becomes Skipped with the
 // remote path and reason. Skipping a skipped item again is a no-op.
