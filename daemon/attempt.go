@@ -39,6 +39,7 @@ type attempt struct {
 // process uploads one leased item and settles it on the queue.
 func (w *worker) process(ctx context.Context, it queue.Item) {
 	d := w.d
+	w.waitAck() // the previous upload's done record (ack.go)
 	a := &attempt{w: w, it: it, log: d.log.With("file", it.Capture.Rel, "id", it.ID, "worker", w.name)}
 	if !a.prepare() {
 		return
@@ -159,7 +160,7 @@ func (a *attempt) settle(ctx context.Context, stopped bool, res transfer.Result,
 	case err == nil && res.Skipped:
 		w.skipped(it, res)
 	case err == nil:
-		a.done(res)
+		a.done(ctx, res)
 	case stopped:
 		// The upload stopped at a resumable point.
 		d.durable("release", it, d.Queue().Release(it.ID))
@@ -172,7 +173,7 @@ func (a *attempt) settle(ctx context.Context, stopped bool, res transfer.Result,
 // done records a finished upload. Counters, log and event first: whoever
 // sees the queue's done record (status, a test) sees them too. The file is
 // on the server either way.
-func (a *attempt) done(res transfer.Result) {
+func (a *attempt) done(ctx context.Context, res transfer.Result) {
 	w, d, it := a.w, a.w.d, a.it
 	d.stats.uploaded(res.Size)
 	d.mu.Lock()
@@ -183,7 +184,7 @@ func (a *attempt) done(res transfer.Result) {
 	d.hub.publish(Event{Type: "done", ID: it.ID, File: it.Capture.Rel, Worker: w.name, Sent: res.Size, Total: res.Size,
 		Percent: 100, Remote: res.Remote, Hash: res.Hash, Resumed: res.ResumedFrom,
 		Rate: float64(res.Size-res.ResumedFrom) / max(a.elapsed.Seconds(), 1e-3)})
-	d.durable("ack", it, d.Queue().Ack(it.ID, res.Remote, res.Hash))
+	w.ackSoon(ctx, it, res.Remote, res.Hash) // without holding the worker: see ackSoon
 }
 
 // failed settles a failed upload by the class of its error: wait for the

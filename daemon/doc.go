@@ -18,8 +18,8 @@ package daemon
 //  3. watcher.go, rescan.go, backlog.go, leasemode.go: the media watcher.
 //  4. stats.go, linkmeter.go: the figures (and the link's measured speed).
 //  5. daemon.go: Daemon and its run state.
-//  6. schedule.go, attempt.go, localfile.go, orphans.go, retry.go: the
-//     upload workers; power.go: the gate of their leases (link speed,
+//  6. schedule.go, attempt.go, ack.go, localfile.go, orphans.go, retry.go:
+//     the upload workers; power.go: the gate of their leases (link speed,
 //     battery).
 //  7. add.go: the daemon's side of queue add.
 //  8. status.go: the status socket.

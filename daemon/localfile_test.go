@@ -248,6 +248,11 @@ func TestGrownCaptureKeepsItsItem(t *testing.T) {
 	if ev.ID != half.ID {
 		t.Errorf("done as item %s, want the half file's item %s", ev.ID, half.ID)
 	}
+	// The done event comes before the queue's record (see attempt.done).
+	waitFor(t, 20*time.Second, "the item done in the queue", func() bool {
+		it, err := d.Queue().Get(half.ID)
+		return err == nil && it.State == queue.Done
+	})
 	p := filepath.Join(e.media, filepath.FromSlash(rel))
 	st, err := os.Lstat(p)
 	if err != nil {

@@ -34,6 +34,7 @@ type worker struct {
 	warmErr  time.Time       // last failed prewarm: no other for warmPause
 	bg       *sync.WaitGroup // the workers' group: what a worker starts, schedule joins
 	busy     *busyList       // the generation's: what this worker is uploading
+	acking   chan struct{}   // closed when the last ackSoon record is written (ack.go)
 	// cleanOrphans: the last failure (none other for retry_min) and the
 	// orphan generation of the last time none was left (see orphans.go).
 	orphanErr   time.Time

@@ -157,6 +157,7 @@ type Queue struct {
 	recovered bool
 	wake      chan struct{}
 	anchor    clockAnchor // last look at the clocks, see replanTx
+	group     groupCommit // updateGrouped's queue (group.go)
 }
 
 // clockAnchor is the wall and monotonic reading of the last look at the

@@ -69,10 +69,13 @@
 //	                                       -> Release -> pending
 //	Open: inflight (a crashed run's leases) -> pending
 //
-// Every state change is one bbolt read-write transaction, committed with
-// fsync (NoSync is never set): after a crash or power cut each item is in
-// exactly one state, the one of its last committed change. Done items never
-// go back. Every item is in the items bucket and in exactly one index bucket
+// Every state change is committed in a bbolt read-write transaction with
+// fsync (NoSync is never set), and a call returns once it is: after a crash
+// or power cut each item is in exactly one state, the one of its last
+// committed change. The per-file changes of concurrent callers (Lease,
+// Intend, Ack...) share a transaction when they queue up behind another
+// commit (group commit, group.go); AckSoon waits a little for one. Done
+// items never go back. Every item is in the items bucket and in exactly one index bucket
 // (that of its state); Verify checks this, Open runs it and rebuilds the
 // indexes if needed. Unless the file is as the last Close left it (a
 // <path>.clean marker holding its device, inode, size and mtime), Open
@@ -148,7 +151,8 @@ package queue
 //  3. filesindex.go (the files index, and the txn steps that go through
 //     it: find, remove), clockjump.go (re-planning due times after a
 //     wall-clock step), migrate.go (schema upgrades).
-//  4. tx.go: update and view, every operation's transaction.
+//  4. tx.go: update and view, every operation's transaction; group.go:
+//     updateGrouped, the group commit of the per-file operations.
 //  5. ops.go, grow.go, list.go, files.go, orphans.go, verify.go: the
 //     operations (grow.go uses ops.go's stateErr).
 //  6. open.go: Open and Close, and the checks and repairs at open.

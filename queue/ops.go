@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -213,7 +214,8 @@ func (q *Queue) LeaseFunc(worker string, admit func(Item) bool) (Item, bool, err
 	}
 	var it Item
 	var ok bool
-	err := q.update("lease", worker, func(t *txn) error {
+	err := q.updateGrouped("lease", worker, func(t *txn) error {
+		it, ok = Item{}, false // set on each run (see updateGrouped)
 		if err := t.requeueDue(now); err != nil {
 			return err
 		}
@@ -241,7 +243,7 @@ func (q *Queue) LeaseFunc(worker string, admit func(Item) bool) (Item, bool, err
 
 // Renew extends the lease of an in-flight item by LeaseTime from now.
 func (q *Queue) Renew(id string) error {
-	return q.update("renew", id, func(t *txn) error {
+	return q.updateGrouped("renew", id, func(t *txn) error {
 		r, err := t.get(id)
 		if err != nil {
 			return err
@@ -260,6 +262,25 @@ func (q *Queue) Ack(id, remote, hash string) error {
 	return q.settle("ack", id, Done, remote, hash, "")
 }
 
+// AckSoon is Ack for a caller that does not need the record durable at
+// once: it waits up to linger for another change (typically the next
+// Lease, which follows an upload at once in a burst) to be committed with
+// it, and commits it itself after that, or as soon as ctx ends. It returns once the record is
+// durable. Use it only after the upload's rename was recorded durably
+// with Intend: until the record is committed the item stays in flight
+// with its Intent, which is what a restart after a power cut then finds,
+// and the Intent is settled by what the server shows (the file is there:
+// nothing is sent again).
+//
+// It lingers only while work is due (a Lease will follow); else, as after
+// the last file of a burst, it commits at once.
+func (q *Queue) AckSoon(ctx context.Context, id, remote, hash string, linger time.Duration) error {
+	if due, err := q.dueWork(q.now(), nil); err != nil || !due {
+		linger = 0
+	}
+	return q.settleLinger(ctx, "ack", id, Done, remote, hash, "", linger)
+}
+
 // Skip records that a capture was not sent because its remote name is
 // taken by another file (same_name skip): the item becomes Skipped with the
 // remote path and reason. Skipping a skipped item again is a no-op.
@@ -270,7 +291,13 @@ func (q *Queue) Skip(id, remote, reason string) error {
 // settle moves an item to the terminal state to (Done or Skipped), clearing
 // its lease, schedule and intent.
 func (q *Queue) settle(op, id string, to State, remote, hash, reason string) error {
-	return q.update(op, id, func(t *txn) error {
+	return q.settleLinger(context.Background(), op, id, to, remote, hash, reason, 0)
+}
+
+// settleLinger is settle, committed with another change when one comes
+// within linger (see AckSoon).
+func (q *Queue) settleLinger(ctx context.Context, op, id string, to State, remote, hash, reason string, linger time.Duration) error {
+	return q.updateLinger(ctx, op, id, linger, func(t *txn) error {
 		r, err := t.get(id)
 		if err != nil {
 			return err
@@ -299,7 +326,7 @@ func (q *Queue) settle(op, id string, to State, remote, hash, reason string) err
 // the item with this Intent, and the upload settles it by what the server
 // shows instead of sending the file again.
 func (q *Queue) Intend(id string, in Intent) error {
-	return q.update("intend", id, func(t *txn) error {
+	return q.updateGrouped("intend", id, func(t *txn) error {
 		r, err := t.get(id)
 		if err != nil {
 			return err
@@ -342,7 +369,8 @@ func (q *Queue) Want(ids ...string) (wanted int, err error) {
 // Fail records a transient failure: the item goes to Retry, due after a
 // capped, jittered exponential backoff, and next is that due time.
 func (q *Queue) Fail(id string, errMsg string) (next time.Time, err error) {
-	err = q.update("fail", id, func(t *txn) error {
+	err = q.updateGrouped("fail", id, func(t *txn) error {
+		next = time.Time{} // set on each run (see updateGrouped)
 		r, err := t.get(id)
 		if err != nil {
 			return err
@@ -382,7 +410,7 @@ func (q *Queue) park(id, reason string, vanished bool) error {
 	if vanished {
 		op = "vanished"
 	}
-	return q.update(op, id, func(t *txn) error {
+	return q.updateGrouped(op, id, func(t *txn) error {
 		r, err := t.get(id)
 		if err != nil {
 			return err
@@ -402,7 +430,8 @@ func (q *Queue) park(id, reason string, vanished bool) error {
 // no-op.
 func (q *Queue) Release(id string) error {
 	released := false
-	err := q.update("release", id, func(t *txn) error {
+	err := q.updateGrouped("release", id, func(t *txn) error {
+		released = false // set on each run (see updateGrouped)
 		r, err := t.get(id)
 		if err != nil {
 			return err

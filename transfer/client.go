@@ -228,8 +228,8 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{c: c, gc: gc, rc: rc, g: g, ip: ip, tls: tcfg, hs: hs}
 	_, cs, _ := hs.get()
+	s := &session{c: c, gc: gc, rc: rc, g: g, ip: ip, tls: dataTLS(tcfg, cs), tlsAll: tcfg, hs: hs}
 	c.log.Debug("ftps connected", "addr", addr, "tls", tls.VersionName(cs.Version), "suite", tls.CipherSuiteName(cs.CipherSuite))
 	if err := s.readFeatures(); err != nil {
 		s.close()

@@ -105,12 +105,14 @@ package transfer
 
 // Files, bottom up: a file uses only files of its own layer or below.
 //
-//  1. errors.go, path.go, limit.go, guard.go, bulk*.go, localfile_*.go:
-//     error classes, remote paths, the bandwidth limit, the control
-//     connection's guard, bulk mode, opening a capture.
+//  1. errors.go, path.go, limit.go, guard.go, bulk*.go, localfile_*.go,
+//     datatls.go: error classes, remote paths, the bandwidth limit, the
+//     control connection's guard, bulk mode, opening a capture, the data
+//     connections' TLS config.
 //  2. job.go: Config, Job, Intent, Result (plain data).
-//  3. client.go, session.go: Client, its connect and login, and its control
-//     connections (session, data connections).
+//  3. client.go, session.go, bufpool.go: Client, its connect and login,
+//     and its control connections (session, data connections); the pooled
+//     chunk buffers.
 //  4. localfile.go: the Client's checks of the local file.
 //  5. upload.go, intent.go, sample.go: Upload and the upload type.
 //  6. remove.go: RemoveTemps.

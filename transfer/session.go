@@ -96,9 +96,10 @@ type session struct {
 	c        *Client
 	gc       *goftp.Client
 	rc       goftp.RawConn
-	g        *guard // between goftp and the server; nil without one
-	ip       string // server address: data connections go here
-	tls      *tls.Config
+	g        *guard      // between goftp and the server; nil without one
+	ip       string      // server address: data connections go here
+	tls      *tls.Config // data connections' (dataTLS)
+	tlsAll   *tls.Config // the control connection's; tls again after a refused data handshake
 	hs       *hsState
 	feat     map[string]string
 	epsvOff  bool
@@ -447,28 +448,41 @@ type dataConn struct {
 // write(2) instead of eight. strace of a 256 MiB upload: 2,056 pread64 and
 // about 2,050 writes, against 8,200 and about 16,400 with 32 KiB chunks
 // written record by record (per GiB: 16k system calls instead of 98k).
+//
+// The buffer is taken from batchPool for each held chunk and given back by
+// flush (see bufpool.go).
 type batchConn struct {
 	net.Conn
 	hold bool
 	buf  []byte
+	bufp *[]byte
 }
 
 func (b *batchConn) Write(p []byte) (int, error) {
 	if !b.hold {
 		return b.Conn.Write(p)
 	}
+	if b.bufp == nil {
+		b.bufp = batchPool.Get().(*[]byte)
+		b.buf = (*b.bufp)[:0]
+	}
 	b.buf = append(b.buf, p...)
 	return len(p), nil
 }
 
-// flush ends holding and writes what was held.
+// flush ends holding, writes what was held and gives the buffer back.
 func (b *batchConn) flush() error {
 	b.hold = false
-	if len(b.buf) == 0 {
+	if b.bufp == nil {
 		return nil
 	}
-	_, err := b.Conn.Write(b.buf)
-	b.buf = b.buf[:0]
+	var err error
+	if len(b.buf) > 0 {
+		_, err = b.Conn.Write(b.buf)
+	}
+	*b.bufp = b.buf[:0] // a buffer append grew is kept
+	batchPool.Put(b.bufp)
+	b.bufp, b.buf = nil, nil
 	return err
 }
 
@@ -497,7 +511,15 @@ func (s *session) handshake(ctx context.Context, dc *dataConn) error {
 	dc.tc = tls.Client(dc.bc, s.tls)
 	hctx, cancel := context.WithTimeout(ctx, s.c.cfg.Timeout)
 	defer cancel()
-	return dc.tc.HandshakeContext(hctx)
+	err := dc.tc.HandshakeContext(hctx)
+	if err != nil && s.tls != s.tlsAll && s.tlsAll != nil {
+		// Perhaps the server refused the one group offered (dataTLS):
+		// offer them all from the next data connection on. (Also after
+		// a handshake we cut: that costs only the retry dataTLS saves.)
+		s.c.log.Debug("ftp data connection: handshake failed; offering every key-exchange group from now on", "err", err)
+		s.tls = s.tlsAll
+	}
+	return err
 }
 
 // finish ends an upload's data connection so that the server reads every

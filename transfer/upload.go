@@ -39,6 +39,7 @@ type upload struct {
 	temp    string   // the temporary name in use
 	temps   []string // hidden and visible temporary names
 	buf     []byte
+	bufp    *[]byte // the pooled buffer behind buf (bufpool.go), for release
 	res     Result
 	hashAlg string // "", "sha256", "md5", "crc32": what the server can check
 	hashVia string // "HASH", "XSHA256", "XMD5", "XCRC"
@@ -111,6 +112,7 @@ func (c *Client) Upload(ctx context.Context, job Job) (Result, error) {
 		return Result{}, err // nothing sent: no temporary file either
 	}
 	u := c.newUpload(job, f, st, dir, name)
+	defer u.release() // last: after the abort below has finished
 
 	done := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { u.abort(); close(done) })
@@ -159,13 +161,21 @@ func (c *Client) newUpload(job Job, f *os.File, st os.FileInfo, dir, name string
 		id = hex.EncodeToString(sum[:8])
 	}
 	temps := tempNames(dir, id)
+	bp := getChunk()
 	u := &upload{
 		c: c, job: job, f: f, size: st.Size(), opened: st, remote: job.Remote, dir: dir, name: name,
 		temp: temps[0], temps: temps,
-		buf: make([]byte, min(chunkSize, max(st.Size(), 4<<10))),
+		buf: (*bp)[:min(chunkSize, max(st.Size(), 4<<10))], bufp: bp,
 	}
 	u.res.Size = u.size
 	return u
+}
+
+// release gives the upload's chunk buffer back to the pool; u is not used
+// after it (every goroutine that read or wrote u.buf has been joined).
+func (u *upload) release() {
+	putChunk(u.bufp)
+	u.bufp, u.buf = nil, nil
 }
 
 // attempts runs u on a session until it succeeds or fails for good. An

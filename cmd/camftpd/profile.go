@@ -1,0 +1,40 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+)
+
+// cpuProfileEnv names the environment variable that, when set to a file
+// path, makes the daemon write a CPU profile (pprof format) of its whole
+// run to that file. Off unless set; for measuring (BENCHMARKS.md, "Where
+// the per-file CPU goes"), not for cameras.
+const cpuProfileEnv = "CAMFTPD_CPUPROFILE"
+
+// startCPUProfile starts the CPU profile that CAMFTPD_CPUPROFILE asks for
+// and returns the function that stops it and closes the file; without the
+// variable it does nothing.
+func startCPUProfile(stderr io.Writer) (stop func()) {
+	path := os.Getenv(cpuProfileEnv)
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "camftpd: %s: %v (unset %s or give a writable path)\n", cpuProfileEnv, err, cpuProfileEnv)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(stderr, "camftpd: %s: %v\n", cpuProfileEnv, err)
+		_ = f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(stderr, "camftpd: %s: %v\n", cpuProfileEnv, err)
+		}
+	}
+}
