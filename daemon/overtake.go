@@ -103,6 +103,10 @@ func (a *attempt) pausedUpload(cause error) bool {
 	d.hub.publish(Event{Type: "paused", ID: it.ID, File: it.Capture.Rel, Worker: a.w.name, Sent: a.lastSent, Total: it.Capture.Size,
 		State: ot.Error(), Reason: "overtaken by " + ot.by})
 	d.durable("release", it, d.Queue().Release(it.ID))
+	select { // the still comes first: no login before the worker offers itself (the upload logs in)
+	case <-a.w.warm:
+	default:
+	}
 	return true
 }
 

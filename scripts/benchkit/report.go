@@ -144,6 +144,7 @@ type results struct {
 	Runs_     []runResult
 	Failures  []failure
 	Latency   []latencyResult
+	Overtake  []*otResult // workload ot (overtake.go)
 	Elapsed   time.Duration
 	Command   string
 	rows      map[string]*row // work/tool
@@ -338,6 +339,7 @@ func (r *results) textTable() string {
 				percentile(l.Samples, 50).Seconds(), percentile(l.Samples, 99).Seconds(), percentile(l.Samples, 100).Seconds())
 		}
 	}
+	b.WriteString(r.otText())
 	return b.String()
 }
 
@@ -373,6 +375,7 @@ func (r *results) markdown() string {
 				percentile(l.Samples, 50).Seconds(), percentile(l.Samples, 99).Seconds(), percentile(l.Samples, 100).Seconds())
 		}
 	}
+	b.WriteString(r.otText())
 	if len(r.Failures) > 0 {
 		b.WriteString("\nFailed runs:\n\n")
 		for _, f := range r.Failures {
