@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -194,24 +195,28 @@ func (d *daemonProc) streamEvents(ctx context.Context) (*otEvents, error) {
 		cancel()
 		return nil, err
 	}
-	resp, err := c.Do(req)
+	resp, err := c.Do(req) //nolint:bodyclose // ev.read closes it; bodyclose does not follow the goroutine
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("camftpd /events: %w", err)
 	}
 	ev := &otEvents{ch: make(chan otEvent, 1<<16), stop: cancel}
-	go func() {
-		defer resp.Body.Close()
-		defer close(ev.ch)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			var e otEvent
-			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Type != "progress" {
-				ev.ch <- e
-			}
-		}
-	}()
+	go ev.read(resp.Body)
 	return ev, nil
+}
+
+// read decodes the stream until it ends (fill cancels it), then closes
+// the body and ev.ch.
+func (ev *otEvents) read(body io.ReadCloser) {
+	defer body.Close()
+	defer close(ev.ch)
+	sc := bufio.NewScanner(body)
+	for sc.Scan() {
+		var e otEvent
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Type != "progress" {
+			ev.ch <- e
+		}
+	}
 }
 
 // fill ends the stream and takes each shot's queued, start and done times
