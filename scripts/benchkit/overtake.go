@@ -280,8 +280,11 @@ func (r *results) otText() string {
 				p(x.Close, 50), p(x.Close, 100), p(x.QueueStart, 50), p(x.QueueStart, 100), p(x.QueueDone, 50), p(x.QueueDone, 100), x.Pauses,
 				p(x.PauseStart, 100), x.Resumed)
 		}
+	}
+	b.WriteString("\n")
+	for _, o := range r.Overtake {
 		floor := float64(o.ShotBytes) / float64(o.LinkBs)
-		fmt.Fprintf(&b, "\n%s: movie %.3fx its time alone (goal <= 1.05; the shots' own %.0f MB take %.2f s of the link, %.3fx); shot queued->done p50 %.2fx, close->complete p50 %.2fx the shots alone (goal <= 1.5).\n\n",
+		fmt.Fprintf(&b, "- %s: movie %.3fx its time alone (goal <= 1.05; the shots' own %.0f MB take %.2f s of the link, %.3fx); shot queued->done p50 %.2fx, close->complete p50 %.2fx the shots alone (goal <= 1.5).\n",
 			o.Setting, o.WithMovie.Movie.Seconds()/o.MovieAlone.Movie.Seconds(), float64(o.ShotBytes)/1e6, floor,
 			(o.MovieAlone.Movie.Seconds()+floor)/o.MovieAlone.Movie.Seconds(),
 			p(o.WithMovie.QueueDone, 50)/p(o.Alone.QueueDone, 50), p(o.WithMovie.Close, 50)/p(o.Alone.Close, 50))
