@@ -48,10 +48,10 @@ type Daemon struct {
 	lease time.Duration
 
 	// Each of these has its own lock, never held with mu.
-	stats    stats     // figures: done, skipped, bytes, rate, latencies, last TLS
-	health   health    // failed queue writes, kernel monitors restarting
-	limiters limiters  // bandwidth limits, one per server for all workers
-	ot       overtakes // pauses for waiting stills (see overtaken.go)
+	stats    stats    // figures: done, skipped, bytes, rate, latencies, last TLS
+	health   health   // failed queue writes, kernel monitors restarting
+	limiters limiters // bandwidth limits, one per server for all workers
+	ot       otState  // pauses for waiting stills (see overtaken.go)
 
 	// mu guards the run state, from which the status, the LED and the
 	// dispatcher's decisions are derived together (stateLocked): the

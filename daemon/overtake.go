@@ -116,3 +116,21 @@ func (up *upload) withPause(c queue.Capture, cfg *Config, cancel context.CancelC
 	up.pause = cancel
 	up.rank = overtakeRank(c, cfg.RawJPEG == rawJPEGFirst)
 }
+
+// pausedUploads is the status's list of paused uploads: an item that is
+// no longer pending (dropped, settled, leased again) is forgotten.
+func (d *Daemon) pausedUploads(q *queue.Queue) []PausedUpload {
+	l := d.ot.list()
+	out := l[:0]
+	for _, p := range l {
+		if q != nil {
+			it, err := q.Get(p.ID)
+			if errors.Is(err, queue.ErrNotFound) || err == nil && it.State != queue.Pending {
+				d.ot.started(p.ID)
+				continue
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}

@@ -48,7 +48,7 @@ func (e *overtakenError) Error() string { return "paused: overtaken by " + e.by 
 
 // overtakeHold bounds how long a pause asked for a still counts as
 // serving it: the still normally starts within milliseconds (see
-// overtakes.started); one that vanished meanwhile must not shield the
+// otState.started); one that vanished meanwhile must not shield the
 // next waiting still for ever.
 const overtakeHold = 5 * time.Second
 
@@ -63,9 +63,9 @@ type PausedUpload struct {
 	Since time.Time `json:"since"`
 }
 
-// overtakes is the overtaking bookkeeping; mu guards it (never held with
-// Daemon.mu taken after it).
-type overtakes struct {
+// otState is the overtaking bookkeeping; mu guards it (never held with
+// Daemon.mu).
+type otState struct {
 	mu sync.Mutex
 	// serving: still ID -> when a pause was asked for it (until it starts
 	// or overtakeHold passed); paused: item ID -> its paused upload, until
@@ -76,7 +76,7 @@ type overtakes struct {
 
 // serve records that a pause was asked for still id, unless one was asked
 // within overtakeHold; it reports whether it recorded it.
-func (o *overtakes) serve(id string, now time.Time) bool {
+func (o *otState) serve(id string, now time.Time) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if at, ok := o.serving[id]; ok && now.Sub(at) < overtakeHold {
@@ -95,14 +95,14 @@ func (o *overtakes) serve(id string, now time.Time) bool {
 }
 
 // unserve forgets a pause asked for still id that was not made.
-func (o *overtakes) unserve(id string) {
+func (o *otState) unserve(id string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.serving, id)
 }
 
 // pausedNow records a paused upload.
-func (o *overtakes) pausedNow(p PausedUpload) {
+func (o *otState) pausedNow(p PausedUpload) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.paused == nil {
@@ -113,7 +113,7 @@ func (o *overtakes) pausedNow(p PausedUpload) {
 
 // started forgets item id, which starts uploading: as a still a pause was
 // asked for, and as a paused upload.
-func (o *overtakes) started(id string) {
+func (o *otState) started(id string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.serving, id)
@@ -121,7 +121,7 @@ func (o *overtakes) started(id string) {
 }
 
 // list returns the paused uploads, oldest pause first.
-func (o *overtakes) list() []PausedUpload {
+func (o *otState) list() []PausedUpload {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	l := make([]PausedUpload, 0, len(o.paused))

@@ -34,10 +34,8 @@ type Status struct {
 	// Held counts the held captures (Queue.Held) by reason ("backlog",
 	// "not protected"); absent when more than 5,000 are held (then only
 	// the total in Queue.Held is known without reading every item).
-	Held    map[string]int `json:"held,omitempty"`
-	Uploads []UploadStatus `json:"uploads"`
-	// PausedUploads are uploads paused for a still (see overtake.go).
-	PausedUploads []PausedUpload `json:"paused_uploads,omitempty"`
+	Held          map[string]int `json:"held,omitempty"`
+	Uploads       []UploadStatus `json:"uploads"`
 	ThroughputBps float64        `json:"throughput_bytes_per_sec"`
 	UploadedFiles int64          `json:"uploaded_files"`
 	// SkippedFiles counts captures not sent since start because their
@@ -59,6 +57,8 @@ type Status struct {
 	// Degraded names each kernel monitor ("mount", "link") that failed
 	// and is being restarted, with why.
 	Degraded map[string]string `json:"degraded,omitempty"`
+	// PausedUploads are uploads paused for a still (see overtake.go).
+	PausedUploads []PausedUpload `json:"paused_uploads,omitempty"`
 }
 
 // UploadStatus is one upload in flight.
@@ -103,7 +103,7 @@ func (d *Daemon) Status() Status {
 	q, w := d.q, d.w
 	d.mu.Unlock()
 	d.health.fill(&s)
-	s.PausedUploads = d.ot.list()
+	s.PausedUploads = d.pausedUploads(q)
 	d.stats.fill(&s, now)
 	sort.Slice(s.Uploads, func(i, j int) bool { return s.Uploads[i].Worker < s.Uploads[j].Worker })
 	if w != nil {
