@@ -36,6 +36,7 @@ type Status struct {
 	// the total in Queue.Held is known without reading every item).
 	Held          map[string]int `json:"held,omitempty"`
 	Uploads       []UploadStatus `json:"uploads"`
+	PausedUploads []PausedUpload `json:"paused_uploads,omitempty"` // paused for a still (overtake.go)
 	ThroughputBps float64        `json:"throughput_bytes_per_sec"`
 	UploadedFiles int64          `json:"uploaded_files"`
 	// SkippedFiles counts captures not sent since start because their
@@ -57,8 +58,6 @@ type Status struct {
 	// Degraded names each kernel monitor ("mount", "link") that failed
 	// and is being restarted, with why.
 	Degraded map[string]string `json:"degraded,omitempty"`
-	// PausedUploads are uploads paused for a still (see overtake.go).
-	PausedUploads []PausedUpload `json:"paused_uploads,omitempty"`
 }
 
 // UploadStatus is one upload in flight.

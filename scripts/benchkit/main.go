@@ -324,6 +324,7 @@ func run() error {
 	res.summarize()
 	fmt.Fprintln(log)
 	fmt.Fprint(log, res.textTable())
+	fmt.Fprint(log, res.otText()) // workload ot, overtake.go
 	if err := res.writePlot(o.png); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}

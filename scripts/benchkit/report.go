@@ -339,7 +339,6 @@ func (r *results) textTable() string {
 				percentile(l.Samples, 50).Seconds(), percentile(l.Samples, 99).Seconds(), percentile(l.Samples, 100).Seconds())
 		}
 	}
-	b.WriteString(r.otText())
 	return b.String()
 }
 
@@ -375,13 +374,13 @@ func (r *results) markdown() string {
 				percentile(l.Samples, 50).Seconds(), percentile(l.Samples, 99).Seconds(), percentile(l.Samples, 100).Seconds())
 		}
 	}
-	b.WriteString(r.otText())
 	if len(r.Failures) > 0 {
 		b.WriteString("\nFailed runs:\n\n")
 		for _, f := range r.Failures {
 			fmt.Fprintf(&b, "- %s / %s: %s\n", f.Work, f.Tool, f.Err)
 		}
 	}
+	b.WriteString(r.otText()) // workload ot, overtake.go
 	tls := map[string]bool{}
 	for _, x := range r.Runs_ {
 		if x.TLS != "" && !tls[x.TLS] {
