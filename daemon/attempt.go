@@ -41,12 +41,13 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	d := w.d
 	w.waitAck() // the previous upload's done record (ack.go)
 	a := &attempt{w: w, it: it, log: d.log.With("file", it.Capture.Rel, "id", it.ID, "worker", w.name)}
+	d.ot.started(it.ID) // leased: no longer waiting, nor paused
 	if !a.prepare() {
 		return
 	}
 	defer a.f.Close()
-	uctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	uctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	a.begin(cancel)
 	res, err := a.upload(uctx)
 	d.mu.Lock()
@@ -54,7 +55,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	d.mu.Unlock()
 	d.noteTLS(a.srv.Name, a.pol)
 	defer d.publishState()
-	a.settle(ctx, uctx.Err() != nil, res, err)
+	a.settle(ctx, context.Cause(uctx), res, err)
 }
 
 // prepare opens the capture, renders its remote path and takes the
@@ -91,11 +92,12 @@ func (a *attempt) prepare() bool {
 
 // begin shows the upload in the status (with its latency since the
 // capture completed) and publishes its start; cancel stops it when uploads
-// were paused since the lease.
-func (a *attempt) begin(cancel context.CancelFunc) {
+// were paused since the lease (or a still overtakes it: see overtake.go).
+func (a *attempt) begin(cancel context.CancelCauseFunc) {
 	w, d, c := a.w, a.w.d, a.it.Capture
 	a.up = &upload{ID: a.it.ID, File: c.Rel, Worker: w.name, Server: a.srv.Name, Remote: a.remote, Total: c.Size,
-		Started: time.Now(), cancel: cancel}
+		Started: time.Now(), cancel: func() { cancel(nil) }}
+	a.up.withPause(c, w.cfg, cancel)
 	lat := d.stats.started(a.local, a.up.Started)
 	d.mu.Lock()
 	d.uploads[w.name] = a.up
@@ -103,7 +105,7 @@ func (a *attempt) begin(cancel context.CancelFunc) {
 	d.mu.Unlock()
 	d.publishState()
 	if paused { // paused between lease and now
-		cancel()
+		cancel(nil)
 	}
 	a.log.Debug("upload start", "latency", lat, "attempts", a.it.Attempts)
 	d.hub.publish(Event{Type: "start", ID: a.it.ID, File: c.Rel, Worker: w.name, Total: c.Size, Remote: a.remote,
@@ -151,9 +153,9 @@ func (a *attempt) progress() func(sent, total int64) {
 	}
 }
 
-// settle records the upload's outcome on the queue; stopped is true when
-// it was cancelled (shutdown, pause, reload).
-func (a *attempt) settle(ctx context.Context, stopped bool, res transfer.Result, err error) {
+// settle records the upload's outcome on the queue; stopped is the cause
+// when it was cancelled (shutdown, pause, reload, overtaken), else nil.
+func (a *attempt) settle(ctx context.Context, stopped error, res transfer.Result, err error) {
 	w, d, it := a.w, a.w.d, a.it
 	switch {
 	case err == nil && d.crashBeforeRecord != nil && d.crashBeforeRecord(it):
@@ -161,7 +163,8 @@ func (a *attempt) settle(ctx context.Context, stopped bool, res transfer.Result,
 		w.skipped(it, res)
 	case err == nil:
 		a.done(ctx, res)
-	case stopped:
+	case stopped != nil && a.pausedUpload(stopped):
+	case stopped != nil:
 		// The upload stopped at a resumable point.
 		d.durable("release", it, d.Queue().Release(it.ID))
 		d.hub.publish(Event{Type: "stopped", ID: it.ID, File: it.Capture.Rel, Worker: w.name, Sent: a.lastSent, Total: it.Capture.Size})

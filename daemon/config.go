@@ -30,7 +30,7 @@ type Config struct {
 	StateDir      string
 	Include       []string
 	Exclude       []string
-	RawJPEG       string // both | jpeg | raw
+	RawJPEG       string // both | jpeg | raw | jpeg-first (see overtake.go)
 	Settle        time.Duration
 	Backlog       string // "new": captures on the card at the first start are held (the backlog); "all": sent
 	OnlyProtected bool   // send only protected captures (no write permission: the FAT read-only attribute)
@@ -283,7 +283,7 @@ func (p *cfgParser) captures(raw map[string]any, c *Config) {
 			}
 		}
 	}
-	c.RawJPEG = p.enum(raw, "", "raw_jpeg", "both", "both", "jpeg", "raw")
+	c.RawJPEG = p.enum(raw, "", "raw_jpeg", "both", "both", "jpeg", "raw", rawJPEGFirst)
 	c.Settle = p.dur(raw, "", "settle", time.Second, 50*time.Millisecond, time.Minute)
 	c.Backlog = p.enum(raw, "", "backlog", "new", "new", "all")
 	c.OnlyProtected = p.boolean(raw, "", "only_protected", false)

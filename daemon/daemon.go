@@ -55,6 +55,7 @@ type Daemon struct {
 	health   health   // failed queue writes, kernel monitors restarting
 	limiters limiters // bandwidth limits, one per server for all workers
 	gate     gate     // link speed, battery and the upload policy (power.go)
+	ot       otState  // pauses for waiting stills (see overtaken.go)
 
 	// mu guards the run state, from which the status, the LED and the
 	// dispatcher's decisions are derived together (stateLocked): the
@@ -84,6 +85,12 @@ type upload struct {
 	Sent, Total, ResumedFrom         int64
 	Started                          time.Time
 	cancel                           context.CancelFunc
+	// pause cancels the upload with a cause (overtaking: see
+	// overtake.go); rank is its overtaking rank, pausing set once a pause
+	// was asked for.
+	pause   context.CancelCauseFunc
+	rank    int
+	pausing bool
 }
 
 // New returns a daemon for cfg; log may be nil.

@@ -12,15 +12,16 @@ package daemon
 // Files, bottom up: a file uses only files of its own layer or below.
 //
 //  1. version.go, tomllines.go, patterns.go, writers_*.go, events.go,
-//     health.go, limiters.go, openfile.go: helpers and small types.
+//     health.go, limiters.go, openfile.go, overtaken.go: helpers and small
+//     types.
 //  2. config.go, powerconfig.go: the configuration (and its capture rules,
 //     newMatcher; the link and battery policy).
 //  3. watcher.go, rescan.go, backlog.go, leasemode.go: the media watcher.
 //  4. stats.go, linkmeter.go: the figures (and the link's measured speed).
 //  5. daemon.go: Daemon and its run state.
-//  6. schedule.go, attempt.go, ack.go, localfile.go, orphans.go, retry.go:
-//     the upload workers; power.go: the gate of their leases (link speed,
-//     battery).
+//  6. schedule.go, attempt.go, ack.go, localfile.go, orphans.go, retry.go,
+//     overtake.go: the upload workers; power.go: the gate of their leases
+//     (link speed, battery).
 //  7. add.go: the daemon's side of queue add.
 //  8. status.go: the status socket.
 //  9. run.go: Run, its loop and the goroutines it owns.

@@ -9,7 +9,7 @@ import (
 // Event is one line of the progress stream (GET /events, Daemon.Subscribe).
 type Event struct {
 	Time    time.Time `json:"time"`
-	Type    string    `json:"type"` // queued, held, start, progress, done, skipped, retry, parked, vanished, state, tls, dropped
+	Type    string    `json:"type"` // queued, held, start, progress, done, skipped, retry, parked, vanished, stopped, paused, state, tls, dropped
 	ID      string    `json:"id,omitempty"`
 	File    string    `json:"file,omitempty"`
 	Worker  string    `json:"worker,omitempty"`

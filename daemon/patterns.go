@@ -35,6 +35,26 @@ func priority(name string) int {
 	return 0
 }
 
+// protectedBoost is added to the queue priority of a protected still (the
+// camera's "protect": the FAT read-only attribute), which goes before
+// every other shot; a protected movie keeps its rank.
+const protectedBoost = 3
+
+// capturePriority is the queue priority of a capture: priority, plus
+// protectedBoost for a protected still.
+func capturePriority(name string, protected bool) int {
+	p := priority(name)
+	if protected && p > 0 {
+		p += protectedBoost
+	}
+	return p
+}
+
+// rawJPEGFirst is raw_jpeg = "jpeg-first": both files of a RAW+JPEG pair
+// are sent, the JPEG/HEIF ones first; a RAW upload is overtaken by a
+// JPEG/HEIF still (see overtake.go).
+const rawJPEGFirst = "jpeg-first"
+
 func checkPattern(p string) error {
 	_, err := path.Match(strings.ToLower(p), "x")
 	return err

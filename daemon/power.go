@@ -297,3 +297,13 @@ func fmtRate(bps float64) string {
 	}
 	return strconv.FormatFloat(bps/1e3, 'f', 0, 64) + " kB/s"
 }
+
+// batteryAdmits reports whether the battery policy lets it be leased now
+// (overtaking pauses an upload only for a still that may follow it).
+func (d *Daemon) batteryAdmits(it queue.Item) bool {
+	cfg := d.config()
+	d.gate.mu.Lock()
+	low := d.gate.batteryLowLocked(cfg)
+	d.gate.mu.Unlock()
+	return !low || d.lowAdmits(cfg, it)
+}

@@ -94,12 +94,20 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config, busy *busyList) {
 	d.startPower(ctx, cfg, &wg) // the battery, read before the first lease
 	d.setWarm(warm)
 	defer d.setWarm(nil)
-	for {
+	wake := d.Queue().Wake() // read here only while every worker is busy
+	for check := false; ; check = true {
 		var w *worker
-		select {
-		case w = <-ready:
-		case <-ctx.Done():
-			return
+		if check { // after a lease or a wake: an idle worker, or overtaking
+			w = d.afterDispatch(ready)
+		}
+		for w == nil {
+			select {
+			case w = <-ready:
+			case <-wake:
+				w = d.afterDispatch(ready)
+			case <-ctx.Done():
+				return
+			}
 		}
 		if !d.dispatch(ctx, w) {
 			return

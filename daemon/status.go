@@ -36,6 +36,7 @@ type Status struct {
 	// the total in Queue.Held is known without reading every item).
 	Held          map[string]int `json:"held,omitempty"`
 	Uploads       []UploadStatus `json:"uploads"`
+	PausedUploads []PausedUpload `json:"paused_uploads,omitempty"` // paused for a still (overtake.go)
 	ThroughputBps float64        `json:"throughput_bytes_per_sec"`
 	UploadedFiles int64          `json:"uploaded_files"`
 	// SkippedFiles counts captures not sent since start because their
@@ -107,6 +108,7 @@ func (d *Daemon) Status() Status {
 	q, w := d.q, d.w
 	d.mu.Unlock()
 	d.health.fill(&s)
+	s.PausedUploads = d.pausedUploads(q)
 	d.stats.fill(&s, now)
 	s.Power = d.powerStatus()
 	sort.Slice(s.Uploads, func(i, j int) bool { return s.Uploads[i].Worker < s.Uploads[j].Worker })

@@ -517,7 +517,7 @@ func (w *watcher) retryEnqueue() {
 // captureOf describes a completed file for the queue, with its content
 // fingerprint (its identity with rel and size).
 func captureOf(p, rel string, st os.FileInfo) (queue.Capture, error) {
-	c := queue.Capture{Path: p, Rel: rel, Size: st.Size(), ModTime: st.ModTime(), Priority: priority(p)}
+	c := queue.Capture{Path: p, Rel: rel, Size: st.Size(), ModTime: st.ModTime(), Priority: capturePriority(p, isProtected(st))}
 	if s, ok := st.Sys().(*syscall.Stat_t); ok {
 		c.Inode = uint64(s.Ino)
 	}

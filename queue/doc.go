@@ -153,7 +153,7 @@ package queue
 //     wall-clock step), migrate.go (schema upgrades).
 //  4. tx.go: update and view, every operation's transaction; group.go:
 //     updateGrouped, the group commit of the per-file operations.
-//  5. ops.go, grow.go, list.go, files.go, orphans.go, verify.go: the
+//  5. ops.go, grow.go, list.go, peek.go, files.go, orphans.go, verify.go: the
 //     operations (grow.go uses ops.go's stateErr).
 //  6. open.go: Open and Close, and the checks and repairs at open.
 //

@@ -87,7 +87,7 @@ func run() error {
 	flag.BoolVar(&o.quick, "quick", false, "smoke run: small sizes, 1 repetition (< 2 min)")
 	flag.IntVar(&o.runs, "runs", 0, "repetitions per tool and workload (medians are reported); default 3 (7 on (a)), 1 with -quick")
 	flag.StringVar(&o.tools, "tools", strings.Join(allTools[:5], ","), "tools to measure ("+strings.Join(allTools, ", ")+"); on (d), "+toolCurl12+" and "+toolCamftpd4+" are added when curl and camftpd are measured")
-	flag.StringVar(&o.workloads, "workloads", "a,b,c,d,lat", "workloads: a (one big file), b (burst), c (small files), d (burst over the emulated link), lat (single-shot latency)")
+	flag.StringVar(&o.workloads, "workloads", "a,b,c,d,lat", "workloads: a (one big file), b (burst), c (small files), d (burst over the emulated link), lat (single-shot latency), ot (overtaking: the big file while JPEG shots arrive, over the emulated link; not in the default set)")
 	flag.StringVar(&o.work, "work", "/tmp/camftpd-bench", "work folder (staged files are kept there and reused)")
 	flag.StringVar(&o.out, "md", "", "write the results (markdown) here; default: BENCHMARKS.md's results section for a full run, WORK/results.md with -quick")
 	flag.StringVar(&o.png, "png", "", "write the burst timeline plot here; default: docs/bench-burst.png for a full run, WORK/bench-burst.png with -quick")
@@ -133,8 +133,8 @@ func run() error {
 		works[w] = true
 	}
 	for w := range works {
-		if !contains([]string{"a", "b", "c", "d", "lat"}, w) {
-			return fmt.Errorf("unknown workload %q (known: a, b, c, d, lat)", w)
+		if !contains([]string{"a", "b", "c", "d", "lat", "ot"}, w) {
+			return fmt.Errorf("unknown workload %q (known: a, b, c, d, lat, ot)", w)
 		}
 	}
 	for _, t := range tools {
@@ -212,7 +212,7 @@ func run() error {
 	for p := srv.PasvLo; p <= srv.PasvHi; p++ {
 		ports = append(ports, p)
 	}
-	if works["d"] || o.serve {
+	if works["d"] || works["ot"] || o.serve {
 		e.link, err = linkemu.Start(linkIP, "127.0.0.1", linkRate, linkRTT, linkQueue, ports)
 		if err != nil {
 			return err
@@ -310,6 +310,9 @@ func run() error {
 				float64(percentile(lat.Start, 50))/1e6, float64(percentile(lat.Start, 99))/1e6, percentile(lat.Samples, 50).Seconds(), percentile(lat.Samples, 99).Seconds())
 		}
 	}
+	if works["ot"] && e.camftpd != "" {
+		e.overtakeBench(ctx, big.Files[0], burst.Files[:min(otShots, len(burst.Files))], res) // see overtake.go
+	}
 	_ = srv.Clear()
 	_ = clearDir(e.drop)
 	res.Machine.LoadEnd = loadAvg()
@@ -322,6 +325,7 @@ func run() error {
 	res.summarize()
 	fmt.Fprintln(log)
 	fmt.Fprint(log, res.textTable())
+	fmt.Fprint(log, res.otText()) // workload ot, overtake.go
 	if err := res.writePlot(o.png); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}

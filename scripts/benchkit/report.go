@@ -139,6 +139,7 @@ type results struct {
 	Runs_     []runResult
 	Failures  []failure
 	Latency   []latencyResult
+	Overtake  []*otResult // workload ot (overtake.go)
 	Elapsed   time.Duration
 	Command   string
 	rows      map[string]*row // work/tool
@@ -361,6 +362,7 @@ func (r *results) markdown() string {
 			fmt.Fprintf(&b, "- %s / %s: %s\n", f.Work, f.Tool, f.Err)
 		}
 	}
+	b.WriteString(r.otText()) // workload ot, overtake.go
 	tls := map[string]bool{}
 	for _, x := range r.Runs_ {
 		if x.TLS != "" && !tls[x.TLS] {
