@@ -34,6 +34,7 @@ func (w *worker) ackSoon(ctx context.Context, it queue.Item, remote, hash string
 	w.bg.Go(func() {
 		defer close(done)
 		d.durable("ack", it, q.AckSoon(ctx, it.ID, remote, hash, linger))
+		d.ackRecorded() // a movie held for this still may go (power.go)
 	})
 }
 

@@ -32,10 +32,11 @@ const (
 // that closed together are queued in one pass. Measured on the 2-core test
 // host at load 9 (BenchmarkInotifyDelivery): a 64 KiB write's event
 // reaches the reader in 60-120 µs on average (the worst of a run, 20-100
-// ms, is the process not scheduled, which delays any check as much). 5 ms
-// is 40-80 times the average and 1/20 of the 0.1 s goal from close to
-// complete.
-const quietGap = 5 * time.Millisecond
+// ms, is the process not scheduled, which delays any check as much). 2 ms
+// is 15-30 times the average and a fifth of the 10 ms goal from close to
+// upload start (5 ms first: close to start p50 was 10-13 ms on loopback,
+// of which the gap was half).
+const quietGap = 2 * time.Millisecond
 
 // leaseRecheck is how often a quiet file that a writer still holds open
 // (a camera pausing between chunks, a file closed a little later) is

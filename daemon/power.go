@@ -143,6 +143,18 @@ func (d *Daemon) uploadEnded(worker string) {
 	}
 }
 
+// ackRecorded wakes the dispatcher, when the gate holds captures back,
+// once a done record was committed: the record can follow the upload's end
+// (ackSoon), and a movie waiting for the stills in flight may go only then.
+func (d *Daemon) ackRecorded() {
+	d.gate.mu.Lock()
+	holding := d.gate.waiting != ""
+	d.gate.mu.Unlock()
+	if holding {
+		d.wakeDispatch()
+	}
+}
+
 // leaseGated is queue.Lease through the policy: on a link slower than
 // slow_link, movies wait while a still (JPEG, HEIF, RAW) is pending or
 // uploading; on a low battery, not charging, only what battery_low_send
