@@ -147,7 +147,8 @@ package queue
 //  1. api.go: the exported types, options and errors, and Queue with its
 //     fields and accessors; release_*.go (dropping mapped pages); check.go
 //     (bbolt's page check in a child process, corruptError).
-//  2. store.go: records, keys, Fingerprint and txn (one transaction).
+//  2. store.go: records, keys, Fingerprint and txn (one transaction);
+//     fpbuf.go: Fingerprint's pooled read buffers.
 //  3. filesindex.go (the files index, and the txn steps that go through
 //     it: find, remove), clockjump.go (re-planning due times after a
 //     wall-clock step), migrate.go (schema upgrades).

@@ -81,7 +81,9 @@ func Fingerprint(r io.ReaderAt, size int64) ([]byte, error) {
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(size))
 	h.Write(n[:])
-	buf := make([]byte, fingerprintBlock)
+	bp := fingerprintBufs.Get().(*[]byte)
+	defer fingerprintBufs.Put(bp)
+	buf := *bp
 	read := func(off, l int64) error {
 		m, err := r.ReadAt(buf[:l], off)
 		if int64(m) == l {

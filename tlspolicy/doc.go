@@ -32,6 +32,10 @@
 // any FTP command (and so any password) is sent: it checks the version, the
 // suite, the certificate chain against the imported CAs (or the system
 // roots), the host name, the validity against Options.Now, and the pins.
+// The last chain that passed is remembered (verified.go): the same
+// certificates again (a data connection resuming the control connection's
+// session) skip the chain building while the clock stays inside the
+// chain's validity; version, suite and pins are checked every time.
 // Errors are *Error with a Kind (tls-policy, certificate, clock) and a
 // one-line message saying what is wrong and what to do. When the server
 // ends the handshake itself (no common suite or version), Explain turns

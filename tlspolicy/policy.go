@@ -69,6 +69,7 @@ type Policy struct {
 	cache      tls.ClientSessionCache
 	now        func() time.Time
 	log        *slog.Logger
+	verified   verified // the last chain verifyCert passed
 
 	mu     sync.Mutex
 	last   Negotiated
@@ -236,7 +237,30 @@ func (p *Policy) verifyCert(certs []*x509.Certificate) error {
 	// A clock before wallclock.SaneAfter has not been set (cameras boot in
 	// 1970): certificates are not judged against it.
 	plausible := wallclock.Sane(now)
-	at := now
+	var chain []*x509.Certificate
+	if !plausible || !p.verified.hit(certs, now) {
+		var err error
+		if chain, err = p.verifyChain(certs, now, plausible); err != nil {
+			return err
+		}
+	}
+	if err := p.checkPins(leaf); err != nil {
+		return err
+	}
+	if !plausible {
+		return clockErr(now, leaf)
+	}
+	if chain != nil {
+		p.verified.remember(certs, chain)
+	}
+	return nil
+}
+
+// verifyChain builds and checks certs' chain to the policy's roots for its
+// server name, at now (at a time inside the chain's validity when the
+// clock is not plausible); it returns the chain built.
+func (p *Policy) verifyChain(certs []*x509.Certificate, now time.Time, plausible bool) ([]*x509.Certificate, error) {
+	leaf, at := certs[0], now
 	if !plausible {
 		// The clock is unset: check everything else at a time the chain is
 		// valid, so an unknown CA or a wrong name is still reported as such.
@@ -246,34 +270,33 @@ func (p *Policy) verifyCert(certs []*x509.Certificate) error {
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
-	_, err := leaf.Verify(x509.VerifyOptions{
+	chains, err := leaf.Verify(x509.VerifyOptions{
 		Roots:         p.roots,
 		Intermediates: inter,
-		DNSName:       host,
+		DNSName:       p.serverName,
 		CurrentTime:   at,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
 	if err != nil {
-		return p.certError(err, leaf, now)
+		return nil, p.certError(err, leaf, now)
 	}
-	if len(p.pins) > 0 {
-		cs := sha256.Sum256(leaf.Raw)
-		ks := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-		ok := false
-		for _, pin := range p.pins {
-			if bytes.Equal(pin, cs[:]) || bytes.Equal(pin, ks[:]) {
-				ok = true
-			}
+	return chains[0], nil
+}
+
+// checkPins refuses a leaf that matches none of the configured pins.
+func (p *Policy) checkPins(leaf *x509.Certificate) error {
+	if len(p.pins) == 0 {
+		return nil
+	}
+	cs := sha256.Sum256(leaf.Raw)
+	ks := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	for _, pin := range p.pins {
+		if bytes.Equal(pin, cs[:]) || bytes.Equal(pin, ks[:]) {
+			return nil
 		}
-		if !ok {
-			return certErr(nil, fmt.Sprintf("server %s certificate matches none of the %d configured pins (its certificate pin is %s, its public key pin %s): if the server's certificate was replaced on purpose, update the pin; otherwise do not connect, the connection may be intercepted",
-				host, len(p.pins), FormatPin(cs[:]), FormatPin(ks[:])))
-		}
 	}
-	if !plausible {
-		return clockErr(now, leaf)
-	}
-	return nil
+	return certErr(nil, fmt.Sprintf("server %s certificate matches none of the %d configured pins (its certificate pin is %s, its public key pin %s): if the server's certificate was replaced on purpose, update the pin; otherwise do not connect, the connection may be intercepted",
+		p.serverName, len(p.pins), FormatPin(cs[:]), FormatPin(ks[:])))
 }
 
 func clockErr(now time.Time, c *x509.Certificate) *Error {

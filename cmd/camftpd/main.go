@@ -27,6 +27,7 @@ func main() {
 	stopProfile := startCPUProfile(os.Stderr)
 	code := daemon.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stopProfile()
+	writeMemProfile(os.Stderr)
 	stop()
 	os.Exit(code)
 }
