@@ -39,7 +39,6 @@ type attempt struct {
 // process uploads one leased item and settles it on the queue.
 func (w *worker) process(ctx context.Context, it queue.Item) {
 	d := w.d
-	w.waitAck() // the previous upload's done record (ack.go)
 	a := &attempt{w: w, it: it, log: d.log.With("file", it.Capture.Rel, "id", it.ID, "worker", w.name)}
 	d.ot.started(it.ID) // leased: no longer waiting, nor paused
 	if !a.prepare() {
@@ -107,6 +106,7 @@ func (a *attempt) begin(cancel context.CancelCauseFunc) {
 	if paused { // paused between lease and now
 		cancel(nil)
 	}
+	d.ot.kickDispatcher()
 	a.log.Debug("upload start", "latency", lat, "attempts", a.it.Attempts)
 	d.hub.publish(Event{Type: "start", ID: a.it.ID, File: c.Rel, Worker: w.name, Total: c.Size, Remote: a.remote,
 		LatencyMS: float64(lat.Microseconds()) / 1000})

@@ -72,6 +72,33 @@ type otState struct {
 	// it starts again.
 	serving map[string]time.Time
 	paused  map[string]PausedUpload
+	// kick asks the dispatcher to look for overtaking again: an upload that
+	// begins (see kicked) may be the one a still queued since its lease
+	// must pause.
+	kick chan struct{}
+}
+
+// kicked returns the channel the dispatcher reads kicks from.
+func (o *otState) kicked() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.kick == nil {
+		o.kick = make(chan struct{}, 1)
+	}
+	return o.kick
+}
+
+// kickDispatcher asks the dispatcher, without waiting, to look for
+// overtaking again (begin calls it once an upload can be paused: a still
+// queued between the upload's lease and its begin found nothing to pause).
+func (o *otState) kickDispatcher() {
+	o.mu.Lock()
+	k := o.kick
+	o.mu.Unlock()
+	select {
+	case k <- struct{}{}:
+	default: // one pending kick is enough; nil: no dispatcher (tests)
+	}
 }
 
 // serve records that a pause was asked for still id, unless one was asked

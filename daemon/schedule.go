@@ -95,6 +95,7 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config, busy *busyList) {
 	d.setWarm(warm)
 	defer d.setWarm(nil)
 	wake := d.Queue().Wake() // read here only while every worker is busy
+	kick := d.ot.kicked()    // an upload began: it may be one to pause
 	for check := false; ; check = true {
 		var w *worker
 		if check { // after a lease or a wake: an idle worker, or overtaking
@@ -104,6 +105,8 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config, busy *busyList) {
 			select {
 			case w = <-ready:
 			case <-wake:
+				w = d.afterDispatch(ready)
+			case <-kick:
 				w = d.afterDispatch(ready)
 			case <-ctx.Done():
 				return
