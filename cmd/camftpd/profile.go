@@ -1,3 +1,5 @@
+//go:build profile
+
 package main
 
 import (
@@ -6,6 +8,10 @@ import (
 	"os"
 	"runtime/pprof"
 )
+
+// This file is built only with -tags profile (scripts/bench adds the tag
+// when CAMFTPD_CPUPROFILE or CAMFTPD_MEMPROFILE is set): runtime/pprof
+// would cost the firmware binary its 8 MiB size goal (see profile_off.go).
 
 // cpuProfileEnv names the environment variable that, when set to a file
 // path, makes the daemon write a CPU profile (pprof format) of its whole
