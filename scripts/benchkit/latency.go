@@ -38,17 +38,9 @@ type latencyResult struct {
 // watcher: curl starts the moment the file is closed, one at a time.
 func (e *env) latencyRun(ctx context.Context, tool string, shots []srcFile, interval time.Duration) (latencyResult, error) {
 	res := latencyResult{Tool: tool}
-	if err := e.srv.Clear(); err != nil {
+	names, want, err := e.freshShots(shots)
+	if err != nil {
 		return res, err
-	}
-	if err := clearDir(e.drop); err != nil {
-		return res, err
-	}
-	want := map[string]int64{}
-	names := make([]string, len(shots))
-	for i, s := range shots {
-		names[i] = fmt.Sprintf("SHOT_%04d.JPG", i+1)
-		want[names[i]] = s.Size
 	}
 	arr, err := watchArrivals(e.srv.Root, want)
 	if err != nil {
@@ -313,4 +305,23 @@ func (r *results) latencyMarkdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", g.What, g.Camftpd, g.Curl, g.Verdict)
 	}
 	return b.String()
+}
+
+// freshShots empties the server's folder and the drop folder for a run and
+// names its shots SHOT_0001.JPG on: the names in order, and each name's
+// size (what watchArrivals waits for).
+func (e *env) freshShots(shots []srcFile) (names []string, want map[string]int64, err error) {
+	if err := e.srv.Clear(); err != nil {
+		return nil, nil, err
+	}
+	if err := clearDir(e.drop); err != nil {
+		return nil, nil, err
+	}
+	want = map[string]int64{}
+	names = make([]string, len(shots))
+	for i, s := range shots {
+		names[i] = fmt.Sprintf("SHOT_%04d.JPG", i+1)
+		want[names[i]] = s.Size
+	}
+	return names, want, nil
 }

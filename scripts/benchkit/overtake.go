@@ -95,17 +95,9 @@ func (e *env) overtakeBench(ctx context.Context, movie srcFile, shots []srcFile,
 // upload is under way.
 func (e *env) otOnce(ctx context.Context, setting string, movie *srcFile, shots []srcFile) (otRun, error) {
 	var r otRun
-	if err := e.srv.Clear(); err != nil {
+	names, want, err := e.freshShots(shots)
+	if err != nil {
 		return r, err
-	}
-	if err := clearDir(e.drop); err != nil {
-		return r, err
-	}
-	want := map[string]int64{}
-	names := make([]string, len(shots))
-	for i, s := range shots {
-		names[i] = fmt.Sprintf("SHOT_%04d.JPG", i+1)
-		want[names[i]] = s.Size
 	}
 	if movie != nil {
 		want[movie.Name] = movie.Size
