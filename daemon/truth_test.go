@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/camftpd/camftpd/queue"
 	"github.com/camftpd/camftpd/transfer/ftpstest"
@@ -212,4 +213,93 @@ func TestAuthBlockLiftedByResume(t *testing.T) {
 		t.Fatalf("state %q after the upload", s)
 	}
 	verifyArrived(t, e.media, e.root)
+}
+
+// hostileNames are capture names a card can hold: CR, LF, an escape
+// sequence, a tab, invalid UTF-8 and a bidirectional override.
+var hostileNames = []string{"A\rB.JPG", "C\nD.JPG", "E\x1b[31mF\x1b]0;owned\x07.JPG", "G\tH.JPG", "I\xffJ.JPG", "K\u202eGPJ.EXE.JPG"}
+
+// TestCLIEscapesControlCharacters feeds hostile names through every
+// command that prints names or server text (status, queue list, queue
+// add, queue retry and drop, live and on the queue file): no output has
+// a raw control byte or invalid UTF-8, and queue list has one line per
+// item.
+func TestCLIEscapesControlCharacters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := e.writeConfig("200ms", 1)
+	// A server reply with control bytes in it too (ftpstest sends the
+	// reply line as given).
+	e.server().SetFaults(ftpstest.Faults{Replies: map[string]string{"STOR": "553 no \x1b[2Jway\x07 (ftpstest)"}})
+	d, cancel, done := startDaemon(t, cfg, testLogger(t))
+	for i, n := range hostileNames {
+		writeCapture(t, filepath.Join(e.media, "100TEST", n), 10<<10, uint64(10+i))
+	}
+	waitFor(t, 15*time.Second, "every name settled", func() bool {
+		c := counts(t, d.Queue())
+		return c.Parked == len(hostileNames)
+	})
+	run := func(args ...string) (string, string) {
+		var out, errb lockedBuffer
+		Main(context.Background(), args, &out, &errb)
+		for _, s := range []string{out.String(), errb.String()} {
+			assertPrintable(t, strings.Join(args, " "), s)
+		}
+		return out.String(), errb.String()
+	}
+	out, _ := run("status", "-socket", e.sock)
+	if n := strings.Count(out, "\nerror:"); n != len(hostileNames) {
+		t.Fatalf("status: %d error lines, want %d:\n%s", n, len(hostileNames), out)
+	}
+	if !strings.Contains(out, `E\x1b[31mF`) || !strings.Contains(out, `C\nD.JPG`) || !strings.Contains(out, `K\u202eGPJ`) || !strings.Contains(out, "553 no") {
+		t.Fatalf("status does not show the escaped names and reply:\n%s", out)
+	}
+	checkList := func(out string) {
+		t.Helper()
+		if lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); len(lines) != 1+len(hostileNames) {
+			t.Fatalf("queue list: %d lines, want a header and %d items:\n%s", len(lines), len(hostileNames), out)
+		}
+	}
+	out, _ = run("queue", "list", "-socket", e.sock)
+	checkList(out)
+	out, _ = run(append([]string{"queue", "add", "-socket", e.sock}, paths(hostileNames)...)...)
+	if lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); len(lines) != len(hostileNames) {
+		t.Fatalf("queue add: %d lines for %d names:\n%s", len(lines), len(hostileNames), out)
+	}
+	run("queue", "retry", "-socket", e.sock, "\x1b[2Jno\nsuch")
+	run("queue", "drop", "-socket", e.sock, "\x1b[2Jno\rsuch")
+
+	// On the queue file, without a daemon.
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil // for the cleanup
+	out, _ = run("queue", "list", "-config", e.cfgPath)
+	checkList(out)
+	run(append([]string{"queue", "add", "-config", e.cfgPath}, paths(hostileNames)...)...)
+	run("queue", "retry", "-config", e.cfgPath, "\x1b[2Jno\nsuch")
+	run("queue", "drop", "-config", e.cfgPath, "\x1b]0;x\x07")
+}
+
+func paths(names []string) []string {
+	p := make([]string, len(names))
+	for i, n := range names {
+		p[i] = "100TEST/" + n
+	}
+	return p
+}
+
+// assertPrintable fails when s holds a control byte other than LF,
+// invalid UTF-8 or a bidirectional override.
+func assertPrintable(t *testing.T, what, s string) {
+	t.Helper()
+	if !utf8.ValidString(s) {
+		t.Fatalf("%s: output is not valid UTF-8: %q", what, s)
+	}
+	for _, r := range s {
+		if r != '\n' && unsafeRune(r) {
+			t.Fatalf("%s: raw %U in the output: %q", what, r, s)
+		}
+	}
 }
