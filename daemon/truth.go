@@ -178,7 +178,7 @@ func ledOf(r runSnap, f queueFacts) string {
 	switch {
 	case r.blocked != "" || r.mediaGone || r.link == "down" || f.parkedN > 0:
 		return board.StateError
-	case (c.Retry > 0 || r.retrying != "") && r.uploads == 0:
+	case c.Retry > 0 && r.uploads == 0:
 		return board.StateError
 	case r.uploads > 0:
 		return board.StateBusy
