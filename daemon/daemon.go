@@ -58,10 +58,11 @@ type Daemon struct {
 	ot       otState  // pauses for waiting stills (see overtaken.go)
 
 	// pubMu orders publishState's calls and guards led, the LED's state
-	// (truth.go); parkedSeen says the last one saw parked items.
+	// (truth.go); parkedSeen says the last one saw parked items waiting.
 	pubMu      sync.Mutex
 	led        string
 	parkedSeen atomic.Bool
+	parked     parkedCache // what the parked items say (truth.go)
 
 	// mu guards the run state, from which the status, the LED and the
 	// dispatcher's decisions are derived together (stateLocked): the

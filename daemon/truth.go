@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/camftpd/camftpd/board"
@@ -41,7 +42,11 @@ type queueFacts struct {
 
 // queueFacts reads the queue's part of the state; q may be nil (not
 // open yet). A failed read leaves the counts zero: the state then says
-// what the run state alone says.
+// what the run state alone says. It runs on every state change (about
+// three per upload), so it reads the queue's counters, and items only
+// through the state indexes and when they can matter: the parked ones
+// when their number or the queue's changed (parkedCache), the retrying
+// ones only when nothing else is to be sent.
 func (d *Daemon) queueFacts(q *queue.Queue) queueFacts {
 	var f queueFacts
 	d.gate.mu.Lock()
@@ -55,33 +60,52 @@ func (d *Daemon) queueFacts(q *queue.Queue) queueFacts {
 		return f
 	}
 	f.counts = c
-	if c.Retry > 0 {
-		if at, ok := q.NextDue(); ok {
-			f.nextRetry = at
+	f.parkedN, f.parked = d.parked.get(q, c)
+	if c.Retry > 0 && c.Pending == 0 && c.InFlight == 0 {
+		// Retry items in due order: the first is the next attempt.
+		if items, err := q.List(queue.Retry); err == nil && len(items) > 0 {
+			f.nextRetry, f.retryWhy = items[0].NextAttempt, items[0].LastError
 		}
-		if items, _, err := q.ListPage("", 1, queue.Retry); err == nil && len(items) > 0 {
-			f.retryWhy = items[0].LastError
-		}
-	}
-	if c.Parked > 0 {
-		f.parkedN, f.parked = parkedWaiting(q, c.Parked)
 	}
 	return f
 }
 
-// parkedScan bounds the parked items read to tell the vanished ones
-// (their file is gone: nothing to do but drop them) from those waiting for
-// the user; beyond it, parked items are taken to wait.
-const parkedScan = 1000
+// parkedCache is what the parked items say (how many wait for the user,
+// the first of them), read again only when the number of parked items or
+// of all items changed: a park, a retry or an unvanish changes the first,
+// a drop the second, while an upload (pending, in flight, done) changes
+// neither. mu guards it.
+type parkedCache struct {
+	mu            sync.Mutex
+	q             *queue.Queue
+	parked, total int
+	waiting       int
+	first         string
+}
 
-// parkedWaiting counts the parked items that did not vanish (n parked in
-// all) and describes the first of them.
-func parkedWaiting(q *queue.Queue, n int) (int, string) {
-	items, _, err := q.ListPage("", parkedScan, queue.Parked)
-	if err != nil {
-		return n, ""
+func (p *parkedCache) get(q *queue.Queue, c queue.Counts) (int, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	total := c.Pending + c.InFlight + c.Retry + c.Parked + c.Held + c.Done + c.Skipped
+	if p.q == q && p.parked == c.Parked && p.total == total {
+		return p.waiting, p.first
 	}
-	waiting, first := n-len(items), ""
+	p.waiting, p.first = 0, ""
+	if c.Parked > 0 {
+		items, err := q.List(queue.Parked)
+		if err != nil {
+			return c.Parked, "" // not cached: read again next time
+		}
+		p.waiting, p.first = parkedWaiting(items)
+	}
+	p.q, p.parked, p.total = q, c.Parked, total
+	return p.waiting, p.first
+}
+
+// parkedWaiting counts the parked items that did not vanish (their file
+// is gone: nothing to do but drop them) and describes the first of them.
+func parkedWaiting(items []queue.Item) (int, string) {
+	waiting, first := 0, ""
 	for _, it := range items {
 		if it.Vanished {
 			continue
