@@ -65,7 +65,7 @@ type Daemon struct {
 	parked     parkedCache // what the parked items say (truth.go)
 
 	// mu guards the run state, from which the status, the LED and the
-	// dispatcher's decisions are derived together (stateLocked): the
+	// dispatcher's decisions are derived together (snapLocked, truth.go): the
 	// configuration and active server (failover), what holds uploads
 	// back, the uploads in flight, and the parts the status reads.
 	mu         sync.Mutex

@@ -33,7 +33,7 @@ type Status struct {
 	// Attention says that shots are parked and what to do, whatever the
 	// state (absent when none is).
 	Attention  string       `json:"attention,omitempty"`
-	NextRetry  time.Time    `json:"next_retry,omitzero"` // the earliest retry due, when shots wait for one
+	NextRetry  time.Time    `json:"next_retry,omitzero"` // the earliest retry due, when shots wait for one and nothing else is to be sent
 	Paused     bool         `json:"paused"`
 	Blocked    string       `json:"blocked,omitempty"`
 	MediaError string       `json:"media_error,omitempty"`
@@ -196,8 +196,7 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 			httpErr(w, err)
 			return
 		}
-		d.liftBlock("retry") // the user says the cause is fixed
-		d.publishState()
+		d.liftBlock("retry") // the user says the cause is fixed; publishes the state
 		writeJSON(w, map[string]string{"ok": "retrying " + orAll(id)})
 	})
 	mux.HandleFunc("POST /drop", func(w http.ResponseWriter, r *http.Request) {
