@@ -35,6 +35,9 @@ func (w *worker) ackSoon(ctx context.Context, it queue.Item, remote, hash string
 		defer close(done)
 		d.durable("ack", it, q.AckSoon(ctx, it.ID, remote, hash, linger))
 		d.ackRecorded() // a movie held for this still may go (power.go)
+		if d.uploadCount() == 0 {
+			d.publishState() // it said "uploading" while the record waited
+		}
 	})
 }
 
@@ -44,4 +47,11 @@ func (w *worker) waitAck() {
 		<-w.acking
 		w.acking = nil
 	}
+}
+
+// uploadCount is the number of uploads in flight.
+func (d *Daemon) uploadCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.uploads)
 }

@@ -63,7 +63,7 @@ func (c *queueCmd) add(args []string) int {
 		})
 	}
 	if err != nil {
-		fmt.Fprintf(c.stderr, "camftpd queue add: %v\n", err)
+		fmt.Fprintf(c.stderr, "camftpd queue add: %s\n", escName(err.Error()))
 		return 2
 	}
 	return min(errs, 1)

@@ -42,6 +42,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	a := &attempt{w: w, it: it, log: d.log.With("file", it.Capture.Rel, "id", it.ID, "worker", w.name)}
 	d.ot.started(it.ID) // leased: no longer waiting, nor paused
 	if !a.prepare() {
+		d.publishState() // it may be parked
 		return
 	}
 	defer a.f.Close()

@@ -212,7 +212,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		err = json.Unmarshal(body, &st)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "camftpd status: %v (is camftpd running? socket %s)\n", err, sp)
+		fmt.Fprintf(stderr, "camftpd status: %s (is camftpd running? socket %s)\n", escName(err.Error()), escName(sp))
 		return 2
 	}
 	if *asJSON {
@@ -223,9 +223,14 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return 0
 }
 
+// printStatus prints st; every text from the card or a server (file
+// names, server replies in reasons and errors) goes through escName.
 func printStatus(w io.Writer, st Status) {
-	fmt.Fprintf(w, "state:      %s\n", st.State)
-	fmt.Fprintf(w, "server:     %s (link %s)\n", st.Server, st.Link)
+	fmt.Fprintf(w, "state:      %s\n", escName(st.State))
+	if st.Attention != "" && !strings.HasPrefix(st.State, "attention:") {
+		fmt.Fprintf(w, "attention:  %s\n", escName(st.Attention))
+	}
+	fmt.Fprintf(w, "server:     %s (link %s)\n", escName(st.Server), escName(st.Link))
 	q := st.Queue
 	fmt.Fprintf(w, "queue:      %d pending, %d uploading, %d retry, %d parked, %d held, %d done, %d skipped (name taken on the server)\n",
 		q.Pending, q.InFlight, q.Retry, q.Parked, q.Held, q.Done, q.Skipped)
@@ -237,20 +242,20 @@ func printStatus(w io.Writer, st Status) {
 		fmt.Fprintf(w, "uploading:  %s  %s / %s  %.1f%%  %s/s\n", escName(u.File), humanBytes(u.Sent), humanBytes(u.Total), u.Percent, humanBytes(int64(u.BytesPerSec)))
 	}
 	if t := st.TLS; t != nil {
-		fmt.Fprintf(w, "tls:        %s %s (%s) %s\n", t.Version, t.Suite, t.Class, t.SuiteID)
+		fmt.Fprintf(w, "tls:        %s %s (%s) %s\n", escName(t.Version), escName(t.Suite), escName(t.Class), escName(t.SuiteID))
 		if t.Warning != "" {
-			fmt.Fprintf(w, "tls warning: %s\n", t.Warning)
+			fmt.Fprintf(w, "tls warning: %s\n", escName(t.Warning))
 		}
 	}
 	printPower(w, st.Power)
 	if st.MediaError != "" {
-		fmt.Fprintf(w, "media:      %s\n", st.MediaError)
+		fmt.Fprintf(w, "media:      %s\n", escName(st.MediaError))
 	}
 	if c := st.Completion; c.Mode != "" {
-		fmt.Fprintf(w, "completion: %s (%s)\n", c.Mode, escName(c.Why))
+		fmt.Fprintf(w, "completion: %s (%s)\n", escName(c.Mode), escName(c.Why))
 	}
 	for _, e := range st.Errors {
-		fmt.Fprintf(w, "error:      %s [%s, %d attempts] %s\n", escName(e.File), e.State, e.Attempts, escName(e.Error))
+		fmt.Fprintf(w, "error:      %s [%s, %d attempts] %s\n", escName(e.File), escName(e.State), e.Attempts, escName(e.Error))
 	}
 }
 
@@ -390,11 +395,11 @@ func (c *queueCmd) list(states string) int {
 			items, next, err := c.page(s, after)
 			if err != nil {
 				tw.Flush()
-				fmt.Fprintln(c.stderr, "camftpd queue list:", err)
+				fmt.Fprintln(c.stderr, "camftpd queue list:", escName(err.Error()))
 				return 2
 			}
 			for _, it := range items {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", it.ID, it.State, it.Attempts, humanBytes(it.Capture.Size),
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", escName(it.ID), escName(string(it.State)), it.Attempts, humanBytes(it.Capture.Size),
 					escName(it.Capture.Rel), escName(itemNote(it)))
 			}
 			if after = next; after == "" {
@@ -461,9 +466,9 @@ func (c *queueCmd) change(sub, id string) int {
 		err = c.q.Drop(id)
 	}
 	if err != nil {
-		fmt.Fprintf(c.stderr, "camftpd queue %s: %v\n", sub, err)
+		fmt.Fprintf(c.stderr, "camftpd queue %s: %s\n", sub, escName(err.Error()))
 		return 1
 	}
-	fmt.Fprintf(c.stdout, "%s: %s\n", sub, orAll(id))
+	fmt.Fprintf(c.stdout, "%s: %s\n", sub, escName(orAll(id)))
 	return 0
 }

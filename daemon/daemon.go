@@ -57,8 +57,15 @@ type Daemon struct {
 	gate     gate     // link speed, battery and the upload policy (power.go)
 	ot       otState  // pauses for waiting stills (see overtaken.go)
 
+	// pubMu orders publishState's calls and guards led, the LED's state
+	// (truth.go); parkedSeen says the last one saw parked items waiting.
+	pubMu      sync.Mutex
+	led        string
+	parkedSeen atomic.Bool
+	parked     parkedCache // what the parked items say (truth.go)
+
 	// mu guards the run state, from which the status, the LED and the
-	// dispatcher's decisions are derived together (stateLocked): the
+	// dispatcher's decisions are derived together (snapLocked, truth.go): the
 	// configuration and active server (failover), what holds uploads
 	// back, the uploads in flight, and the parts the status reads.
 	mu         sync.Mutex
@@ -74,7 +81,6 @@ type Daemon struct {
 	active     int
 	failStreak int
 	uploads    map[string]*upload // by worker
-	led        string
 	q          *queue.Queue
 	w          *watcher
 	warm       []chan struct{} // one per upload worker; see prewarm
@@ -125,7 +131,7 @@ func (d *Daemon) Queue() *queue.Queue {
 }
 
 // Reload applies a new, validated configuration (SIGHUP). It also lifts a
-// "blocked" state.
+// "blocked" state (as Resume does).
 func (d *Daemon) Reload(cfg *Config) {
 	select {
 	case <-d.reloadCh:
@@ -137,8 +143,11 @@ func (d *Daemon) Reload(cfg *Config) {
 // Pause stops uploading (the upload in flight stops at a resumable point).
 func (d *Daemon) Pause() { d.setState(func() { d.userPaused = true }); d.cancelUploads() }
 
-// Resume undoes Pause.
-func (d *Daemon) Resume() { d.setState(func() { d.userPaused = false }) }
+// Resume undoes Pause and lifts a "blocked" state (see liftBlock).
+func (d *Daemon) Resume() {
+	d.setState(func() { d.userPaused = false })
+	d.liftBlock("resume")
+}
 
 // Latencies returns capture-complete to upload-start latencies measured so far.
 func (d *Daemon) Latencies() []time.Duration {
@@ -156,26 +165,34 @@ func (d *Daemon) setState(f func()) {
 	d.publishState()
 }
 
-// publishState sends a state event and updates the status LED.
+// publishState sends a state event and updates the status LED. pubMu
+// orders the calls: the queue is read outside mu, and an older reading
+// must not set the LED after a newer one.
 func (d *Daemon) publishState() {
+	d.pubMu.Lock()
+	defer d.pubMu.Unlock()
 	d.mu.Lock()
-	st := d.stateLocked()
-	led := board.StateIdle
-	switch {
-	case d.blocked != "" || d.mediaGone || d.link == "down" || (d.retrying != "" && len(d.uploads) == 0):
-		led = board.StateError
-	case len(d.uploads) > 0:
-		led = board.StateBusy
-	}
-	prof, ledChanged := d.cfg.Profile, led != d.led
-	d.led = led
+	r, q, prof := d.snapLocked(), d.q, d.cfg.Profile
 	d.mu.Unlock()
+	f := d.queueFacts(q)
+	st, led := stateOf(r, f, d.now()), ledOf(r, f)
+	ledChanged := led != d.led
+	d.led = led
+	d.parkedSeen.Store(f.parkedN > 0)
 	if ledChanged && prof.LED != "" {
 		if err := prof.Indicate(led); err != nil {
 			d.log.Warn("status LED", "err", err)
 		}
 	}
 	d.hub.publish(Event{Type: "state", State: st})
+}
+
+// now is the wall clock of the queue's due times (see wallClock).
+func (d *Daemon) now() time.Time {
+	if d.wallClock != nil {
+		return d.wallClock()
+	}
+	return time.Now()
 }
 
 func (d *Daemon) changedCh() <-chan struct{} {
@@ -188,26 +205,6 @@ func (d *Daemon) canRun() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return !d.userPaused && !d.mediaGone && d.blocked == "" && !d.clockWait && d.link != "down"
-}
-
-func (d *Daemon) stateLocked() string {
-	switch {
-	case d.blocked != "":
-		return "blocked: " + d.blocked
-	case d.mediaGone:
-		return "paused: media unmounted"
-	case d.userPaused:
-		return "paused"
-	case d.clockWait:
-		return "waiting: system clock not set"
-	case d.link == "down":
-		return "waiting: network link down"
-	case len(d.uploads) > 0:
-		return "uploading"
-	case d.retrying != "":
-		return "retrying: " + d.retrying
-	}
-	return "idle"
 }
 
 func (d *Daemon) cancelUploads() {
@@ -246,6 +243,9 @@ func (d *Daemon) beforeEnqueue(path string, at time.Time) {
 func (d *Daemon) onComplete(it queue.Item, added bool, at time.Time) {
 	if !added || it.State == queue.Held {
 		d.stats.forget(it.Capture.Path)
+	}
+	if added && d.parkedSeen.Load() {
+		d.publishState() // a vanished, parked capture may be back
 	}
 	switch {
 	case added && it.State == queue.Held:

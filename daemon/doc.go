@@ -18,14 +18,16 @@ package daemon
 //     newMatcher; the link and battery policy).
 //  3. watcher.go, rescan.go, backlog.go, leasemode.go: the media watcher.
 //  4. stats.go, linkmeter.go: the figures (and the link's measured speed).
-//  5. daemon.go: Daemon and its run state.
+//  5. daemon.go: Daemon and its run state; truth.go: the state and the
+//     LED told from it and the queue (idle only when nothing waits).
 //  6. schedule.go, attempt.go, ack.go, localfile.go, orphans.go, retry.go,
 //     overtake.go: the upload workers; power.go: the gate of their leases
 //     (link speed, battery).
 //  7. add.go: the daemon's side of queue add.
 //  8. status.go: the status socket.
 //  9. run.go: Run, its loop and the goroutines it owns.
-//  10. cli.go, addcmd.go: the command line.
+//  10. cli.go, addcmd.go, escape.go: the command line (escape.go exports
+//     its escaping of names and server text).
 //
 // Within a layer, files depend on each other only as one type's method
 // set split by concern: watcher (3: rescan and backlog are its scans,

@@ -295,10 +295,10 @@ func printPower(w io.Writer, p PowerStatus) {
 	case p.BatteryErr != "":
 		fmt.Fprintf(w, "battery:    unknown: %s (battery_low %s)\n", escName(p.BatteryErr), low)
 	case p.Battery != "":
-		fmt.Fprintf(w, "battery:    %s (battery_low %s)\n", p.Battery, low)
+		fmt.Fprintf(w, "battery:    %s (battery_low %s)\n", escName(p.Battery), escName(low))
 	}
 	if p.Waiting != "" {
-		fmt.Fprintf(w, "waiting:    %s\n", p.Waiting)
+		fmt.Fprintf(w, "waiting:    %s\n", escName(p.Waiting))
 	}
 }
 

@@ -314,7 +314,7 @@ func (d *Daemon) activeIndex() int {
 
 func (d *Daemon) block(reason string) {
 	d.setState(func() { d.blocked = reason })
-	d.log.Error("uploads stopped until the configuration is fixed and reloaded (SIGHUP)", "reason", reason)
+	d.log.Error("uploads stopped: fix the cause, then camftpd queue retry (POST /resume) or reload (SIGHUP)", "reason", reason)
 }
 
 // renewLease renews it's lease every third of the lease time until the

@@ -23,8 +23,17 @@ import (
 
 // Status is the answer of GET /status.
 type Status struct {
-	Version    string       `json:"version"`
-	State      string       `json:"state"` // idle, uploading, paused, "paused: media unmounted", "blocked: <reason>", waiting: ...
+	Version string `json:"version"`
+	// State is one of: "blocked: <reason>; once fixed: ...", "paused:
+	// media unmounted", "paused", "waiting: <why>" (clock, link, battery,
+	// slow link), "uploading", "queued: N shots to upload", "waiting for
+	// retry: N shots, next attempt at ...: <why>", "attention: N shots
+	// parked ...", and "idle" only when nothing waits (see truth.go).
+	State string `json:"state"`
+	// Attention says that shots are parked and what to do, whatever the
+	// state (absent when none is).
+	Attention  string       `json:"attention,omitempty"`
+	NextRetry  time.Time    `json:"next_retry,omitzero"` // the earliest retry due, when shots wait for one and nothing else is to be sent
 	Paused     bool         `json:"paused"`
 	Blocked    string       `json:"blocked,omitempty"`
 	MediaError string       `json:"media_error,omitempty"`
@@ -93,8 +102,9 @@ type ItemError struct {
 func (d *Daemon) Status() Status {
 	now := time.Now()
 	d.mu.Lock()
+	r := d.snapLocked()
 	s := Status{
-		Version: Version, State: d.stateLocked(), Paused: d.userPaused || d.mediaGone, Blocked: d.blocked,
+		Version: Version, Paused: d.userPaused || d.mediaGone, Blocked: d.blocked,
 		MediaError: d.mediaErr, Link: d.link, UptimeSec: now.Sub(d.started).Seconds(),
 	}
 	if d.active < len(d.cfg.Servers) {
@@ -116,8 +126,10 @@ func (d *Daemon) Status() Status {
 		s.Watching, s.Rescans, s.Overflows = w.tracking.Load(), w.rescans.Load(), w.overflows.Load()
 		s.Completion = w.completionMode()
 	}
+	f := d.queueFacts(q)
+	s.State, s.Attention, s.NextRetry = stateOf(r, f, d.now()), attention(f), f.nextRetry
 	if q != nil {
-		s.Queue, _ = q.Counts()
+		s.Queue = f.counts
 		s.Held = heldReasons(q, s.Queue.Held)
 		// One page: /status does not read every retrying or parked item.
 		if items, _, err := q.ListPage("", statusErrors, queue.Retry, queue.Parked); err == nil {
@@ -184,6 +196,7 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 			httpErr(w, err)
 			return
 		}
+		d.liftBlock("retry") // the user says the cause is fixed; publishes the state
 		writeJSON(w, map[string]string{"ok": "retrying " + orAll(id)})
 	})
 	mux.HandleFunc("POST /drop", func(w http.ResponseWriter, r *http.Request) {
@@ -200,6 +213,7 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 			httpErr(w, err)
 			return
 		}
+		d.publishState()
 		writeJSON(w, map[string]string{"ok": "dropped " + id})
 	})
 	mux.HandleFunc("POST /add", d.serveAdd)

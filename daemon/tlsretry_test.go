@@ -105,8 +105,8 @@ func TestHandshakeAlertRetried(t *testing.T) {
 				t.Fatalf("retry for %q, want the alert", ev.Error)
 			}
 			retried = ev.Time
-			if st := d.Status().State; !strings.HasPrefix(st, "retrying: ") || !strings.Contains(st, "internal error") {
-				t.Errorf("status %q while retrying, want retrying: and the alert", st)
+			if st := d.Status().State; !strings.HasPrefix(st, "waiting for retry: ") || !strings.Contains(st, "internal error") {
+				t.Errorf("status %q while retrying, want \"waiting for retry: \" and the alert", st)
 			}
 		case "start":
 			if !retried.IsZero() {

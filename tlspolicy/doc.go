@@ -45,6 +45,10 @@
 // offers each implemented listed suite alone and asks, with a bare
 // ClientHello, whether the server would pick each suite this device lacks.
 //
+// HandshakeError and WalkLogin are the small FTPES client transfer uses to
+// learn what goftp does not say: the type of a handshake error, and which
+// login command (USER, PASS, PBSZ 0, PROT P) a refusal answered.
+//
 // # Caveats
 //
 //   - crypto/tls implements 6 of the spec's 13 suites. It has no DHE suites

@@ -376,6 +376,9 @@ func (c *Client) connectErr(ctx context.Context, addr string, tcfg *tls.Config, 
 			return &Error{Class: TLSPolicy, Op: op, Code: code, Err: err,
 				Msg: "server refused AUTH TLS (server said: " + serverText(err) + "): enable explicit FTPS (FTPES) on the server; camftpd never sends a password or file without TLS"}
 		}
+		if pe := c.loginRefused(ctx, addr, code, err); pe != nil {
+			return pe // PROT P refused: see protrefused.go
+		}
 		e := classify("login", err)
 		if e.Class == Auth {
 			e.Msg = "server refused the login (server said: " + serverText(err) + "): check user name and password"

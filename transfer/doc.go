@@ -110,9 +110,10 @@ package transfer
 //     control connection's guard, bulk mode, opening a capture, the data
 //     connections' TLS config.
 //  2. job.go: Config, Job, Intent, Result (plain data).
-//  3. client.go, session.go, bufpool.go: Client, its connect and login,
-//     and its control connections (session, data connections); the pooled
-//     chunk buffers.
+//  3. client.go, session.go, bufpool.go, protrefused.go: Client, its
+//     connect and login (protrefused.go: which login step a refusal
+//     answered, PROT P refused), and its control connections (session,
+//     data connections); the pooled chunk buffers.
 //  4. localfile.go: the Client's checks of the local file.
 //  5. upload.go, intent.go, sample.go: Upload and the upload type.
 //  6. remove.go: RemoveTemps.

@@ -147,7 +147,7 @@ tls_mode = "compatible"
 	printed := make(chan struct{})
 	go func() {
 		defer close(printed)
-		printEvents(dctx, events)
+		printEvents(dctx, os.Stdout, events)
 	}()
 
 	// The camera: a burst of RAW+JPEG pairs, then a movie written over ~2 s.
@@ -339,8 +339,10 @@ func human(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// printEvents shows the daemon's progress stream on the terminal.
-func printEvents(ctx context.Context, events <-chan daemon.Event) {
+// printEvents shows the daemon's progress stream on the terminal (w);
+// file names and server text are escaped (daemon.EscapeText).
+func printEvents(ctx context.Context, w io.Writer, events <-chan daemon.Event) {
+	esc := daemon.EscapeText
 	lastStep := map[string]int{}
 	t0 := time.Now()
 	ts := func() string { return fmt.Sprintf("%6.2fs", time.Since(t0).Seconds()) }
@@ -351,11 +353,11 @@ func printEvents(ctx context.Context, events <-chan daemon.Event) {
 		case e := <-events:
 			switch e.Type {
 			case "queued":
-				fmt.Printf("%s  queued    %-24s %9s\n", ts(), e.File, human(e.Total))
+				fmt.Fprintf(w, "%s  queued    %-24s %9s\n", ts(), esc(e.File), human(e.Total))
 			case "held": // not sent unless asked: backlog = "new", only_protected
-				fmt.Printf("%s  held      %-24s %9s  (%s)\n", ts(), e.File, human(e.Total), e.Reason)
+				fmt.Fprintf(w, "%s  held      %-24s %9s  (%s)\n", ts(), esc(e.File), human(e.Total), esc(e.Reason))
 			case "start":
-				fmt.Printf("%s  upload    %-24s %9s  (%.1f ms after settle)\n", ts(), e.File, human(e.Total), e.LatencyMS)
+				fmt.Fprintf(w, "%s  upload    %-24s %9s  (%.1f ms after settle)\n", ts(), esc(e.File), human(e.Total), e.LatencyMS)
 			case "progress":
 				if e.Total < 16<<20 {
 					continue
@@ -363,14 +365,14 @@ func printEvents(ctx context.Context, events <-chan daemon.Event) {
 				step := int(e.Percent / 20)
 				if step > lastStep[e.ID] && e.Percent < 100 {
 					lastStep[e.ID] = step
-					fmt.Printf("%s    %-30s %5.1f%%  %s/s\n", ts(), e.File, e.Percent, human(int64(e.Rate)))
+					fmt.Fprintf(w, "%s    %-30s %5.1f%%  %s/s\n", ts(), esc(e.File), e.Percent, human(int64(e.Rate)))
 				}
 			case "done":
-				fmt.Printf("%s  done      %-24s %9s  %s/s\n", ts(), e.File, human(e.Total), human(int64(e.Rate)))
+				fmt.Fprintf(w, "%s  done      %-24s %9s  %s/s\n", ts(), esc(e.File), human(e.Total), human(int64(e.Rate)))
 			case "retry", "parked", "vanished", "blocked":
-				fmt.Printf("%s  %-9s %-24s %s\n", ts(), e.Type, e.File, e.Error)
+				fmt.Fprintf(w, "%s  %-9s %-24s %s\n", ts(), e.Type, esc(e.File), esc(e.Error))
 			case "tls":
-				fmt.Printf("%s  tls       %s %s\n", ts(), e.State, e.Error)
+				fmt.Fprintf(w, "%s  tls       %s %s\n", ts(), esc(e.State), esc(e.Error))
 			}
 		}
 	}
