@@ -57,6 +57,9 @@ type Daemon struct {
 	gate     gate     // link speed, battery and the upload policy (power.go)
 	ot       otState  // pauses for waiting stills (see overtaken.go)
 
+	// checking: a POST /check runs (conntest.go); a second one gets 409.
+	checking atomic.Bool
+
 	// mu guards the run state, from which the status, the LED and the
 	// dispatcher's decisions are derived together (stateLocked): the
 	// configuration and active server (failover), what holds uploads
