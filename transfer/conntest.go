@@ -196,21 +196,31 @@ func (t *connTest) skip(step, why string) {
 
 // fail records a failed step: err's message is the detail.
 func (t *connTest) fail(step string, err error, fix string) {
-	e := classify(step, err)
+	e := classify("", err)
 	t.add(StepResult{Step: step, Verdict: StepFail, Detail: e.Error(), Fix: fix, Err: e})
 }
 
-// skipFrom skips every step from step on (up to StepDelete, excluded).
+// skipFrom skips every step from step on (up to StepDelete, excluded)
+// that was not reported yet.
 func (t *connTest) skipFrom(step string) {
 	on := false
 	for _, s := range TestSteps() {
 		if s == step {
 			on = true
 		}
-		if on && s != StepDelete {
+		if on && s != StepDelete && !t.reported(s) {
 			t.skip(s, "not run: the "+t.failed+" step failed")
 		}
 	}
+}
+
+func (t *connTest) reported(step string) bool {
+	for _, r := range t.results {
+		if r.Step == step {
+			return true
+		}
+	}
+	return false
 }
 
 // run walks the steps.
@@ -276,7 +286,7 @@ func (t *connTest) connectSteps(tr *dialTrace, err error) {
 	} else {
 		t.ok(StepAuthTLS, "234")
 		if !t.tlsSteps(err) {
-			t.skipFrom(StepLogin)
+			t.skipFrom(StepCertificate)
 			return
 		}
 	}
@@ -348,6 +358,7 @@ func (t *connTest) loginSteps(err error) {
 	switch code := codeOf(err); {
 	case code == 536 || code == 534 || code == 533 || code == 431 || code == 503:
 		t.ok(StepLogin, "logged in as "+t.c.cfg.User)
+		err = &Error{Class: ClassOf(err), Code: code, Err: err, Msg: "the server refused PBSZ 0 / PROT P (server said: " + serverText(err) + ")"}
 		t.fail(StepProt, err, "the server refused encrypted data connections (PBSZ 0 / PROT P): enable TLS for data connections on the server (vsftpd force_local_data_ssl, ProFTPD TLSRequired on)")
 	case ClassOf(err) == Auth || code == 530 || code == 331 || code == 332:
 		t.fail(StepLogin, err, "check the user name and password (password_file) of this server")

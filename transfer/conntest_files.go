@@ -197,8 +197,13 @@ func (t *connTest) storFailed(dir string, created []string, refused, err error) 
 	dataOp := errors.As(err, &te) && te.Op == "data connection"
 	cs, herr, hs := t.hl.get(t.hl.count() - 1)
 	dataTLS := t.hl.count() > 1
+	notResumed := dataTLS && hs && herr == nil && !cs.DidResume
+	if notResumed && code != 522 {
+		err = &Error{Class: ClassOf(err), Code: code, Err: err,
+			Msg: "the data connection did not resume the control connection's TLS session and the server ended the transfer (" + oneLine(err.Error()) + ")"}
+	}
 	switch {
-	case dataOp || code == 522 || code == 425 || dataTLS && (herr != nil || !cs.DidResume && hs && ClassOf(err) != Permanent):
+	case dataOp || code == 522 || code == 425 || dataTLS && herr != nil || notResumed:
 		t.mkdirOK(dir, created, refused)
 		t.fail(StepData, err, "let the data connection through (the server's passive ports) and let it resume the control connection's TLS session (vsftpd require_ssl_reuse, ProFTPD TLSOptions NoSessionReuseRequired)")
 		t.skip(StepStor, "not run: the data step failed")
@@ -340,10 +345,7 @@ func (t *connTest) deleStep(context.Context) bool {
 // (on a new connection when the test's one broke or ctx ended, bounded by
 // the timeouts) and reports StepDelete when the walk did not get to it.
 func (t *connTest) cleanup(ctx context.Context) {
-	reported := false
-	for _, r := range t.results {
-		reported = reported || r.Step == StepDelete
-	}
+	reported := t.reported(StepDelete)
 	if len(t.left) == 0 {
 		if !reported {
 			t.skip(StepDelete, "not run: nothing was written")
@@ -363,19 +365,29 @@ func (t *connTest) cleanup(ctx context.Context) {
 	}
 }
 
-// removeLeft deletes t.left and returns what is still there.
+// removeLeft deletes t.left and returns what is still there. The test's
+// connection is used while it works (a server may close it after a failed
+// transfer: vsftpd after its 522), else a new one.
 func (t *connTest) removeLeft(ctx context.Context) ([]string, error) {
-	s := t.s
-	if s.broken || ctx.Err() != nil {
-		s.close()
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.c.cfg.ConnectTimeout+2*t.c.cfg.Timeout)
-		defer cancel()
-		ns, err := t.c.dial(cctx)
-		if err != nil {
-			return t.left, err
+	if !t.s.broken && ctx.Err() == nil {
+		left, err := t.deleteOn(t.s)
+		if err == nil || codeOf(err) != 0 {
+			return left, err
 		}
-		s, t.s = ns, ns
 	}
+	t.s.close()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.c.cfg.ConnectTimeout+2*t.c.cfg.Timeout)
+	defer cancel()
+	s, err := t.c.dial(cctx)
+	if err != nil {
+		return t.left, err
+	}
+	t.s = s
+	return t.deleteOn(s)
+}
+
+// deleteOn deletes t.left on s and returns what is still there.
+func (t *connTest) deleteOn(s *session) ([]string, error) {
 	var left []string
 	for _, p := range t.left {
 		if err := s.dele(p); err != nil {
