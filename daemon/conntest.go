@@ -134,7 +134,7 @@ func checkServerCLI(ctx context.Context, cfg *Config, idx int, stdout, stderr io
 		cctx, cancel := context.WithTimeout(ctx, s.ConnectTimeout+s.Timeout)
 		tst, err := tlspolicy.Check(cctx, hostPort(s), tlspolicy.Options{
 			Mode: s.TLSMode, ServerName: s.Host, MaxTLS12: s.MaxTLS12, CAPEM: s.CAPEM, Pins: s.Pins,
-		}, indent{stdout})
+		}, &indent{w: stdout})
 		cancel()
 		if err != nil && failed == "" {
 			fmt.Fprintln(stderr, "camftpd check:", err)
@@ -144,17 +144,30 @@ func checkServerCLI(ctx context.Context, cfg *Config, idx int, stdout, stderr io
 	line := "result: " + strings.ToUpper(verdictWords[st])
 	if failed != "" {
 		line += " at the " + failed + " step"
+	} else if warned := warnedSteps(rs); st == 1 && warned != "" {
+		line += ": " + warned
 	}
 	fmt.Fprintln(stdout, line)
 	return st
 }
 
-// indent writes each line it is given indented by four spaces.
-type indent struct{ w io.Writer }
+// indent writes what it is given with every line indented by four
+// spaces (tlspolicy.Check's report, written in pieces by a tabwriter).
+type indent struct {
+	w       io.Writer
+	midLine bool
+}
 
-func (i indent) Write(p []byte) (int, error) {
-	s := strings.ReplaceAll(strings.TrimSuffix(string(p), "\n"), "\n", "\n    ")
-	if _, err := io.WriteString(i.w, "    "+s+"\n"); err != nil {
+func (i *indent) Write(p []byte) (int, error) {
+	var b strings.Builder
+	for _, c := range p {
+		if !i.midLine {
+			b.WriteString("    ")
+		}
+		b.WriteByte(c)
+		i.midLine = c != '\n'
+	}
+	if _, err := io.WriteString(i.w, b.String()); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -212,3 +225,14 @@ func stepEvent(server string, s transfer.StepResult) Event {
 }
 
 func hostPort(s Server) string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// warnedSteps names the steps that warned, comma separated.
+func warnedSteps(rs []transfer.StepResult) string {
+	var w []string
+	for _, r := range rs {
+		if r.Verdict == transfer.StepWarn {
+			w = append(w, r.Step)
+		}
+	}
+	return strings.Join(w, ", ")
+}

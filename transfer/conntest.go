@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -240,7 +241,11 @@ func (t *connTest) run(ctx context.Context) {
 		t.skip(StepDelete, "not run: nothing was sent")
 		return
 	}
-	t.ok(StepResolve, t.c.cfg.Host+" is "+ip)
+	if ip == strings.Trim(t.c.cfg.Host, "[]") {
+		t.ok(StepResolve, ip+" (an address: nothing to resolve)")
+	} else {
+		t.ok(StepResolve, t.c.cfg.Host+" is "+ip)
+	}
 	tr := &dialTrace{}
 	s, err := t.c.dial(withDialTrace(ctx, tr))
 	t.connectSteps(tr, err)
