@@ -90,19 +90,14 @@ func TestPostCheck(t *testing.T) {
 	cl := socketClient(e.sock)
 	defer cl.CloseIdleConnections()
 
-	resp, err := cl.Post("http://camftpd/check?server=nosuch", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "nosuch") {
-		t.Fatalf("unknown server: %d %q", resp.StatusCode, b)
+	code, b := postCheck(t, cl, "?server=nosuch")
+	if code != http.StatusBadRequest || !strings.Contains(string(b), "nosuch") {
+		t.Fatalf("unknown server: %d %q", code, b)
 	}
 
 	// A slow server: the test takes about 30 replies of 60 ms.
 	e.server().SetFaults(ftpstest.Faults{Delay: 60 * time.Millisecond})
-	resp, err = cl.Post("http://camftpd/check", "", nil)
+	resp, err := cl.Post("http://camftpd/check", "", nil) //nolint:bodyclose // closed by the defer below; bodyclose does not follow the reading goroutine
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +112,8 @@ func TestPostCheck(t *testing.T) {
 	}
 	cl2 := socketClient(e.sock)
 	defer cl2.CloseIdleConnections()
-	resp2, err := cl2.Post("http://camftpd/check", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ = io.ReadAll(resp2.Body)
-	resp2.Body.Close()
-	if resp2.StatusCode != http.StatusConflict {
-		t.Errorf("second POST /check during the first: %d %q, want 409", resp2.StatusCode, b)
+	if code, b := postCheck(t, cl2, ""); code != http.StatusConflict {
+		t.Errorf("second POST /check during the first: %d %q, want 409", code, b)
 	}
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00001.JPG"), 100<<10, 1)
 
@@ -158,13 +147,24 @@ func TestPostCheck(t *testing.T) {
 
 	// The next one runs.
 	e.server().SetFaults(ftpstest.Faults{})
-	resp3, err := cl2.Post("http://camftpd/check?server=all", "", nil)
+	code, b = postCheck(t, cl2, "?server=all")
+	evs = readCheck(t, bytes.NewReader(b), nil)
+	if code != http.StatusOK || len(evs) != len(steps)+2 {
+		t.Fatalf("second test: %d, %d events", code, len(evs))
+	}
+}
+
+// postCheck sends POST /check+query and returns the status and the body.
+func postCheck(t *testing.T, cl *http.Client, query string) (int, []byte) {
+	t.Helper()
+	resp, err := cl.Post("http://camftpd/check"+query, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs = readCheck(t, resp3.Body, nil)
-	resp3.Body.Close()
-	if resp3.StatusCode != http.StatusOK || len(evs) != len(steps)+2 {
-		t.Fatalf("second test: %d, %d events", resp3.StatusCode, len(evs))
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return resp.StatusCode, b
 }

@@ -107,12 +107,12 @@ func (t *connTest) newTestUpload(dir string) (*upload, error) {
 	_ = os.Remove(f.Name()) // unlinked: nothing stays behind locally; f still reads it
 	line := "camftpd connection test " + time.Now().UTC().Format(time.RFC3339) + ": safe to delete\n"
 	data := []byte(strings.Repeat(line, testFileSize/len(line)+1)[:testFileSize])
-	st, err := f.Stat()
-	if _, werr := f.Write(data); werr != nil || err != nil {
+	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return nil, localErr("test file", errors.Join(werr, err), "cannot write the local test file")
+		return nil, localErr("test file", err, "cannot write the local test file")
 	}
-	if st, err = f.Stat(); err != nil {
+	st, err := f.Stat()
+	if err != nil {
 		f.Close()
 		return nil, localErr("test file", err, "cannot stat the local test file")
 	}
