@@ -162,6 +162,7 @@ func (h *handshakeLog) count() int {
 
 // connTest is one run of Test. Its file steps are in conntest_files.go.
 type connTest struct {
+	ctx     context.Context // the whole test's
 	c       *Client
 	o       TestOptions
 	hl      *handshakeLog
@@ -195,8 +196,13 @@ func (t *connTest) skip(step, why string) {
 	t.add(StepResult{Step: step, Verdict: StepSkipped, Detail: why})
 }
 
-// fail records a failed step: err's message is the detail.
+// fail records a failed step: err's message is the detail, or, when the
+// test's ctx ended, that it did.
 func (t *connTest) fail(step string, err error, fix string) {
+	if t.ctx != nil && t.ctx.Err() != nil {
+		err = &Error{Class: Transient, Err: t.ctx.Err(), Msg: "the test was canceled or ran out of time (" + t.ctx.Err().Error() + ")"}
+		fix = "run the test again; give it more time if the server is slow"
+	}
 	e := classify("", err)
 	t.add(StepResult{Step: step, Verdict: StepFail, Detail: e.Error(), Fix: fix, Err: e})
 }
@@ -226,6 +232,7 @@ func (t *connTest) reported(step string) bool {
 
 // run walks the steps.
 func (t *connTest) run(ctx context.Context) {
+	t.ctx = ctx
 	if t.c.cfgErr != nil {
 		t.fail(StepConfig, t.c.cfgErr, "fix the server's settings in the configuration")
 		t.skipFrom(StepResolve)

@@ -395,3 +395,33 @@ func TestConnTestBounded(t *testing.T) {
 	tg.inproc.Close() // its goroutines too
 	goroutines(t, base)
 }
+
+// TestConnTestCanceledMidway: ctx ends during the STOR (a slow server):
+// Test returns at once with the stor step failed, and the partial test
+// file is deleted on a new connection within cleanupGrace.
+func TestConnTestCanceledMidway(t *testing.T) {
+	tg := checkTarget(t, "inproc", 365, &ftpstest.Faults{DataRate: 1000})
+	cfg := tg.config(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	rs := Test(ctx, cfg, TestOptions{Remote: "check/CHECK0001.JPG"})
+	el := time.Since(start)
+	m := map[string]StepResult{}
+	for _, r := range rs {
+		t.Logf("%-12s %-7s %s", r.Step, r.Verdict, r.Detail)
+		m[r.Step] = r
+	}
+	if el > within(1500*time.Millisecond+cleanupGrace+time.Second) {
+		t.Errorf("Test took %v with a 1.5 s context", el)
+	}
+	if m[StepStor].Verdict != StepFail || !strings.Contains(m[StepStor].Detail, "canceled or ran out of time") || m[StepDelete].Verdict != StepOK {
+		t.Errorf("stor %s, dele %s: want the stor failed, the file deleted", m[StepStor].Verdict, m[StepDelete].Verdict)
+	}
+	if tg.inproc.Stats().Stors == 0 {
+		t.Fatal("no STOR reached the server: the test did not cancel midway")
+	}
+	if left := leftOnServer(t, tg.root()); len(left) > 0 {
+		t.Fatalf("left on the server: %v", left)
+	}
+}
