@@ -400,9 +400,9 @@ func TestConnTestBounded(t *testing.T) {
 // Test returns at once with the stor step failed, and the partial test
 // file is deleted on a new connection within cleanupGrace.
 func TestConnTestCanceledMidway(t *testing.T) {
-	tg := checkTarget(t, "inproc", 365, &ftpstest.Faults{DataRate: 1000})
+	tg := checkTarget(t, "inproc", 365, &ftpstest.Faults{DataRate: 200})
 	cfg := tg.config(t, false)
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), within(1500*time.Millisecond))
 	defer cancel()
 	start := time.Now()
 	rs := Test(ctx, cfg, TestOptions{Remote: "check/CHECK0001.JPG"})
@@ -412,7 +412,7 @@ func TestConnTestCanceledMidway(t *testing.T) {
 		t.Logf("%-12s %-7s %s", r.Step, r.Verdict, r.Detail)
 		m[r.Step] = r
 	}
-	if el > within(1500*time.Millisecond+cleanupGrace+time.Second) {
+	if el > within(1500*time.Millisecond)+cleanupGrace+within(time.Second) {
 		t.Errorf("Test took %v with a 1.5 s context", el)
 	}
 	if m[StepStor].Verdict != StepFail || !strings.Contains(m[StepStor].Detail, "canceled or ran out of time") || m[StepDelete].Verdict != StepOK {
