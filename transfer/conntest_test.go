@@ -425,3 +425,57 @@ func TestConnTestCanceledMidway(t *testing.T) {
 		t.Fatalf("left on the server: %v", left)
 	}
 }
+
+// TestConnTestWarnings: what uploads survive but lose something by is a
+// warning at its step, and the walk goes on to the end: REST refused or
+// not offered (an interrupted upload starts over), no hash command, a
+// deprecated suite (vsftpd offering only one, TLS 1.2).
+func TestConnTestWarnings(t *testing.T) {
+	cases := []struct {
+		name   string
+		faults *ftpstest.Faults
+		step   string
+		want   string
+	}{
+		{"rest-refused", &ftpstest.Faults{Replies: map[string]string{"REST": "502 REST not implemented"}}, StepRest, "the server refused REST"},
+		{"rest-not-offered", &ftpstest.Faults{HideFeatures: []string{"REST"}}, StepRest, "does not offer REST STREAM"},
+		{"no-hash", &ftpstest.Faults{HideFeatures: []string{"HASH", "XCRC", "XSHA", "XMD5", "MD5"}}, StepHash, "verified by size only"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tg := checkTarget(t, "inproc", 365, c.faults)
+			m := walk(t, tg.config(t, false), TestOptions{Remote: "check/CHECK0001.JPG"})
+			for _, s := range TestSteps() {
+				want := StepOK
+				if s == c.step {
+					want = StepWarn
+				}
+				if m[s].Verdict != want {
+					t.Errorf("%s: %s %q, want %s", s, m[s].Verdict, m[s].Detail, want)
+				}
+			}
+			if r := m[c.step]; !strings.Contains(r.Detail, c.want) || r.Fix == "" {
+				t.Errorf("%s: %q (fix %q), want it to say %q and a fix", c.step, r.Detail, r.Fix, c.want)
+			}
+			if left := leftOnServer(t, tg.root()); len(left) > 0 {
+				t.Fatalf("left on the server: %v", left)
+			}
+		})
+	}
+	t.Run("vsftpd-deprecated-suite", func(t *testing.T) {
+		ca, cert := yearCert(t, 365)
+		r, err := ftpstest.StartVsftpd(ftpstest.RealOptions{CA: ca, Cert: cert, MaxTLS12: true, Ciphers: "ECDHE-RSA-AES128-SHA256"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		tg := &target{name: "vsftpd", real: r, host: r.Host, port: r.Port, capem: r.CAPEM, serverName: r.ServerName, user: r.User, pass: r.Password}
+		m := walk(t, tg.config(t, true), TestOptions{Remote: "CHECK0001.JPG"})
+		if h := m[StepHandshake]; h.Verdict != StepWarn || !strings.Contains(h.Detail, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256 (deprecated)") {
+			t.Errorf("handshake %s %q: want a warning naming the deprecated suite", h.Verdict, h.Detail)
+		}
+		if d := m[StepDelete]; d.Verdict != StepOK {
+			t.Errorf("dele %s %q: the walk did not go on to the end", d.Verdict, d.Detail)
+		}
+	})
+}
