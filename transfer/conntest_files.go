@@ -39,7 +39,7 @@ func (t *connTest) files(ctx context.Context) {
 	}
 	u, err := t.newTestUpload(dir)
 	if err != nil {
-		t.fail(StepStor, err, "the camera's temporary folder must be writable (TMPDIR)")
+		t.storNotRun(dir, created, refused, err, "the camera's temporary folder must be writable (TMPDIR)")
 		return
 	}
 	t.u = u
@@ -51,8 +51,8 @@ func (t *connTest) files(ctx context.Context) {
 			<-done
 		}
 	}()
-	if !u.setCur(t.s) {
-		t.fail(StepStor, ctx.Err(), "")
+	if !u.setCur(t.s) { // ctx ended
+		t.storNotRun(dir, created, refused, ctx.Err(), "")
 		return
 	}
 	defer u.setCur(nil)
@@ -65,6 +65,15 @@ func (t *connTest) files(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// storNotRun reports a STOR that could not start (err: why) and skips
+// the steps after it.
+func (t *connTest) storNotRun(dir string, created []string, refused, err error, fix string) {
+	t.mkdirOK(dir, created, refused)
+	t.skip(StepData, "not run: no STOR")
+	t.fail(StepStor, err, fix)
+	t.skipFrom(StepSize)
 }
 
 // mkdirs creates dir and its parents as Client.mkdirAll does, and reports

@@ -479,3 +479,15 @@ func TestConnTestWarnings(t *testing.T) {
 		}
 	})
 }
+
+// TestConnTestNoLocalTemp: a camera whose temporary folder cannot hold the
+// test file fails the stor step with a local error saying so.
+func TestConnTestNoLocalTemp(t *testing.T) {
+	tg := checkTarget(t, "inproc", 365, nil)
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+	m := walk(t, tg.config(t, false), TestOptions{Remote: "check/CHECK0001.JPG"})
+	wantFailAt(t, m, StepStor, "cannot create the local test file", Local)
+	if !strings.Contains(m[StepStor].Fix, "TMPDIR") {
+		t.Errorf("fix %q does not name TMPDIR", m[StepStor].Fix)
+	}
+}
