@@ -321,7 +321,7 @@ func (t *connTest) tlsSteps(dialErr error) bool {
 	su, _ := tlspolicy.Lookup(cs.CipherSuite)
 	detail := fmt.Sprintf("%s, %s (%s)", tlspolicy.VersionName(cs.Version), su.Name, su.Class)
 	if su.Class == tlspolicy.Deprecated {
-		t.warn(StepHandshake, detail+": a deprecated suite", "enable the recommended suites on the server (see the suite table)")
+		t.warn(StepHandshake, detail+": uploads work, but the spec recommends another suite", "enable the recommended suites on the server (see the suite table)")
 	} else {
 		t.ok(StepHandshake, detail)
 	}
