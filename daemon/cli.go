@@ -21,14 +21,15 @@ import (
 	"time"
 
 	"github.com/camftpd/camftpd/queue"
-	"github.com/camftpd/camftpd/tlspolicy"
 )
 
 const usage = `usage: camftpd <command> [flags]
 
 commands:
   run    [-config FILE]                 run the daemon (SIGHUP reloads, SIGTERM stops)
-  check  [-config FILE] [-server NAME]  validate the config and probe the server's TLS (exit 0 pass, 1 warn, 2 fail)
+  check  [-config FILE] [-server NAME|all]  validate the config and walk every step of an upload on the server
+                                        (connect, TLS, login, folder, a test file written, resumed, hashed,
+                                        renamed, deleted; then the TLS suite table): exit 0 pass, 1 warn, 2 fail
   status [-config FILE] [-socket PATH] [-json]   show the running daemon's status
   queue  list [-state S,...] | retry [ID] | drop ID  [-config FILE] [-socket PATH]
   queue  add [-config FILE] [-socket PATH] PATH|FOLDER|PATTERN...
@@ -140,7 +141,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, path := newFlags("check", stderr)
-	name := fs.String("server", "", "server slot to probe (default: the active one)")
+	name := fs.String("server", "", "server slot to test, or all (default: the active one)")
 	if fs.Parse(args) != nil {
 		return 2
 	}
@@ -155,36 +156,16 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	} else {
 		fmt.Fprintf(stdout, "media %s: completion %s (%s)\n", cfg.MediaDir, m.Mode, escName(m.Why))
 	}
-	idx := cfg.ActiveIndex()
-	if *name != "" {
-		idx = -1
-		for i, s := range cfg.Servers {
-			if s.Name == *name {
-				idx = i
-			}
-		}
-		if idx < 0 {
-			fmt.Fprintf(stderr, "camftpd check: no [[server]] named %q in %s\n", *name, cfg.Path)
-			return 2
-		}
-	}
-	s := cfg.Servers[idx]
-	fmt.Fprintf(stdout, "server %q: %s port %d, tls_mode %s\n", s.Name, s.Host, s.Port, s.TLSMode)
-	cctx, cancel := context.WithTimeout(ctx, s.ConnectTimeout+s.Timeout)
-	defer cancel()
-	st, err := tlspolicy.Check(cctx, net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), tlspolicy.Options{
-		Mode: s.TLSMode, ServerName: s.Host, MaxTLS12: s.MaxTLS12, CAPEM: s.CAPEM, Pins: s.Pins,
-	}, stdout)
+	idxs, err := checkTargets(cfg, *name)
 	if err != nil {
 		fmt.Fprintln(stderr, "camftpd check:", err)
+		return 2
 	}
-	switch st {
-	case tlspolicy.CheckPass:
-		return 0
-	case tlspolicy.CheckWarn:
-		return 1
+	worst := 0
+	for _, idx := range idxs {
+		worst = max(worst, checkServerCLI(ctx, cfg, idx, stdout, stderr))
 	}
-	return 2
+	return worst
 }
 
 // socketPath finds the status socket: -socket, else the config's, else the default.

@@ -64,6 +64,9 @@ type Daemon struct {
 	parkedSeen atomic.Bool
 	parked     parkedCache // what the parked items say (truth.go)
 
+	// checking: a POST /check runs (conntest.go); a second one gets 409.
+	checking atomic.Bool
+
 	// mu guards the run state, from which the status, the LED and the
 	// dispatcher's decisions are derived together (snapLocked, truth.go): the
 	// configuration and active server (failover), what holds uploads

@@ -23,14 +23,16 @@ package daemon
 //  6. schedule.go, attempt.go, ack.go, localfile.go, orphans.go, retry.go,
 //     overtake.go: the upload workers; power.go: the gate of their leases
 //     (link speed, battery).
-//  7. add.go: the daemon's side of queue add.
+//  7. add.go: the daemon's side of queue add; conntest.go: the connection
+//     test of a server (camftpd check, POST /check).
 //  8. status.go: the status socket.
 //  9. run.go: Run, its loop and the goroutines it owns.
-//  10. cli.go, addcmd.go, escape.go: the command line (escape.go exports
-//     its escaping of names and server text).
+//  10. cli.go, addcmd.go, checkcmd.go, escape.go: the command line
+//     (escape.go exports its escaping of names and server text).
 //
 // Within a layer, files depend on each other only as one type's method
 // set split by concern: watcher (3: rescan and backlog are its scans,
 // leasemode its completion check), worker (6: schedule.go holds the type,
 // its loop and the dispatcher, the others one step each of an upload) and
-// queueCmd (10: addcmd.go is its add).
+// queueCmd (10: addcmd.go is its add; checkcmd.go is check's printing,
+// no type).

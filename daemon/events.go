@@ -9,7 +9,7 @@ import (
 // Event is one line of the progress stream (GET /events, Daemon.Subscribe).
 type Event struct {
 	Time    time.Time `json:"time"`
-	Type    string    `json:"type"` // queued, held, start, progress, done, skipped, retry, parked, vanished, stopped, paused, state, tls, dropped
+	Type    string    `json:"type"` // queued, held, start, progress, done, skipped, retry, parked, vanished, stopped, paused, state, tls, dropped, check, check-done
 	ID      string    `json:"id,omitempty"`
 	File    string    `json:"file,omitempty"`
 	Worker  string    `json:"worker,omitempty"`
@@ -28,12 +28,21 @@ type Event struct {
 	Reason string `json:"reason,omitempty"`
 	// Latency from the capture found complete to the upload start (start events).
 	LatencyMS float64 `json:"latency_ms,omitempty"`
+	// The connection test (POST /check, conntest.go): check events (one a
+	// step) and check-done (one a server, a last one without Server).
+	Server string `json:"server,omitempty"`
+	Step   string `json:"step,omitempty"`
+	Result string `json:"result,omitempty"` // ok, warn, fail, skipped; check-done: pass, warn, fail
+	Detail string `json:"detail,omitempty"`
+	Fix    string `json:"fix,omitempty"`
+	Class  string `json:"class,omitempty"` // a failed step's error class
 }
 
 // size is about what e holds in memory, for a subscriber's byte bound.
 func (e *Event) size() int {
 	return 160 + len(e.Type) + len(e.ID) + len(e.File) + len(e.Worker) + len(e.Remote) + len(e.Hash) +
-		len(e.Error) + len(e.State) + len(e.Reason)
+		len(e.Error) + len(e.State) + len(e.Reason) +
+		len(e.Server) + len(e.Step) + len(e.Result) + len(e.Detail) + len(e.Fix) + len(e.Class)
 }
 
 // Bounds of the /events stream: subscribers at once, and the backlog of

@@ -217,6 +217,7 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 		writeJSON(w, map[string]string{"ok": "dropped " + id})
 	})
 	mux.HandleFunc("POST /add", d.serveAdd)
+	mux.HandleFunc("POST /check", d.serveCheck)
 	mux.HandleFunc("POST /pause", func(w http.ResponseWriter, r *http.Request) {
 		d.Pause()
 		writeJSON(w, map[string]string{"ok": "paused"})

@@ -292,6 +292,7 @@ func (c *Client) connect(ctx, cctx context.Context, addr string) (string, *guard
 		conn.Close()
 		return "", nil, err
 	}
+	traceConnected(ctx, addr, g)
 	return g.addr(), g, nil
 }
 

@@ -75,6 +75,21 @@
 // connection back in step (see session.endRetr for what each server sends
 // then). On loopback it costs 2 RETRs, about 1-3 ms each.
 //
+// # Connection test
+//
+// Test (`camftpd check`, POST /check) walks every step an upload takes,
+// with the Client's own code on a connection of its own, and reports each
+// as ok, warn, fail or skipped with one fix line: resolve, TCP, greeting,
+// AUTH TLS, handshake, certificate (a warning within CertWarnDays of its
+// expiry), USER/PASS, PBSZ/PROT P, the folder (MKD), the data connection
+// (passive mode, its TLS resuming the control session), STOR of the first
+// half of a test file, SIZE, REST + STOR of the second half, the hash,
+// RNFR/RNTO and DELE. The test file's names hold "camftpd-check-<random>",
+// which no capture has; whatever the walk wrote is deleted after a
+// failure too. goftp sends USER, PASS, PBSZ and PROT in one call: which
+// one refused is told by the reply code (530 login; 536, 534, 533, 431,
+// 503 PBSZ/PROT P; another code is reported at login).
+//
 // RenderRemote renders the remote path template; CheckPath refuses control
 // characters (no FTP command injection from a file name) and "..".
 //
@@ -106,9 +121,9 @@ package transfer
 // Files, bottom up: a file uses only files of its own layer or below.
 //
 //  1. errors.go, path.go, limit.go, guard.go, bulk*.go, localfile_*.go,
-//     datatls.go: error classes, remote paths, the bandwidth limit, the
-//     control connection's guard, bulk mode, opening a capture, the data
-//     connections' TLS config.
+//     datatls.go, trace.go: error classes, remote paths, the bandwidth
+//     limit, the control connection's guard, bulk mode, opening a capture,
+//     the data connections' TLS config, how far a connect got (for Test).
 //  2. job.go: Config, Job, Intent, Result (plain data).
 //  3. client.go, session.go, bufpool.go, protrefused.go: Client, its
 //     connect and login (protrefused.go: which login step a refusal
@@ -116,7 +131,8 @@ package transfer
 //     data connections); the pooled chunk buffers.
 //  4. localfile.go: the Client's checks of the local file.
 //  5. upload.go, intent.go, sample.go: Upload and the upload type.
-//  6. remove.go: RemoveTemps.
+//  6. remove.go, conntest.go, conntest_files.go: RemoveTemps; Test, the
+//     connection test (its file steps in conntest_files.go).
 //
 // Within a layer, files depend on each other only where one type points to
 // another or one type's method set is split by concern: a session points

@@ -48,6 +48,10 @@ type guard struct {
 	ln      net.Listener
 	window  atomic.Int64 // bytes from the server since our last command
 	tripped atomic.Bool
+	// plainCmds counts our writes holding a command before TLS (AUTH TLS
+	// is the first): the connection test tells a refused greeting from a
+	// refused AUTH TLS by it.
+	plainCmds atomic.Int32
 
 	mu     sync.Mutex
 	cli    net.Conn // goftp's connection, once accepted
@@ -136,6 +140,9 @@ func (g *guard) fromClient() {
 		if n > 0 {
 			if cmds.feed(buf[:n]) {
 				g.window.Store(0)
+				if !cmds.tls {
+					g.plainCmds.Add(1)
+				}
 			}
 			if _, werr := g.srv.Write(buf[:n]); werr != nil {
 				g.shut()
