@@ -170,6 +170,9 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	s := cfg.Servers[idx]
 	fmt.Fprintf(stdout, "server %q: %s port %d, tls_mode %s\n", s.Name, s.Host, s.Port, s.TLSMode)
+	if checkConnOptions(stdout, s) {
+		return 1 // plain FTP: no TLS to check (warn, as on every connection)
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.ConnectTimeout+s.Timeout)
 	defer cancel()
 	st, err := tlspolicy.Check(cctx, net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), tlspolicy.Options{
@@ -226,6 +229,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 func printStatus(w io.Writer, st Status) {
 	fmt.Fprintf(w, "state:      %s\n", st.State)
 	fmt.Fprintf(w, "server:     %s (link %s)\n", st.Server, st.Link)
+	if st.Security != "" {
+		fmt.Fprintf(w, "security:   %s; data connections %s\n", st.Security, st.DataMode)
+	}
 	q := st.Queue
 	fmt.Fprintf(w, "queue:      %d pending, %d uploading, %d retry, %d parked, %d held, %d done, %d skipped (name taken on the server)\n",
 		q.Pending, q.InFlight, q.Retry, q.Parked, q.Held, q.Done, q.Skipped)

@@ -30,8 +30,8 @@ type rec struct {
 }
 
 func (r *recorder) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelDebug }
-func (r *recorder) WithAttrs([]slog.Attr) slog.Handler     { return r }
-func (r *recorder) WithGroup(string) slog.Handler          { return r }
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler           { return r }
+func (r *recorder) WithGroup(string) slog.Handler                { return r }
 func (r *recorder) Handle(ctx context.Context, x slog.Record) error {
 	c := rec{level: x.Level, msg: x.Message}
 	x.Attrs(func(a slog.Attr) bool {
