@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -118,6 +119,7 @@ func TestPlainFTP(t *testing.T) {
 					}
 				})
 			}
+			t.Run("one-client", func(t *testing.T) { plainOneClient(t, tg) })
 			t.Run("no-fallback", func(t *testing.T) {
 				// Pure-FTPd logs only transfers; the others log every command.
 				m := map[string]string{"vsftpd": `"USER `, "proftpd": `cmd="USER `}[tg.name]
@@ -277,4 +279,41 @@ func TestActiveNoConnectBack(t *testing.T) {
 		t.Fatalf("took %s", el)
 	}
 	t.Log(err)
+}
+
+// plainOneClient: two uploads at once on one Client open two control
+// connections, and each logs the warning (not once per Client).
+func plainOneClient(t *testing.T, tg *target) {
+	log, rec := recordLogger(t)
+	c := New(plainConfig(t, tg, log))
+	defer c.Close()
+	var both sync.WaitGroup
+	both.Add(2)
+	errs := make(chan error, 2)
+	for i := range 2 {
+		p, _ := localFile(t, 256<<10)
+		remote := fmt.Sprintf("plain/one-client/IMG_%d.JPG", i)
+		started := false
+		go func() {
+			_, err := c.Upload(context.Background(), Job{LocalPath: p, Remote: remote, Progress: func(int64, int64) {
+				if !started { // hold the first bytes until the other upload has its own connection
+					started = true
+					both.Done()
+					both.Wait()
+				}
+			}})
+			if err == nil && !exists(tg, remote) {
+				err = fmt.Errorf("%s not on the server", remote)
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w, conns := rec.count(slog.LevelWarn, PlainWarning, ""), rec.count(slog.LevelDebug, "", "TYPE"); w != 2 || conns != 2 {
+		t.Fatalf("%d plain FTP warnings for %d control connections of one Client; want 2 and 2", w, conns)
+	}
 }
