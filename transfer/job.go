@@ -16,7 +16,7 @@ const (
 	Rename    SameName = "rename"    // upload as name-1.jpg, name-2.jpg, ...
 )
 
-// Config configures a Client. Only Host and TLS are required.
+// Config configures a Client. Only Host and TLS (or Plain) are required.
 type Config struct {
 	Host           string
 	Port           int // default 21
