@@ -79,7 +79,7 @@ func (s *session) listenActive() (*net.TCPListener, error) {
 }
 
 // announce tells the server where to connect: EPRT, or PORT (IPv4 only)
-// once the server refused EPRT as unknown.
+// once the server refused EPRT.
 func (s *session) announce(a *net.TCPAddr) error {
 	if !s.eprtOff {
 		af := "1"
@@ -93,11 +93,13 @@ func (s *session) announce(a *net.TCPAddr) error {
 		switch {
 		case code/100 == 2:
 			return nil
-		case code != 500 && code != 502:
+		case code/100 != 5: // 4xx: try again later, as for any command
 			return &replyError{code: code, msg: msg}
 		}
+		// Unknown (500, 502) or refused (ProFTPD's <Limit EPRT>: 550):
+		// PORT, which every server has.
 		s.eprtOff = true
-		s.c.log.Info("server has no EPRT: announcing data connections with PORT")
+		s.c.log.Info("server refused EPRT: announcing data connections with PORT", "reply", oneLine(strconv.Itoa(code)+" "+msg))
 	}
 	ip4 := a.IP.To4()
 	if ip4 == nil {

@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/camftpd/camftpd/tlspolicy"
 	"github.com/camftpd/camftpd/transfer/ftpstest"
 )
 
@@ -163,12 +165,16 @@ func TestActiveFTPES(t *testing.T) {
 				t.Run(cc.name, func(t *testing.T) {
 					log, rec := recordLogger(t)
 					cfg := tg.config(t, false)
+					var checked atomic.Int64 // handshakes that passed the policy
+					cfg.TLS = tg.tlsConfigFunc(t, false, func(tlspolicy.Negotiated) { checked.Add(1) })
 					cfg.Logger, cfg.Active = log, true
 					cc.run(t, tg, cfg, "active/"+cc.name)
 					eprt := rec.count(slog.LevelDebug, "", "EPRT")
 					pasv := rec.count(slog.LevelDebug, "", "EPSV") + rec.count(slog.LevelDebug, "", "PASV")
-					if cc.name == "upload" && (eprt == 0 || pasv != 0) {
-						t.Fatalf("%d EPRT, %d EPSV/PASV in active mode", eprt, pasv)
+					logins := rec.count(slog.LevelDebug, "", "TYPE")
+					if cc.name == "upload" && (eprt == 0 || pasv != 0 || checked.Load() != int64(logins+eprt)) {
+						t.Fatalf("%d EPRT, %d EPSV/PASV in active mode; %d handshakes checked by the policy for %d control and %d data connections",
+							eprt, pasv, checked.Load(), logins, eprt)
 					}
 				})
 			}
@@ -314,5 +320,29 @@ func plainOneClient(t *testing.T, tg *target) {
 	}
 	if w, conns := rec.count(slog.LevelWarn, PlainWarning, ""), rec.count(slog.LevelDebug, "", "TYPE"); w != 2 || conns != 2 {
 		t.Fatalf("%d plain FTP warnings for %d control connections of one Client; want 2 and 2", w, conns)
+	}
+}
+
+// TestActivePortFallback: a server that refuses EPRT (ProFTPD with
+// <Limit EPRT> DenyAll) gets PORT, from then on without trying EPRT again,
+// and uploads with their read-back (same-shot) work over the connections
+// it opens to the client.
+func TestActivePortFallback(t *testing.T) {
+	tg := startOptTarget(t, "proftpd", ftpstest.RealOptions{Active: true, Extra: []string{"<Limit EPRT>", "DenyAll", "</Limit>"}})
+	log, rec := recordLogger(t)
+	cfg := tg.config(t, false)
+	cfg.Logger, cfg.Active, cfg.SameName = log, true, Skip
+	c := New(cfg)
+	defer c.Close()
+	p, data := localFile(t, 200<<10)
+	for i := range 2 {
+		res, err := c.Upload(context.Background(), Job{LocalPath: p, Remote: "port/IMG.JPG", TempID: fmt.Sprint("pf", i)})
+		if err != nil || res.Existing != (i == 1) {
+			t.Fatalf("upload %d: %+v, %v", i, res, err)
+		}
+		wantFile(t, tg, "port/IMG.JPG", data)
+	}
+	if e, p := rec.count(slog.LevelDebug, "", "EPRT"), rec.count(slog.LevelDebug, "", "PORT"); e != 1 || p < 2 {
+		t.Fatalf("%d EPRT, %d PORT: want EPRT once, then PORT for each data connection", e, p)
 	}
 }
