@@ -111,6 +111,12 @@ func TestPlainFTP(t *testing.T) {
 					cfg.Active = active
 					caseUpload(t, tg, cfg, "plain/"+mode)
 					caseRenameIntent(t, tg, cfg, "plain/"+mode+"/intent")
+					caseSameShot(t, tg, cfg, "plain/"+mode+"/same")
+					if !active { // the login's error, not "refused AUTH TLS" (logged apart: it makes no TYPE)
+						auth := cfg
+						auth.Logger = testLogger(t)
+						caseAuth(t, tg, auth, "plain/auth")
+					}
 					conns := rec.count(slog.LevelDebug, "", "TYPE") // one TYPE I per control connection
 					if w := rec.count(slog.LevelWarn, PlainWarning, ""); w != conns || w < 3 {
 						t.Fatalf("%d plain FTP warnings for %d control connections", w, conns)
