@@ -84,9 +84,7 @@ func New(cfg Config) *Client {
 	switch {
 	case cfg.Plain && cfg.TLS != nil:
 		c.cfgErr = &Error{Class: Permanent, Op: "config", Msg: "plain FTP with a TLS configuration: give either Plain or TLS, not both"}
-	case cfg.Plain:
-		c.cfgErr = c.checkOptions()
-	case cfg.TLS == nil:
+	case cfg.TLS == nil && !cfg.Plain:
 		c.cfgErr = &Error{Class: TLSPolicy, Op: "config", Msg: "no TLS configuration: camftpd uploads only over FTPES (explicit TLS), never plain FTP"}
 	case cfg.Host == "":
 		c.cfgErr = &Error{Class: Permanent, Op: "config", Msg: "no server host: set the FTP server's host name"}
@@ -96,6 +94,7 @@ func New(cfg Config) *Client {
 		c.cfgErr = &Error{Class: Permanent, Op: "config", Msg: fmt.Sprintf("port %d out of range", cfg.Port)}
 	case c.checkOptions() != nil:
 		c.cfgErr = c.checkOptions()
+	case cfg.Plain: // no TLS configuration
 	default:
 		t := cfg.TLS.Clone()
 		if t.ServerName == "" {

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -374,5 +375,25 @@ func BenchmarkDataMode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestPlainConfigChecked: Plain skips only the TLS configuration's check:
+// a missing host, a bad port or an unknown same-name policy is still a
+// configuration error.
+func TestPlainConfigChecked(t *testing.T) {
+	p, _ := localFile(t, 10)
+	for _, cfg := range []Config{
+		{Plain: true},
+		{Plain: true, Host: "127.0.0.1", Port: 70000},
+		{Plain: true, Host: "127.0.0.1", SameName: "replace"},
+		{Plain: true, Host: "127.0.0.1", Active: true, ActivePorts: [2]int{100, 200}},
+	} {
+		_, err := uploadOnce(t, cfg, Job{LocalPath: p, Remote: "x.jpg"})
+		var e *Error
+		if !errors.As(err, &e) || e.Op != "config" || e.Class != Permanent {
+			t.Fatalf("%+v: %v, want a configuration error", cfg, err)
+		}
+		t.Log(err)
 	}
 }
