@@ -100,10 +100,17 @@ func plainConfig(t testing.TB, tg *target, log *slog.Logger) Config {
 // required by the client (Plain false) get no login and no file: never a
 // fallback to plain FTP.
 func TestPlainFTP(t *testing.T) {
+	// Every server is started (forked) before any upload: a child between
+	// fork and exec holds the test's open files, and a local file still
+	// open for writing elsewhere is not sent (ErrStillWriting).
+	tgs := map[string]*target{}
 	for _, server := range ftpstest.RealServers() {
+		tgs[server] = startOptTarget(t, server, ftpstest.RealOptions{Plain: true, Active: true})
+	}
+	for _, server := range ftpstest.RealServers() {
+		tg := tgs[server]
 		t.Run(server, func(t *testing.T) {
 			t.Parallel()
-			tg := startOptTarget(t, server, ftpstest.RealOptions{Plain: true, Active: true})
 			for _, active := range []bool{false, true} {
 				mode := map[bool]string{false: "passive", true: "active"}[active]
 				t.Run(mode, func(t *testing.T) {
@@ -161,10 +168,17 @@ var activeFew = map[string]bool{"upload": true, "resume-restart": true, "rename-
 // ProFTPD require it: the uploads would fail), and the exactly-once cases
 // (intent, same shot read back with RETR, resume) pass as in passive mode.
 func TestActiveFTPES(t *testing.T) {
+	// Every server is started (forked) before any upload: a child between
+	// fork and exec holds the test's open files, and a local file still
+	// open for writing elsewhere is not sent (ErrStillWriting).
+	tgs := map[string]*target{}
 	for _, server := range ftpstest.RealServers() {
+		tgs[server] = startOptTarget(t, server, ftpstest.RealOptions{Active: true})
+	}
+	for _, server := range ftpstest.RealServers() {
+		tg := tgs[server]
 		t.Run(server, func(t *testing.T) {
 			t.Parallel()
-			tg := startOptTarget(t, server, ftpstest.RealOptions{Active: true})
 			for _, cc := range confCases {
 				if cc.inproc || server != "vsftpd" && !activeFew[cc.name] {
 					continue
