@@ -128,12 +128,11 @@ func (s *session) openActive() (*dataConn, error) {
 	return &dataConn{ln: ln}, nil
 }
 
-// acceptData takes the server's data connection, within Timeout and
-// ctx. A connection from another address is closed unread: in plain FTP
-// it could otherwise feed or take the file.
+// acceptData takes the server's data connection, within Timeout; when
+// ctx ends, Upload's abort closes the listener (session.kill). A
+// connection from another address is closed unread: in plain FTP it could
+// otherwise feed or take the file.
 func (s *session) acceptData(ctx context.Context, dc *dataConn) error {
-	stop := context.AfterFunc(ctx, func() { dc.ln.Close() })
-	defer stop()
 	if err := dc.ln.SetDeadline(time.Now().Add(s.c.cfg.Timeout)); err != nil {
 		return err
 	}

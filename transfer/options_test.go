@@ -411,3 +411,26 @@ func TestPlainConfigChecked(t *testing.T) {
 		t.Log(err)
 	}
 }
+
+// TestActiveCancel: canceling while the session waits for the server to
+// connect back ends the upload at once (the listener is closed), not
+// after Timeout.
+func TestActiveCancel(t *testing.T) {
+	tg := startTarget(t, "inproc", false)
+	tg.inproc.SetFaults(ftpstest.Faults{Replies: map[string]string{"EPRT": "200 EPRT ok (but never connects)", "STOR": "150 go ahead"}})
+	cfg := tg.config(t, false)
+	cfg.Active, cfg.Timeout = true, 30*time.Second
+	p, _ := localFile(t, 1000)
+	c := New(cfg)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Upload(ctx, Job{LocalPath: p, Remote: "x.jpg", Fresh: true})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%v, want the context's error", err)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("returned %s after the cancel, want at once", el)
+	}
+}
