@@ -27,17 +27,23 @@ func printStep(w io.Writer, r transfer.StepResult) {
 func checkServerCLI(ctx context.Context, cfg *Config, idx int, stdout, stderr io.Writer) int {
 	s := cfg.Servers[idx]
 	fmt.Fprintf(stdout, "server %q: %s port %d, tls_mode %s\n", s.Name, s.Host, s.Port, s.TLSMode)
+	plain := checkConnOptions(stdout, s)
 	d := New(cfg, nil)
 	rs := d.connTest(ctx, cfg, idx, func(r transfer.StepResult) { printStep(stdout, r) })
 	st := checkVerdict(rs)
+	if plain {
+		st = max(st, 1) // plain FTP is a warning on every check
+	}
 	failed := ""
 	for _, r := range rs {
 		if r.Verdict == transfer.StepFail && failed == "" {
 			failed = r.Step
 		}
 	}
-	switch failed {
-	case transfer.StepConfig, transfer.StepResolve, transfer.StepTCP, transfer.StepGreeting, transfer.StepAuthTLS:
+	switch {
+	case plain:
+		fmt.Fprintf(stdout, "  suite probes: skipped, secure = false (plain FTP)\n")
+	case failed == transfer.StepConfig, failed == transfer.StepResolve, failed == transfer.StepTCP, failed == transfer.StepGreeting, failed == transfer.StepAuthTLS:
 		fmt.Fprintf(stdout, "  suite probes: skipped, the %s step failed\n", failed)
 	default:
 		fmt.Fprintf(stdout, "  suite probes (one connection per suite):\n")

@@ -212,6 +212,9 @@ func printStatus(w io.Writer, st Status) {
 		fmt.Fprintf(w, "attention:  %s\n", escName(st.Attention))
 	}
 	fmt.Fprintf(w, "server:     %s (link %s)\n", escName(st.Server), escName(st.Link))
+	if st.Security != "" {
+		fmt.Fprintf(w, "security:   %s; data connections %s\n", escName(st.Security), escName(st.DataMode))
+	}
 	q := st.Queue
 	fmt.Fprintf(w, "queue:      %d pending, %d uploading, %d retry, %d parked, %d held, %d done, %d skipped (name taken on the server)\n",
 		q.Pending, q.InFlight, q.Retry, q.Parked, q.Held, q.Done, q.Skipped)

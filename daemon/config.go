@@ -65,6 +65,8 @@ type Server struct {
 	RemoteTemplate string
 	SameName       transfer.SameName
 	Passive        bool
+	Secure         bool   // false: plain FTP (connopts.go)
+	ActivePorts    [2]int // passive = false: the ports listened on, 0 = any
 	TLSMode        tlspolicy.Mode
 	MaxTLS12       bool
 	CAFiles        []string
@@ -199,7 +201,7 @@ func (p *cfgParser) add(key, msg, fix string) {
 var topKeys = []string{"board", "media_dir", "state_dir", "include", "exclude", "raw_jpeg", "settle", "backlog", "only_protected", "workers", "record_sha256",
 	"log_format", "log_level", "status_socket", "storage_mount", "interface", "led", "active", "failover", "failover_after", "failback_after", "retry_min", "retry_max", "server"}
 var serverKeys = []string{"name", "host", "port", "user", "password", "password_file", "remote_template", "same_name",
-	"passive", "tls_mode", "max_tls12", "ca_files", "pins", "bandwidth_limit", "timeout", "connect_timeout"}
+	"passive", "secure", "active_ports", "tls_mode", "max_tls12", "ca_files", "pins", "bandwidth_limit", "timeout", "connect_timeout"}
 
 // ParseConfig validates src (the text of file name) and resolves defaults
 // from the board profile.
@@ -393,10 +395,7 @@ func (p *cfgParser) server(i int, t map[string]any) Server {
 		p.add(k("remote_template"), err.Error(), "use the placeholders {date} {yyyy} {mm} {dd} {dir} {name} {base} {ext}")
 	}
 	s.SameName = transfer.SameName(p.enum(t, pre, "same_name", "rename", "overwrite", "skip", "rename"))
-	s.Passive = p.boolean(t, pre, "passive", true)
-	if !s.Passive {
-		p.add(k("passive"), "active mode (passive = false) is not supported", "set passive = true (EPSV/PASV works through camera NAT and firewalls)")
-	}
+	p.connOptions(pre, t, &s)
 	s.TLSMode = tlspolicy.Mode(p.enum(t, pre, "tls_mode", "compatible", "compatible", "recommended"))
 	s.MaxTLS12 = p.boolean(t, pre, "max_tls12", false)
 	s.CAFiles = p.strs(t, pre, "ca_files", nil)

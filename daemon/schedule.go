@@ -290,13 +290,15 @@ func (w *worker) client(idx int) (*transfer.Client, *tlspolicy.Policy, error) {
 // and a worker uploading alone gets all of it (not limit ÷ workers).
 func (d *Daemon) clientConfig(cfg *Config, idx int, pol *tlspolicy.Policy, who string) transfer.Config {
 	s := cfg.Servers[idx]
-	return transfer.Config{
+	tc := transfer.Config{
 		Host: s.Host, Port: s.Port, User: s.User, Password: s.Password.reveal(), TLS: pol.Config(),
 		Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout, SameName: s.SameName,
 		BandwidthLimit: s.BandwidthLimit, Limiter: d.limiters.get(s.Name, s.BandwidthLimit),
 		RecordSHA256: cfg.RecordSHA256,
 		Logger:       d.log.With("part", "transfer", "server", s.Name, "worker", who),
 	}
+	s.applyConnOptions(&tc)
+	return tc
 }
 
 func (w *worker) dropClient(idx int) {

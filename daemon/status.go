@@ -39,6 +39,8 @@ type Status struct {
 	MediaError string       `json:"media_error,omitempty"`
 	Link       string       `json:"link"`
 	Server     string       `json:"server"`
+	Security   string       `json:"security,omitempty"`  // FTPES, or the plain FTP warning (secure = false)
+	DataMode   string       `json:"data_mode,omitempty"` // passive or active (passive = false)
 	Queue      queue.Counts `json:"queue"`
 	// Held counts the held captures (Queue.Held) by reason ("backlog",
 	// "not protected"); absent when more than 5,000 are held (then only
@@ -109,6 +111,7 @@ func (d *Daemon) Status() Status {
 	}
 	if d.active < len(d.cfg.Servers) {
 		s.Server = d.cfg.Servers[d.active].Name
+		s.Security, s.DataMode = d.cfg.Servers[d.active].Security(), d.cfg.Servers[d.active].DataMode()
 	}
 	for _, u := range d.uploads {
 		s.Uploads = append(s.Uploads, UploadStatus{ID: u.ID, File: u.File, Worker: u.Worker, Server: u.Server, Remote: u.Remote,

@@ -82,7 +82,9 @@ func New(cfg Config) *Client {
 		c.lim = NewLimiter(cfg.BandwidthLimit)
 	}
 	switch {
-	case cfg.TLS == nil:
+	case cfg.Plain && cfg.TLS != nil:
+		c.cfgErr = &Error{Class: Permanent, Op: "config", Msg: "plain FTP with a TLS configuration: give either Plain or TLS, not both"}
+	case cfg.TLS == nil && !cfg.Plain:
 		c.cfgErr = &Error{Class: TLSPolicy, Op: "config", Msg: "no TLS configuration: camftpd uploads only over FTPES (explicit TLS), never plain FTP"}
 	case cfg.Host == "":
 		c.cfgErr = &Error{Class: Permanent, Op: "config", Msg: "no server host: set the FTP server's host name"}
@@ -90,6 +92,9 @@ func New(cfg Config) *Client {
 		c.cfgErr = &Error{Class: Permanent, Op: "config", Msg: fmt.Sprintf("same-name policy %q unknown: use overwrite, skip or rename", cfg.SameName)}
 	case cfg.Port < 1 || cfg.Port > 65535:
 		c.cfgErr = &Error{Class: Permanent, Op: "config", Msg: fmt.Sprintf("port %d out of range", cfg.Port)}
+	case c.checkOptions() != nil:
+		c.cfgErr = c.checkOptions()
+	case cfg.Plain: // no TLS configuration
 	default:
 		t := cfg.TLS.Clone()
 		if t.ServerName == "" {
@@ -204,7 +209,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(c.cfg.Port))
 	hs := &hsState{}
-	tcfg := c.controlTLS(hs)
+	var tcfg *tls.Config
 	target, g, err := c.connect(ctx, cctx, addr)
 	if err != nil {
 		return nil, err
@@ -213,8 +218,14 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 		User: c.cfg.User, Password: c.cfg.Password,
 		ConnectionsPerHost: 1,
 		Timeout:            c.cfg.Timeout,
-		TLSConfig:          tcfg, // its ServerName is the server's, not the guard's
-		TLSMode:            goftp.TLSExplicit,
+	}
+	if c.cfg.Plain {
+		// On every connection, as the camera manual's precaution says.
+		c.log.Warn(PlainWarning, "addr", addr)
+	} else {
+		tcfg = c.controlTLS(hs)
+		gcfg.TLSConfig = tcfg // its ServerName is the server's, not the guard's
+		gcfg.TLSMode = goftp.TLSExplicit
 	}
 	if c.log.Enabled(ctx, slog.LevelDebug-4) {
 		gcfg.Logger = logWriter{c.log}
@@ -228,9 +239,18 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, cs, _ := hs.get()
-	s := &session{c: c, gc: gc, rc: rc, g: g, ip: ip, tls: dataTLS(tcfg, cs), tlsAll: tcfg, hs: hs}
-	c.log.Debug("ftps connected", "addr", addr, "tls", tls.VersionName(cs.Version), "suite", tls.CipherSuiteName(cs.CipherSuite))
+	s := &session{c: c, gc: gc, rc: rc, g: g, ip: ip, hs: hs}
+	if tcfg != nil {
+		_, cs, _ := hs.get()
+		s.tls, s.tlsAll = dataTLS(tcfg, cs), tcfg
+		c.log.Debug("ftps connected", "addr", addr, "tls", tls.VersionName(cs.Version), "suite", tls.CipherSuiteName(cs.CipherSuite))
+	}
+	if c.cfg.Active {
+		if s.local, err = localIP(g, addr); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
 	if err := s.readFeatures(); err != nil {
 		s.close()
 		return nil, err
@@ -370,7 +390,7 @@ func (c *Client) connectErr(ctx context.Context, addr string, tcfg *tls.Config, 
 		return classify(op, tlspolicy.Explain(verr, tcfg))
 	}
 	if code := codeOf(err); code != 0 {
-		if n == 0 {
+		if n == 0 && !c.cfg.Plain {
 			if code/100 == 4 {
 				return classify(op, err)
 			}
@@ -387,7 +407,7 @@ func (c *Client) connectErr(ctx context.Context, addr string, tcfg *tls.Config, 
 		return e
 	}
 	msg := err.Error()
-	if n == 0 && !strings.HasPrefix(msg, "dial ") {
+	if n == 0 && !c.cfg.Plain && !strings.HasPrefix(msg, "dial ") {
 		// goftp lost the TLS error's type: redo the handshake to learn it.
 		if perr := c.probeTLS(ctx, addr, tcfg); perr != nil {
 			return classify(op, tlspolicy.Explain(perr, tcfg))

@@ -12,7 +12,9 @@
 //
 //   - Explicit TLS (AUTH TLS) only, on the control and every data connection;
 //     there is no plain FTP fallback. The password is sent only after the
-//     handshake and its verification succeeded.
+//     handshake and its verification succeeded. Plain FTP only when asked
+//     for with Config.Plain (the user's secure = false), with a warning
+//     logged on every control connection.
 //   - The file goes to ".camftpd-<TempID>.part" in the target directory
 //     (created like mkdir -p), is verified (SIZE, and HASH / XSHA256 / XMD5 /
 //     XCRC when the server offers one, against hashes computed while
@@ -102,7 +104,10 @@
 //     ConnectTimeout.
 //   - Data connections use passive mode and always go to the control
 //     connection's server address (the address in the PASV reply is
-//     ignored, as curl does).
+//     ignored, as curl does); or, with Config.Active, active mode (EPRT,
+//     PORT without EPRT), accepting only the server's address, on the
+//     control connection's local address (active.go). In active mode the
+//     probe that ends a cut RETR is still EPSV (PASV): see endRetr.
 //   - The host name is resolved at each connect (a camera may boot without
 //     network); the first IPv4 address is used.
 //   - Without a server hash, the uploaded file is verified by size only,
@@ -125,10 +130,10 @@ package transfer
 //     limit, the control connection's guard, bulk mode, opening a capture,
 //     the data connections' TLS config, how far a connect got (for Test).
 //  2. job.go: Config, Job, Intent, Result (plain data).
-//  3. client.go, session.go, bufpool.go, protrefused.go: Client, its
-//     connect and login (protrefused.go: which login step a refusal
-//     answered, PROT P refused), and its control connections (session,
-//     data connections); the pooled chunk buffers.
+//  3. client.go, session.go, active.go, bufpool.go, protrefused.go:
+//     Client, its connect and login (protrefused.go: which login step a
+//     refusal answered, PROT P refused), and its control connections
+//     (session, data connections, active mode); the pooled chunk buffers.
 //  4. localfile.go: the Client's checks of the local file.
 //  5. upload.go, intent.go, sample.go: Upload and the upload type.
 //  6. remove.go, conntest.go, conntest_files.go: RemoveTemps; Test, the

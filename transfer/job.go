@@ -16,7 +16,7 @@ const (
 	Rename    SameName = "rename"    // upload as name-1.jpg, name-2.jpg, ...
 )
 
-// Config configures a Client. Only Host and TLS are required.
+// Config configures a Client. Only Host and TLS (or Plain) are required.
 type Config struct {
 	Host           string
 	Port           int // default 21
@@ -52,7 +52,27 @@ type Config struct {
 	// cores without SHA instructions (armv7).
 	RecordSHA256 bool
 	Logger       *slog.Logger
+	// Plain sends over plain FTP: no AUTH TLS, so the user name, the
+	// password and every file cross the network unencrypted. Only for a
+	// user who asked for it (secure = false); TLS must then be nil. Every
+	// control connection logs PlainWarning. Without Plain, a server that
+	// refuses AUTH TLS is an error, never a reason to go plain.
+	Plain bool
+	// Active opens data connections in active mode: the Client listens
+	// and announces its address with EPRT (PORT when the server has no
+	// EPRT), and the server connects to it. The listening address is the
+	// control connection's local address; only a connection from the
+	// server's address is taken. Over FTPES the Client is still the TLS
+	// client of the data connection, resuming the control connection's
+	// session, as in passive mode.
+	Active bool
+	// ActivePorts bounds the ports listened on in active mode (a camera
+	// firewall that opens only a range): [first, last]; zero = any port.
+	ActivePorts [2]int
 }
+
+// PlainWarning is logged on every plain FTP connection (Config.Plain).
+const PlainWarning = "plain FTP: password and files sent unencrypted (secure = false)"
 
 // Job is one file to upload.
 type Job struct {

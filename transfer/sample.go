@@ -218,10 +218,10 @@ func readCompare(ctx context.Context, dc *dataConn, want []byte, ends bool, time
 		if err := ctx.Err(); err != nil {
 			return false, false, err
 		}
-		if err := dc.tc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		if err := dc.c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 			return false, false, err // the read could block for ever
 		}
-		m, rerr := dc.tc.Read(buf[:min(len(buf), limit-pos)])
+		m, rerr := dc.c.Read(buf[:min(len(buf), limit-pos)])
 		equal = equal && pos+m <= len(want) && bytes.Equal(buf[:m], want[pos:pos+m])
 		pos += m
 		switch {

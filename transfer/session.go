@@ -97,12 +97,14 @@ type session struct {
 	gc       *goftp.Client
 	rc       goftp.RawConn
 	g        *guard      // between goftp and the server; nil without one
-	ip       string      // server address: data connections go here
-	tls      *tls.Config // data connections' (dataTLS)
+	ip       string      // server address: data connections go here (or come from, active mode)
+	local    net.IP      // the control connection's local address (active mode listens there)
+	tls      *tls.Config // data connections' (dataTLS); nil: plain FTP
 	tlsAll   *tls.Config // the control connection's; tls again after a refused data handshake
 	hs       *hsState
 	feat     map[string]string
 	epsvOff  bool
+	eprtOff  bool   // the server refused EPRT: PORT (active.go)
 	hashSel  string // algorithm selected with OPTS HASH
 	pasv     string // a passive reply for the next data connection (endRetr's probe)
 	noRang   bool   // the server refused RANG
@@ -110,7 +112,7 @@ type session struct {
 	lastUsed time.Time
 
 	mu     sync.Mutex
-	data   net.Conn // current data connection (raw TCP)
+	data   io.Closer // current data connection (raw TCP), or its listener (active mode)
 	killed bool
 }
 
@@ -143,7 +145,7 @@ func (s *session) close() {
 	s.gc.Close()
 }
 
-func (s *session) setData(c net.Conn) bool {
+func (s *session) setData(c io.Closer) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.killed {
@@ -434,11 +436,31 @@ func parsePASV(msg string) (int, error) {
 	return port, nil
 }
 
-// dataConn is one TLS data connection for a STOR.
+// dataConn is one data connection for a STOR or RETR: TLS, or plain
+// (Config.Plain: tc is nil and c is bc).
 type dataConn struct {
 	raw net.Conn
 	bc  *batchConn // between tc and raw
 	tc  *tls.Conn
+	c   net.Conn // what the transfer reads and writes: tc, or bc when plain
+
+	// Active mode: the listener the server connects to; raw is set by
+	// acceptData on handshake's goroutine while abortData may run.
+	ln      *net.TCPListener
+	mu      sync.Mutex
+	aborted bool
+}
+
+// set records the accepted connection unless the data connection was
+// aborted meanwhile.
+func (dc *dataConn) set(c net.Conn) bool {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if dc.aborted {
+		return false
+	}
+	dc.raw = c
+	return true
 }
 
 // batchConn hands several TLS records to the kernel in one write. crypto/tls
@@ -486,9 +508,13 @@ func (b *batchConn) flush() error {
 	return err
 }
 
-// openData dials the passive address; the TLS handshake waits until the
-// server has answered STOR (handshake runs then).
+// openData dials the passive address (or, in active mode, listens and
+// announces it: active.go); the TLS handshake waits until the server has
+// answered STOR (handshake runs then).
 func (s *session) openData(ctx context.Context) (*dataConn, error) {
+	if s.c.cfg.Active {
+		return s.openActive()
+	}
 	addr, err := s.passive()
 	if err != nil {
 		return nil, err
@@ -505,10 +531,22 @@ func (s *session) openData(ctx context.Context) (*dataConn, error) {
 	return &dataConn{raw: raw}, nil
 }
 
-// handshake runs TLS on the data connection, bounded by Timeout and ctx.
+// handshake runs TLS on the data connection, bounded by Timeout and ctx
+// (in active mode it first accepts the server's connection; in plain FTP
+// there is no TLS).
 func (s *session) handshake(ctx context.Context, dc *dataConn) error {
+	if dc.ln != nil {
+		if err := s.acceptData(ctx, dc); err != nil {
+			return err
+		}
+	}
 	dc.bc = &batchConn{Conn: dc.raw}
+	if s.tls == nil {
+		dc.c = dc.bc
+		return nil
+	}
 	dc.tc = tls.Client(dc.bc, s.tls)
+	dc.c = dc.tc
 	hctx, cancel := context.WithTimeout(ctx, s.c.cfg.Timeout)
 	defer cancel()
 	err := dc.tc.HandshakeContext(hctx)
@@ -532,8 +570,8 @@ func (s *session) finish(dc *dataConn, buf []byte) error {
 	d := s.c.cfg.Timeout
 	// Without its deadline, close_notify or the read below could wait on
 	// a stalled server for ever: a connection refusing one fails the STOR.
-	err := dc.tc.SetWriteDeadline(time.Now().Add(d))
-	if err == nil {
+	err := dc.c.SetWriteDeadline(time.Now().Add(d))
+	if err == nil && dc.tc != nil {
 		err = dc.tc.CloseWrite()
 	}
 	if tcp, ok := dc.raw.(*net.TCPConn); ok && err == nil {
@@ -544,10 +582,10 @@ func (s *session) finish(dc *dataConn, buf []byte) error {
 		}
 	}
 	if err == nil {
-		err = dc.tc.SetReadDeadline(time.Now().Add(d))
+		err = dc.c.SetReadDeadline(time.Now().Add(d))
 	}
 	if err == nil {
-		_, rerr := io.CopyBuffer(io.Discard, struct{ io.Reader }{dc.tc}, buf)
+		_, rerr := io.CopyBuffer(io.Discard, struct{ io.Reader }{dc.c}, buf)
 		if rerr != nil && !isClosedErr(rerr) {
 			s.c.log.Debug("ftp data connection: reading the server's close", "err", rerr)
 		}
@@ -581,7 +619,16 @@ func (s *session) abortData(dc *dataConn) {
 	if dc == nil {
 		return
 	}
-	dc.raw.Close()
+	dc.mu.Lock()
+	dc.aborted = true
+	raw := dc.raw
+	dc.mu.Unlock()
+	if dc.ln != nil {
+		dc.ln.Close() // ends a pending accept
+	}
+	if raw != nil {
+		raw.Close()
+	}
 	s.setData(nil)
 }
 

@@ -650,7 +650,7 @@ func (u *upload) startStor(ctx context.Context, s *session, dc *dataConn, op str
 		s.abortData(dc)
 		return false, u.dataErr(ctx, s, dc, op, err, 0)
 	}
-	return dc.tc.ConnectionState().DidResume, nil
+	return dc.tc == nil || dc.tc.ConnectionState().DidResume, nil // plain FTP: nothing to resume
 }
 
 // sendData writes the local bytes [offset, size) on dc in chunks the rate
@@ -704,11 +704,11 @@ func (u *upload) sendData(ctx context.Context, s *session, dc *dataConn, op stri
 func (u *upload) writeChunk(dc *dataConn, bulk *bulkMode, b []byte) (int, error) {
 	now := time.Now()
 	bulk.beforeWrite(now)
-	if err := dc.tc.SetWriteDeadline(now.Add(u.c.cfg.Timeout)); err != nil {
+	if err := dc.c.SetWriteDeadline(now.Add(u.c.cfg.Timeout)); err != nil {
 		return 0, err // the write could block for ever: fails as the write would
 	}
 	dc.bc.hold = true
-	w, werr := dc.tc.Write(b)
+	w, werr := dc.c.Write(b)
 	if ferr := dc.bc.flush(); werr == nil && ferr != nil {
 		w, werr = 0, ferr
 	}
@@ -741,6 +741,9 @@ func (u *upload) endStor(ctx context.Context, s *session, dc *dataConn, op strin
 func (u *upload) dataErr(ctx context.Context, s *session, dc *dataConn, op string, err error, sent int64) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if errors.Is(err, errNoConnectBack) {
+		return s.noConnectBackErr(op)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {

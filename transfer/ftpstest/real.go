@@ -72,6 +72,13 @@ type RealOptions struct {
 	// yescrypt check (83 ms measured on a 2-core machine under load 12)
 	// would be measured by a benchmark of tools that log in once per file.
 	AnyPassword bool
+	// Plain turns TLS off: the server speaks plain FTP only and refuses
+	// AUTH TLS (vsftpd ssl_enable=NO, ProFTPD TLSEngine off, Pure-FTPd
+	// -Y 0). A certificate is still written (CAPEM is set).
+	Plain bool
+	// Active lets clients use active mode (EPRT/PORT) as well as passive
+	// (vsftpd port_enable=YES; ProFTPD and Pure-FTPd allow it by default).
+	Active bool
 	// Extra is appended to the configuration: vsftpd.conf lines (a later
 	// line overrides an earlier one, e.g. "isolate=YES" restores vsftpd's
 	// default), proftpd.conf lines, or Pure-FTPd arguments.
@@ -667,12 +674,16 @@ func vsftpdConf(r *Real, o RealOptions, pam, certPath, keyPath string) (string, 
 		"secure_chroot_dir=" + empty, "pam_service_name=" + pam,
 		"anonymous_enable=NO", "local_enable=YES", "write_enable=YES", "local_umask=022", "file_open_mode=0644",
 		"chroot_local_user=YES", "allow_writeable_chroot=YES", "local_root=" + r.Root,
-		"userlist_enable=NO", "connect_from_port_20=NO", "port_enable=NO",
+		"userlist_enable=NO", "connect_from_port_20=NO", "port_enable=" + yesNo(o.Active),
 		"pasv_enable=YES", "pasv_address=" + o.PasvAddress,
 		"pasv_min_port=" + strconv.Itoa(r.PasvPorts[0]), "pasv_max_port=" + strconv.Itoa(r.PasvPorts[1]),
-		"ssl_enable=YES", "rsa_cert_file=" + certPath, "rsa_private_key_file=" + keyPath,
-		"allow_anon_ssl=NO", "force_local_logins_ssl=YES", "force_local_data_ssl=YES",
-		"ssl_sslv2=NO", "ssl_sslv3=NO", "ssl_tlsv1=YES",
+	}
+	if o.Plain {
+		lines = append(lines, "ssl_enable=NO")
+	} else {
+		lines = append(lines, "ssl_enable=YES", "rsa_cert_file="+certPath, "rsa_private_key_file="+keyPath,
+			"allow_anon_ssl=NO", "force_local_logins_ssl=YES", "force_local_data_ssl=YES",
+			"ssl_sslv2=NO", "ssl_sslv3=NO", "ssl_tlsv1=YES")
 	}
 	if !o.NoLog {
 		r.LogPath = filepath.Join(r.Dir, "vsftpd.log")
@@ -745,11 +756,11 @@ func proftpdConf(r *Real, o RealOptions, certPath, keyPath string) (string, erro
 		fmt.Sprintf("PassivePorts %d %d", r.PasvPorts[0], r.PasvPorts[1]),
 		"MasqueradeAddress " + o.PasvAddress,
 		"AllowOverwrite on", "AllowStoreRestart on", "AllowRetrieveRestart on", "Umask 022",
-		"TLSEngine on",
+		"TLSEngine " + map[bool]string{false: "on", true: "off"}[o.Plain],
 		"TLSProtocol " + proto,
 		"TLS" + certKind + "CertificateFile " + certPath,
 		"TLS" + certKind + "CertificateKeyFile " + keyPath,
-		"TLSRequired on", "TLSVerifyClient off",
+		"TLSRequired " + map[bool]string{false: "on", true: "off"}[o.Plain], "TLSVerifyClient off",
 		// Go clients resume TLS 1.2 sessions only from tickets, and ProFTPD
 		// requires reuse on data connections by default but issues no
 		// tickets unless told to.
@@ -805,7 +816,7 @@ func pureArgs(r *Real, o RealOptions, cert *Cert) ([]string, error) {
 		"-u", "1",
 		"-p", fmt.Sprintf("%d:%d", r.PasvPorts[0], r.PasvPorts[1]),
 		"-P", o.PasvAddress,
-		"-Y", "3", "-2", pem,
+		"-Y", map[bool]string{false: "3", true: "0"}[o.Plain], "-2", pem,
 		"-g", filepath.Join(r.Dir, "pure-ftpd.pid"),
 	}
 	if !o.NoLog {
