@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -177,7 +178,8 @@ connect_timeout = "3s"
 	}
 	out.Reset()
 	if code := Main(context.Background(), []string{"check", "-config", cfgPath}, &out, &errb); code != 1 ||
-		!strings.Contains(out.String(), "WARN: "+transfer.PlainWarning) {
+		!strings.Contains(out.String(), "WARN: "+transfer.PlainWarning) ||
+		!regexp.MustCompile(`(?m)^  data +warn +active \(EPRT\), plain FTP`).MatchString(out.String()) {
 		t.Fatalf("camftpd check: %d\n%s%s", code, out.String(), errb.String())
 	}
 	t.Log(out.String())

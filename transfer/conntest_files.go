@@ -184,7 +184,12 @@ func (t *connTest) mkdirOK(dir string, created []string, refused error) {
 // its TLS session.
 func (t *connTest) dataOK() {
 	mode := "passive (EPSV)"
-	if t.s.epsvOff {
+	switch {
+	case t.c.cfg.Active && t.s.eprtOff:
+		mode = "active (PORT; EPRT refused)"
+	case t.c.cfg.Active:
+		mode = "active (EPRT)"
+	case t.s.epsvOff:
 		mode = "passive (PASV)"
 	}
 	if t.c.tls == nil {
