@@ -30,6 +30,9 @@ commands:
   run    [-config FILE]                 run the daemon (SIGHUP reloads, SIGTERM stops)
   check  [-config FILE] [-server NAME]  validate the config and probe the server's TLS (exit 0 pass, 1 warn, 2 fail)
   status [-config FILE] [-socket PATH] [-json]   show the running daemon's status
+  trust  [-config FILE] [-server NAME] [-import FILE] [-yes] | -list
+                                        show the server's certificate and pin it (asks y/N; -yes for scripts),
+                                        or trust a CA / pin a server certificate from a PEM or DER file
   queue  list [-state S,...] | retry [ID] | drop ID  [-config FILE] [-socket PATH]
   queue  add [-config FILE] [-socket PATH] PATH|FOLDER|PATTERN...
                                         send captures the daemon holds or does not know (the backlog,
@@ -61,6 +64,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(ctx, rest, stdout, stderr)
 	case "queue":
 		return cmdQueue(ctx, rest, stdout, stderr)
+	case "trust":
+		return cmdTrust(ctx, rest, os.Stdin, stdout, stderr) // trustcmd.go
 	}
 	fmt.Fprintf(stderr, "camftpd: unknown command %q\n%s", cmd, usage)
 	return 2
@@ -172,9 +177,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintf(stdout, "server %q: %s port %d, tls_mode %s\n", s.Name, s.Host, s.Port, s.TLSMode)
 	cctx, cancel := context.WithTimeout(ctx, s.ConnectTimeout+s.Timeout)
 	defer cancel()
-	st, err := tlspolicy.Check(cctx, net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), tlspolicy.Options{
-		Mode: s.TLSMode, ServerName: s.Host, MaxTLS12: s.MaxTLS12, CAPEM: s.CAPEM, Pins: s.Pins,
-	}, stdout)
+	st, err := tlspolicy.Check(cctx, net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), serverTLS(cfg, s), stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "camftpd check:", err)
 	}
@@ -241,6 +244,7 @@ func printStatus(w io.Writer, st Status) {
 		if t.Warning != "" {
 			fmt.Fprintf(w, "tls warning: %s\n", t.Warning)
 		}
+		printCertStatus(w, t) // trustcmd.go
 	}
 	printPower(w, st.Power)
 	if st.MediaError != "" {

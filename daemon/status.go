@@ -203,6 +203,7 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 		writeJSON(w, map[string]string{"ok": "dropped " + id})
 	})
 	mux.HandleFunc("POST /add", d.serveAdd)
+	mux.HandleFunc("POST /trusted", d.serveTrusted) // camftpd trust changed the trust store (trust.go)
 	mux.HandleFunc("POST /pause", func(w http.ResponseWriter, r *http.Request) {
 		d.Pause()
 		writeJSON(w, map[string]string{"ok": "paused"})
