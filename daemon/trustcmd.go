@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -225,11 +226,15 @@ func (t *trustCmd) confirm(what string) int {
 // (POST /trusted); its policies read the store at the next handshake.
 func (t *trustCmd) tellDaemon() {
 	body, err := socketDo(t.ctx, t.cfg.StatusSocket, http.MethodPost, "/trusted", nil)
+	var ans map[string]string
+	if err == nil {
+		err = json.Unmarshal(body, &ans)
+	}
 	if err != nil {
 		fmt.Fprintf(t.out, "no daemon answered on %s: camftpd uses it when it starts\n", t.cfg.StatusSocket)
 		return
 	}
-	fmt.Fprintf(t.out, "the running daemon uses it from its next connection (%s)\n", escName(strings.TrimSpace(string(body))))
+	fmt.Fprintf(t.out, "the running daemon uses it from its next connection (%s)\n", escName(ans["ok"]))
 }
 
 // list prints the trust store, host by host.

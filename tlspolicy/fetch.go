@@ -148,7 +148,7 @@ func ParseImport(data []byte) ([]*x509.Certificate, error) {
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("certificate %d of the file is damaged (%v): export it again", len(certs)+1, err)
+			return nil, fmt.Errorf("certificate %d of the file is damaged (%w): export it again", len(certs)+1, err)
 		}
 		certs = append(certs, c)
 	}

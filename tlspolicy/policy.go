@@ -31,8 +31,8 @@ type Options struct {
 	// days is a warning (Negotiated.CertWarning, logged once per
 	// certificate). 0 means DefaultCertWarnDays; negative: no warning.
 	CertWarnDays int
-	Now        func() time.Time
-	Logger     *slog.Logger
+	Now          func() time.Time
+	Logger       *slog.Logger
 	// OnNegotiated, if set, is called after every accepted handshake (resumed
 	// ones too), from inside the handshake: keep it short and non-blocking.
 	OnNegotiated func(Negotiated)
@@ -463,10 +463,10 @@ func (p *Policy) certError(err error, leaf *x509.Certificate, now time.Time) *Er
 		if names == "" {
 			names = "no host names at all (only a subject " + fmt.Sprintf("%q", hn.Certificate.Subject.String()) + ", which is not checked)"
 		}
-		return certErr(err, fmt.Sprintf("server certificate is for %s, not for %q: set the server address to a name in the certificate, or reissue the certificate for %q", names, host, host))
+		return certErr(err, fmt.Sprintf("server certificate is for %s, not for %q: set the server address to a name in the certificate, or reissue the certificate for %q, or pin this certificate as it is with camftpd trust", names, host, host))
 	case errors.As(err, &unk):
 		issuer := leaf.Issuer.String()
-		what := "import the server's CA certificate (or its self-signed certificate) into the camera"
+		what := "import the server's CA certificate (or its self-signed certificate) into the camera (camftpd trust -import FILE), or pin the certificate the server presents (camftpd trust)"
 		if p.roots == nil {
 			what = "no certificate is imported and the system roots do not know it: " + what
 		}

@@ -87,7 +87,9 @@ func OpenTrustStore(path string) *TrustStore { return &TrustStore{path: path} }
 // Path returns the store's file.
 func (s *TrustStore) Path() string { return s.path }
 
-func trustKey(host string) string { return strings.ToLower(strings.Trim(strings.TrimSpace(host), "[]")) }
+func trustKey(host string) string {
+	return strings.ToLower(strings.Trim(strings.TrimSpace(host), "[]"))
+}
 
 // lookup returns what is trusted for host, reading the file again when it
 // was replaced since the last look, with the snapshot's generation and

@@ -111,7 +111,7 @@ func TestPinReplacesChainAndName(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "expired on "+stamp(old.Leaf.NotAfter)) {
 		t.Fatalf("expired pinned certificate: %v, want refused as expired", err)
 	}
-	asErr(t, err, KindCertificate)
+	_ = asErr(t, err, KindCertificate)
 }
 
 // CertPinOf is the certificate pin of c (test shorthand).
@@ -261,7 +261,7 @@ func TestFetchCertificate(t *testing.T) {
 	if _, err := FetchCertificate(ctx, rs.addr, Options{ServerName: "127.0.0.1"}); err == nil {
 		t.Fatal("fetched from a server that offers only a suite outside the policy")
 	} else {
-		asErr(t, err, KindPolicy)
+		_ = asErr(t, err, KindPolicy)
 	}
 }
 
