@@ -329,3 +329,19 @@ func BenchmarkVerifyRemembered(b *testing.B) {
 		})
 	}
 }
+
+// TestCheckWarnsOfExpiry: `camftpd check` against a server whose
+// certificate expires in 10 days says so and exits with warn (1).
+func TestCheckWarnsOfExpiry(t *testing.T) {
+	ca := newTestCA(t, "check expiry CA")
+	soon := ca.issue(t, leafOpts{notAfter: time.Now().Add(10 * 24 * time.Hour)})
+	r := startResponder(t, &tls.Config{Certificates: []tls.Certificate{soon}}, nil)
+	st, out, _ := runCheck(t, r.addr, Options{ServerName: "localhost", CAPEM: [][]byte{ca.pem}})
+	if st != CheckWarn || !strings.Contains(out, "warning:      certificate \"CN=localhost\" expires on") ||
+		!strings.Contains(out, "result: WARN: the server certificate expires in 9 day(s)") {
+		t.Fatalf("check: %v\n%s", st, out)
+	}
+	if st, _, _ := runCheck(t, r.addr, Options{ServerName: "localhost", CAPEM: [][]byte{ca.pem}, CertWarnDays: 5}); st != CheckPass {
+		t.Fatalf("cert_warn_days 5: %v", st)
+	}
+}
