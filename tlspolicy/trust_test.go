@@ -103,6 +103,21 @@ func TestPinReplacesChainAndName(t *testing.T) {
 	if _, err := probe(t, p, r2.addr); err == nil || !strings.Contains(err.Error(), "matches none of the 1 configured pins") {
 		t.Fatalf("another certificate than the pinned one: %v", err)
 	}
+	// A certificate naming only another IP address (the NAS as seen from
+	// another network): refused on its name, accepted once pinned.
+	ipOnly := selfSigned(t, "", nil, []net.IP{net.IPv4(192, 0, 2, 10)}, time.Time{}, time.Time{}, false)
+	rIP := startResponder(t, &tls.Config{Certificates: []tls.Certificate{ipOnly}}, nil)
+	ipStore := OpenTrustStore(filepath.Join(t.TempDir(), TrustStoreFile))
+	pIP, _ := New(Options{ServerName: "127.0.0.1", Trust: ipStore})
+	if _, err := probe(t, pIP, rIP.addr); err == nil || !strings.Contains(err.Error(), `is for "192.0.2.10", not for "127.0.0.1"`) {
+		t.Fatalf("IP-only certificate for another address, not pinned: %v", err)
+	}
+	if _, err := ipStore.Pin("127.0.0.1", TrustedFrom(ipOnly.Leaf, "nas", "server", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := probe(t, pIP, rIP.addr); err != nil {
+		t.Fatalf("IP-only certificate pinned: %v", err)
+	}
 	// Expired and pinned: refused, naming the date.
 	old := selfSigned(t, "nas.local", nil, nil, time.Now().Add(-400*24*time.Hour), time.Now().Add(-24*time.Hour), false)
 	r3 := startResponder(t, &tls.Config{Certificates: []tls.Certificate{old}}, nil)
