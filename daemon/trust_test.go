@@ -261,7 +261,7 @@ func TestCertWarnDaysInStatus(t *testing.T) {
 		for i := range 3 {
 			writeCapture(t, filepath.Join(e.media, "100TEST", fmt.Sprintf("DSC%05d.JPG", i)), 20<<10, uint64(i))
 		}
-		waitAllDone(t, d, 3, within(30*time.Second))
+		waitAllDone(t, d, 3, 30*time.Second)
 		st, err := sockStatus(e.sock)
 		if err != nil {
 			t.Fatal(err)
