@@ -48,9 +48,7 @@ func checkServerCLI(ctx context.Context, cfg *Config, idx int, stdout, stderr io
 	default:
 		fmt.Fprintf(stdout, "  suite probes (one connection per suite):\n")
 		cctx, cancel := context.WithTimeout(ctx, s.ConnectTimeout+s.Timeout)
-		tst, err := tlspolicy.Check(cctx, hostPort(s), tlspolicy.Options{
-			Mode: s.TLSMode, ServerName: s.Host, MaxTLS12: s.MaxTLS12, CAPEM: s.CAPEM, Pins: s.Pins,
-		}, &indent{w: stdout})
+		tst, err := tlspolicy.Check(cctx, hostPort(s), serverTLS(cfg, s), &indent{w: stdout})
 		cancel()
 		if err != nil && failed == "" {
 			fmt.Fprintln(stderr, "camftpd check:", err)

@@ -31,6 +31,9 @@ commands:
                                         (connect, TLS, login, folder, a test file written, resumed, hashed,
                                         renamed, deleted; then the TLS suite table): exit 0 pass, 1 warn, 2 fail
   status [-config FILE] [-socket PATH] [-json]   show the running daemon's status
+  trust  [-config FILE] [-server NAME] [-import FILE] [-yes] | -list
+                                        show the server's certificate and pin it (asks y/N; -yes for scripts),
+                                        or trust a CA / pin a server certificate from a PEM or DER file
   queue  list [-state S,...] | retry [ID] | drop ID  [-config FILE] [-socket PATH]
   queue  add [-config FILE] [-socket PATH] PATH|FOLDER|PATTERN...
                                         send captures the daemon holds or does not know (the backlog,
@@ -62,6 +65,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(ctx, rest, stdout, stderr)
 	case "queue":
 		return cmdQueue(ctx, rest, stdout, stderr)
+	case "trust":
+		return cmdTrust(ctx, rest, os.Stdin, stdout, stderr) // trustcmd.go
 	}
 	fmt.Fprintf(stderr, "camftpd: unknown command %q\n%s", cmd, usage)
 	return 2
@@ -230,6 +235,7 @@ func printStatus(w io.Writer, st Status) {
 		if t.Warning != "" {
 			fmt.Fprintf(w, "tls warning: %s\n", escName(t.Warning))
 		}
+		printCertStatus(w, t) // trustcmd.go
 	}
 	printPower(w, st.Power)
 	if st.MediaError != "" {

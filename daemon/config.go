@@ -45,6 +45,7 @@ type Config struct {
 	FailbackAfter time.Duration // while failed over: how often the active server is tried again
 	RetryMin      time.Duration
 	RetryMax      time.Duration
+	CertWarnDays  int // a server certificate expiring within this many days is a warning; 0: none
 	Servers       []Server
 	// The upload policy (powerconfig.go): below SlowLink bytes per second
 	// (0 = off) movies wait; below BatteryLow percent (0 = off), not
@@ -199,7 +200,7 @@ func (p *cfgParser) add(key, msg, fix string) {
 }
 
 var topKeys = []string{"board", "media_dir", "state_dir", "include", "exclude", "raw_jpeg", "settle", "backlog", "only_protected", "workers", "record_sha256",
-	"log_format", "log_level", "status_socket", "storage_mount", "interface", "led", "active", "failover", "failover_after", "failback_after", "retry_min", "retry_max", "server"}
+	"log_format", "log_level", "status_socket", "storage_mount", "interface", "led", "active", "failover", "failover_after", "failback_after", "retry_min", "retry_max", "server", "cert_warn_days"}
 var serverKeys = []string{"name", "host", "port", "user", "password", "password_file", "remote_template", "same_name",
 	"passive", "secure", "active_ports", "tls_mode", "max_tls12", "ca_files", "pins", "bandwidth_limit", "timeout", "connect_timeout"}
 
@@ -321,6 +322,7 @@ func (p *cfgParser) running(raw map[string]any, c *Config) {
 	if c.RetryMax < c.RetryMin {
 		p.add("retry_max", "shorter than retry_min", "make retry_max at least retry_min")
 	}
+	c.CertWarnDays = p.integer(raw, "", "cert_warn_days", tlspolicy.DefaultCertWarnDays, 0, 3650)
 }
 
 // servers reads the [[server]] tables and the active slot.

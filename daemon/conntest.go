@@ -13,11 +13,6 @@ import (
 	"github.com/camftpd/camftpd/transfer"
 )
 
-// checkWarnDays is the expiry warning of the connection test's
-// certificate step (transfer.TestOptions.CertWarnDays); the config key
-// cert_warn_days replaces it at merge.
-const checkWarnDays = 30
-
 // checkSample is the capture whose remote path the connection test
 // renders from the template: at the card's root, so {dir} is empty and
 // the folder is the template's dated one, which uploads create anyway.
@@ -64,7 +59,7 @@ func (d *Daemon) connTest(ctx context.Context, cfg *Config, idx int, report func
 	tmp.wallClock = d.wallClock
 	pol := tmp.policies(cfg)[idx]
 	if pol == nil {
-		_, err := tlspolicy.New(tlspolicy.Options{Mode: s.TLSMode, ServerName: s.Host, MaxTLS12: s.MaxTLS12, CAPEM: s.CAPEM, Pins: s.Pins})
+		_, err := tlspolicy.New(serverTLS(cfg, s))
 		r := transfer.StepResult{Step: transfer.StepConfig, Verdict: transfer.StepFail, Detail: fmt.Sprintf("TLS settings refused: %v", err),
 			Fix: "fix tls_mode, ca_files or pins of this server", Err: &transfer.Error{Class: transfer.TLSPolicy, Msg: fmt.Sprint(err)}}
 		report(r)
@@ -79,7 +74,7 @@ func (d *Daemon) connTest(ctx context.Context, cfg *Config, idx int, report func
 		remote = "" // the test's mkd step reports it
 	}
 	return transfer.Test(ctx, d.clientConfig(cfg, idx, pol, "check"), transfer.TestOptions{
-		Remote: remote, CertWarnDays: checkWarnDays, Now: now, Report: report,
+		Remote: remote, CertWarnDays: serverTLS(cfg, s).CertWarnDays, Now: now, Report: report,
 	})
 }
 

@@ -12,10 +12,11 @@ package daemon
 // Files, bottom up: a file uses only files of its own layer or below.
 //
 //  1. version.go, tomllines.go, patterns.go, writers_*.go, events.go,
-//     health.go, limiters.go, openfile.go, overtaken.go: helpers and small
-//     types.
-//  2. config.go, powerconfig.go: the configuration (and its capture rules,
-//     newMatcher; the link and battery policy).
+//     health.go, limiters.go, openfile.go, overtaken.go, trustterm_*.go:
+//     helpers and small types.
+//  2. config.go, powerconfig.go, tlsopts.go: the configuration (and its
+//     capture rules, newMatcher; the link and battery policy; a server's
+//     TLS options with the trust store).
 //  3. watcher.go, rescan.go, backlog.go, leasemode.go: the media watcher.
 //  4. stats.go, linkmeter.go: the figures (and the link's measured speed).
 //  5. daemon.go: Daemon and its run state; truth.go: the state and the
@@ -25,10 +26,10 @@ package daemon
 //     (link speed, battery).
 //  7. add.go: the daemon's side of queue add; conntest.go: the connection
 //     test of a server (camftpd check, POST /check).
-//  8. status.go: the status socket.
+//  8. status.go, trust.go: the status socket (trust.go: POST /trusted).
 //  9. run.go: Run, its loop and the goroutines it owns.
-//  10. cli.go, addcmd.go, checkcmd.go, escape.go: the command line
-//     (escape.go exports its escaping of names and server text).
+//  10. cli.go, addcmd.go, checkcmd.go, trustcmd.go, escape.go: the command
+//     line (escape.go exports its escaping of names and server text).
 //
 // Within a layer, files depend on each other only as one type's method
 // set split by concern: watcher (3: rescan and backlog are its scans,

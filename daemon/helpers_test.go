@@ -55,7 +55,7 @@ func newEnv(t testing.TB) *testEnv {
 	if e.ca, err = ftpstest.NewCA(false); err != nil {
 		t.Fatal(err)
 	}
-	if e.cert, err = e.ca.IssueCert(ftpstest.CertOptions{NotAfter: time.Now().Add(24 * time.Hour)}); err != nil {
+	if e.cert, err = e.ca.IssueCert(ftpstest.CertOptions{NotAfter: time.Now().Add(397 * 24 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(e.caPath, e.ca.PEM, 0o644); err != nil {

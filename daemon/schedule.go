@@ -123,10 +123,9 @@ func (d *Daemon) schedule(ctx context.Context, cfg *Config, busy *busyList) {
 func (d *Daemon) policies(cfg *Config) []*tlspolicy.Policy {
 	policies := make([]*tlspolicy.Policy, len(cfg.Servers))
 	for i, s := range cfg.Servers {
-		p, err := tlspolicy.New(tlspolicy.Options{
-			Mode: s.TLSMode, ServerName: s.Host, MaxTLS12: s.MaxTLS12, CAPEM: s.CAPEM, Pins: s.Pins,
-			Logger: d.log.With("part", "tls", "server", s.Name), Now: d.wallClock,
-		})
+		opts := serverTLS(cfg, s) // the trust store and cert_warn_days too (tlsopts.go)
+		opts.Logger, opts.Now = d.log.With("part", "tls", "server", s.Name), d.wallClock
+		p, err := tlspolicy.New(opts)
 		if err != nil {
 			if i == d.activeIndex() {
 				d.block(fmt.Sprintf("tls-policy: server %q: %v", s.Name, err))
@@ -411,10 +410,11 @@ func (d *Daemon) noteTLS(server string, pol *tlspolicy.Policy) {
 		return
 	}
 	info := &TLSInfo{Server: server, Version: tls.VersionName(n.Version), Suite: n.SuiteName,
-		SuiteID: fmt.Sprintf("0x%04x", n.Suite), Class: n.Class.String(), Warning: n.Warning, Resumed: n.Resumed}
+		SuiteID: fmt.Sprintf("0x%04x", n.Suite), Class: n.Class.String(), Warning: n.Warning, Resumed: n.Resumed,
+		Pinned: n.Pinned, CertNotAfter: n.CertNotAfter, CertDaysLeft: n.CertDaysLeft, CertWarning: n.CertWarning}
 	prev := d.stats.setTLS(info)
-	if prev == nil || prev.Suite != info.Suite || prev.Version != info.Version {
-		d.hub.publish(Event{Type: "tls", State: info.Version + " " + info.Suite + " (" + info.Class + ")", Error: info.Warning})
+	if prev == nil || prev.Suite != info.Suite || prev.Version != info.Version || prev.CertWarning != info.CertWarning {
+		d.hub.publish(Event{Type: "tls", State: info.Version + " " + info.Suite + " (" + info.Class + ")", Error: tlsWarnings(info)})
 		if info.Warning != "" {
 			d.log.Warn("deprecated TLS suite negotiated", "server", server, "suite", info.Suite, "warning", info.Warning)
 		}

@@ -29,6 +29,13 @@ type TLSInfo struct {
 	Class   string `json:"class"`
 	Warning string `json:"warning,omitempty"`
 	Resumed bool   `json:"resumed"`
+	// Pinned: the certificate was accepted on a pin (pins or camftpd
+	// trust), not on its chain and name. CertWarning is set while it
+	// expires within cert_warn_days.
+	Pinned       bool      `json:"pinned,omitempty"`
+	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
+	CertDaysLeft int       `json:"cert_days_left"`
+	CertWarning  string    `json:"cert_warning,omitempty"`
 }
 
 // statsKeep bounds completedAt and latencies.

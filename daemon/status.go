@@ -221,6 +221,7 @@ func (d *Daemon) serveStatus(ctx context.Context, path string) (<-chan struct{},
 	})
 	mux.HandleFunc("POST /add", d.serveAdd)
 	mux.HandleFunc("POST /check", d.serveCheck)
+	mux.HandleFunc("POST /trusted", d.serveTrusted) // camftpd trust changed the trust store (trust.go)
 	mux.HandleFunc("POST /pause", func(w http.ResponseWriter, r *http.Request) {
 		d.Pause()
 		writeJSON(w, map[string]string{"ok": "paused"})

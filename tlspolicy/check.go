@@ -127,6 +127,9 @@ type checkRun struct {
 
 	// probeUnimplemented: the suites this device lacks that the server would pick.
 	needOK []string
+
+	// reportCertificate: the verified certificate expires within CertWarnDays.
+	certWarn string
 }
 
 // header prints what is checked and under which policy.
@@ -307,6 +310,13 @@ func (c *checkRun) reportCertificate() {
 	fmt.Fprintf(c.w, "\ncertificate (%s): subject %q, issuer %q, valid %s to %s\n", note, printable(cert.Subject.String()),
 		printable(cert.Issuer.String()), cert.NotBefore.UTC().Format(time.DateOnly), cert.NotAfter.UTC().Format(time.DateOnly))
 	fmt.Fprintf(c.w, "pins:         certificate %s, public key %s\n", cp, kp)
+	if ex := CertExpiry(cert, c.p.now(), c.p.opts.CertWarnDays); cert == c.mainCert && ex.Class == ExpiryWarn {
+		fmt.Fprintf(c.w, "warning:      %s\n", ex.Msg)
+		if c.status == CheckPass {
+			c.status = CheckWarn
+		}
+		c.certWarn = fmt.Sprintf("the server certificate expires in %d day(s): renew it on the server", ex.DaysLeft)
+	}
 }
 
 // reportResult settles the status (a server that accepts only deprecated
@@ -324,7 +334,14 @@ func (c *checkRun) reportResult() {
 		}
 		fmt.Fprintf(c.w, "result: %s\n", msg)
 	case CheckWarn:
-		fmt.Fprintf(c.w, "result: WARN: %s: enable only the recommended suites on the server (OpenSSL names: %s)\n", strings.Join(c.verdict, "; "), recommendedOpenSSL())
+		var why []string
+		if len(c.verdict) > 0 {
+			why = append(why, fmt.Sprintf("%s: enable only the recommended suites on the server (OpenSSL names: %s)", strings.Join(c.verdict, "; "), recommendedOpenSSL()))
+		}
+		if c.certWarn != "" {
+			why = append(why, c.certWarn)
+		}
+		fmt.Fprintf(c.w, "result: WARN: %s\n", strings.Join(why, "; "))
 	default:
 		fmt.Fprintf(c.w, "result: FAIL: cannot connect under this policy (see \"connect\" above)\n")
 	}

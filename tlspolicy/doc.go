@@ -30,8 +30,15 @@
 //
 // Policy.VerifyConnection runs on every handshake, resumed ones too, before
 // any FTP command (and so any password) is sent: it checks the version, the
-// suite, the certificate chain against the imported CAs (or the system
-// roots), the host name, the validity against Options.Now, and the pins.
+// suite, then the certificate: with pins (Options.Pins, and the pins of the
+// TrustStore for the host, written by `camftpd trust`), the leaf must
+// match one, and the match replaces the chain and name checks; without,
+// the chain against the imported CAs (or the system roots, then the trust
+// store's CAs of that host) and the host name. The validity dates are
+// checked against Options.Now either way: an expired pinned certificate
+// is refused. A certificate that expires within Options.CertWarnDays (30
+// by default) is a warning (Negotiated.CertWarning; logged once per
+// certificate); CertExpiry computes it for other callers (check).
 // The last chain that passed is remembered (verified.go): the same
 // certificates again (a data connection resuming the control connection's
 // session) skip the chain building while the clock stays inside the
@@ -68,7 +75,16 @@
 //     reported as such. With a plausible clock, a certificate not valid yet
 //     is a KindCertificate error naming its NotBefore, NotAfter and the
 //     device time (a clock wait would end at once and retry in a loop).
-//   - Pins are checked in addition to the chain, never instead of it: a
-//     self-signed server certificate is imported as a CA.
+//   - A pin replaces the chain and name checks: it trusts that exact
+//     certificate (or key, for an SPKI pin) for that one host name, and
+//     nothing else. Pins of the trust store are per host name as
+//     configured (lower case): the same server reached by another name
+//     or address is not trusted by them. A CA certificate of the trust
+//     store is a root for its host only; a server that presents that very
+//     certificate as its own (a self-signed certificate with CA:TRUE, as
+//     openssl req -x509 makes) is accepted as if pinned.
+//   - The TrustStore file is stat'ed on every handshake and read again
+//     when it was replaced (camftpd trust writes it by rename): about a
+//     microsecond, against a handshake's milliseconds.
 //   - OnNegotiated runs inside the handshake: keep it short.
 package tlspolicy

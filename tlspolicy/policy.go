@@ -1,7 +1,6 @@
 package tlspolicy
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -24,9 +23,16 @@ type Options struct {
 	ServerName string   // host name (or IP) to verify the certificate against; required
 	MaxTLS12   bool     // cap at TLS 1.2 (TLS 1.3 is on by default)
 	CAPEM      [][]byte // imported CA (or self-signed server) certificates, PEM or DER; nil means system roots
-	Pins       []string // SHA-256 pins of the server certificate or its public key (see ParsePin); any may match
-	Now        func() time.Time
-	Logger     *slog.Logger
+	Pins       []string // SHA-256 pins of the server certificate or its public key (see ParsePin); one must match, and it replaces the chain and name checks
+	// Trust is the trust store of `camftpd trust` (pins and CAs per host,
+	// looked up by ServerName); nil: none.
+	Trust *TrustStore
+	// CertWarnDays: a server certificate that expires within this many
+	// days is a warning (Negotiated.CertWarning, logged once per
+	// certificate). 0 means DefaultCertWarnDays; negative: no warning.
+	CertWarnDays int
+	Now          func() time.Time
+	Logger       *slog.Logger
 	// OnNegotiated, if set, is called after every accepted handshake (resumed
 	// ones too), from inside the handshake: keep it short and non-blocking.
 	OnNegotiated func(Negotiated)
@@ -43,6 +49,14 @@ type Negotiated struct {
 	Class     Class
 	Resumed   bool
 	Warning   string // non-empty for a deprecated suite: what to do about it
+	// Pinned: the certificate was accepted on a pin (config or trust
+	// store), not on its chain and name.
+	Pinned bool
+	// CertNotAfter and CertDaysLeft are the server certificate's expiry;
+	// CertWarning is non-empty when it expires within CertWarnDays.
+	CertNotAfter time.Time
+	CertDaysLeft int
+	CertWarning  string
 }
 
 // String is e.g. "TLS 1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 (recommended)".
@@ -71,15 +85,19 @@ type Policy struct {
 	log        *slog.Logger
 	verified   verified // the last chain verifyCert passed
 
-	mu     sync.Mutex
-	last   Negotiated
-	has    bool
-	warned map[uint16]time.Time
+	mu       sync.Mutex
+	last     Negotiated
+	has      bool
+	warned   map[uint16]time.Time
+	certWarn map[[32]byte]bool // certificates whose expiry warning was logged
 }
 
 // New validates opts and returns a Policy.
 func New(opts Options) (*Policy, error) {
-	p := &Policy{opts: opts, now: opts.Now, log: opts.Logger, warned: map[uint16]time.Time{}}
+	p := &Policy{opts: opts, now: opts.Now, log: opts.Logger, warned: map[uint16]time.Time{}, certWarn: map[[32]byte]bool{}}
+	if p.opts.CertWarnDays == 0 {
+		p.opts.CertWarnDays = DefaultCertWarnDays
+	}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -176,47 +194,78 @@ func (p *Policy) Last() (Negotiated, bool) {
 // host name, validity against the device clock, and pins. It is the hook
 // Config installs; it returns an *Error. An accepted deprecated suite is
 // logged as a warning at most once an hour per suite (data connections
-// repeat it constantly); Negotiated.Warning is set every time.
+// repeat it constantly); Negotiated.Warning is set every time. A server
+// certificate that expires within CertWarnDays is logged once per
+// certificate; Negotiated.CertWarning is set every time.
 func (p *Policy) VerifyConnection(cs tls.ConnectionState) error {
-	host := p.serverName
-	if cs.Version < tls.VersionTLS12 || cs.Version > p.maxVersion {
-		return policyErr(nil, fmt.Sprintf("server %s negotiated %s, outside this policy (TLS 1.2 to %s): enable TLS 1.2 or 1.3 on the server", host, VersionName(cs.Version), VersionName(p.maxVersion)))
-	}
-	s, listed := Lookup(cs.CipherSuite)
-	switch {
-	case cs.Version == tls.VersionTLS13:
-		if !listed || s.Class != Recommended || !slices.ContainsFunc(tls13, func(t Suite) bool { return t.ID == s.ID }) {
-			return policyErr(nil, fmt.Sprintf("server %s negotiated %s in TLS 1.3, which is not a TLS 1.3 suite this policy knows: refused", host, s.Name))
-		}
-	case !listed || s.Class == NotAllowed || slices.ContainsFunc(tls13, func(t Suite) bool { return t.ID == s.ID }):
-		return policyErr(nil, fmt.Sprintf("server %s negotiated %s, which is not in the camera's list of suites: refused; enable %s on the server", host, s.Name, recommendedNames()))
-	case !slices.Contains(p.suites, s.ID):
-		return policyErr(nil, fmt.Sprintf("server %s negotiated %s (%s), not allowed in mode %s: enable %s on the server, or set the TLS mode to compatible", host, s.Name, s.Class, p.opts.Mode, recommendedNames()))
-	}
-	if err := p.verifyCert(cs.PeerCertificates); err != nil {
+	s, err := p.checkSuite(cs)
+	if err != nil {
 		return err
 	}
-	n := Negotiated{Version: cs.Version, Suite: s.ID, SuiteName: s.Name, Class: s.Class, Resumed: cs.DidResume}
+	pinned, err := p.judgeCert(cs.PeerCertificates)
+	if err != nil {
+		return err
+	}
+	n := Negotiated{Version: cs.Version, Suite: s.ID, SuiteName: s.Name, Class: s.Class, Resumed: cs.DidResume, Pinned: pinned}
 	n.Warning = p.warning(s)
 	now := p.now()
+	leaf := cs.PeerCertificates[0]
+	ex := CertExpiry(leaf, now, p.opts.CertWarnDays)
+	n.CertNotAfter, n.CertDaysLeft = ex.NotAfter, ex.DaysLeft
+	if ex.Class == ExpiryWarn {
+		n.CertWarning = "server " + p.serverName + " " + ex.Msg
+	}
 	p.mu.Lock()
 	p.last, p.has = n, true
-	logIt := false
+	logIt, logCert := false, false
 	if n.Warning != "" {
 		if t, ok := p.warned[n.Suite]; !ok || now.Sub(t) >= time.Hour || now.Before(t) {
 			p.warned[n.Suite] = now
 			logIt = true
 		}
 	}
+	if n.CertWarning != "" {
+		sum := sha256.Sum256(leaf.Raw)
+		if logCert = !p.certWarn[sum]; logCert {
+			if len(p.certWarn) >= 64 {
+				clear(p.certWarn)
+			}
+			p.certWarn[sum] = true
+		}
+	}
 	p.mu.Unlock()
 	if logIt {
-		p.log.Warn("tls: deprecated cipher suite negotiated", "suite", n.SuiteName, "server", host,
+		p.log.Warn("tls: deprecated cipher suite negotiated", "suite", n.SuiteName, "server", p.serverName,
 			"version", VersionName(n.Version), "recommendation", "enable only the recommended suites on the server: "+recommendedNames())
+	}
+	if logCert {
+		p.log.Warn("tls: server certificate expires soon", "server", p.serverName, "not_after", stamp(ex.NotAfter),
+			"days_left", ex.DaysLeft, "warning", n.CertWarning)
 	}
 	if p.opts.OnNegotiated != nil {
 		p.opts.OnNegotiated(n)
 	}
 	return nil
+}
+
+// checkSuite checks the negotiated version and suite against the policy.
+func (p *Policy) checkSuite(cs tls.ConnectionState) (Suite, error) {
+	host := p.serverName
+	if cs.Version < tls.VersionTLS12 || cs.Version > p.maxVersion {
+		return Suite{}, policyErr(nil, fmt.Sprintf("server %s negotiated %s, outside this policy (TLS 1.2 to %s): enable TLS 1.2 or 1.3 on the server", host, VersionName(cs.Version), VersionName(p.maxVersion)))
+	}
+	s, listed := Lookup(cs.CipherSuite)
+	switch {
+	case cs.Version == tls.VersionTLS13:
+		if !listed || s.Class != Recommended || !slices.ContainsFunc(tls13, func(t Suite) bool { return t.ID == s.ID }) {
+			return Suite{}, policyErr(nil, fmt.Sprintf("server %s negotiated %s in TLS 1.3, which is not a TLS 1.3 suite this policy knows: refused", host, s.Name))
+		}
+	case !listed || s.Class == NotAllowed || slices.ContainsFunc(tls13, func(t Suite) bool { return t.ID == s.ID }):
+		return Suite{}, policyErr(nil, fmt.Sprintf("server %s negotiated %s, which is not in the camera's list of suites: refused; enable %s on the server", host, s.Name, recommendedNames()))
+	case !slices.Contains(p.suites, s.ID):
+		return Suite{}, policyErr(nil, fmt.Sprintf("server %s negotiated %s (%s), not allowed in mode %s: enable %s on the server, or set the TLS mode to compatible", host, s.Name, s.Class, p.opts.Mode, recommendedNames()))
+	}
+	return s, nil
 }
 
 // warning is the text shown in status when s is deprecated ("" otherwise).
@@ -227,39 +276,94 @@ func (p *Policy) warning(s Suite) string {
 	return fmt.Sprintf("server %s negotiated deprecated suite %s: enable only the recommended suites on the server (%s) and disable the deprecated ones", p.serverName, s.Name, recommendedNames())
 }
 
+// verifyCert is judgeCert without saying how the certificate was accepted.
 func (p *Policy) verifyCert(certs []*x509.Certificate) error {
+	_, err := p.judgeCert(certs)
+	return err
+}
+
+// judgeCert judges the server's certificates and reports whether they
+// were accepted on a pin. With pins (Options.Pins and the trust store's
+// for this host), the leaf must match one, and a match replaces the chain
+// and name checks: the validity dates are still checked. Without pins, a
+// leaf that is itself a CA certificate imported for this host (a
+// self-signed server certificate given to `camftpd trust -import`) is
+// accepted the same way; anything else needs a chain to the roots (the
+// imported CA files, else the system roots, then the trust store's CAs of
+// this host) that names the host.
+func (p *Policy) judgeCert(certs []*x509.Certificate) (bool, error) {
 	host := p.serverName
 	if len(certs) == 0 {
-		return certErr(nil, fmt.Sprintf("server %s sent no certificate: configure a certificate on the server", host))
+		return false, certErr(nil, fmt.Sprintf("server %s sent no certificate: configure a certificate on the server", host))
 	}
 	leaf := certs[0]
 	now := p.now()
 	// A clock before wallclock.SaneAfter has not been set (cameras boot in
 	// 1970): certificates are not judged against it.
 	plausible := wallclock.Sane(now)
-	var chain []*x509.Certificate
-	if !plausible || !p.verified.hit(certs, now) {
-		var err error
-		if chain, err = p.verifyChain(certs, now, plausible); err != nil {
-			return err
-		}
+	ht, gen, terr := p.opts.Trust.lookup(host)
+	pinned, err := p.checkPins(leaf, ht)
+	if err == nil && !pinned && ht != nil && len(ht.self) > 0 {
+		sum := sha256.Sum256(leaf.Raw)
+		pinned = matchesAny(sum[:], ht.self)
 	}
-	if err := p.checkPins(leaf); err != nil {
-		return err
+	if err == nil && pinned {
+		err = p.checkDates(leaf, now, plausible)
+	} else if err == nil {
+		err = p.verifyChainCached(certs, now, plausible, ht, gen)
+	}
+	if err != nil {
+		return false, withTrustNote(err, p.opts.Trust, terr)
 	}
 	if !plausible {
-		return clockErr(now, leaf)
+		return false, clockErr(now, leaf)
 	}
-	if chain != nil {
-		p.verified.remember(certs, chain)
+	return pinned, nil
+}
+
+// verifyChainCached is verifyChain, skipped when certs are the chain that
+// passed last (for the same trust store generation) and now is inside
+// its validity.
+func (p *Policy) verifyChainCached(certs []*x509.Certificate, now time.Time, plausible bool, ht *hostTrust, gen uint64) error {
+	if plausible && p.verified.hit(certs, now, gen) {
+		return nil
+	}
+	chain, err := p.verifyChain(certs, now, plausible, p.roots)
+	var unk x509.UnknownAuthorityError
+	if err != nil && ht != nil && ht.roots != nil && errors.As(err, &unk) {
+		chain, err = p.verifyChain(certs, now, plausible, ht.roots)
+	}
+	if err != nil {
+		return p.certError(err, certs[0], now)
+	}
+	if plausible {
+		p.verified.remember(certs, chain, gen)
 	}
 	return nil
+}
+
+// checkDates checks a pinned leaf's validity at now (with a plausible
+// clock: an unset one is the caller's clock error).
+func (p *Policy) checkDates(leaf *x509.Certificate, now time.Time, plausible bool) error {
+	if !plausible || (!now.Before(leaf.NotBefore) && !now.After(leaf.NotAfter)) {
+		return nil
+	}
+	return p.certError(x509.CertificateInvalidError{Cert: leaf, Reason: x509.Expired}, leaf, now)
+}
+
+// withTrustNote adds to a refusal that the trust store could not be read.
+func withTrustNote(err error, ts *TrustStore, terr error) error {
+	var pe *Error
+	if terr == nil || !errors.As(err, &pe) || pe.Kind != KindCertificate {
+		return err
+	}
+	return &Error{Kind: pe.Kind, Err: pe.Err, Msg: pe.Msg + fmt.Sprintf("; note: the trust store %s cannot be read (%v), so nothing in it is trusted: move it away and run camftpd trust again", ts.Path(), terr)}
 }
 
 // verifyChain builds and checks certs' chain to the policy's roots for its
 // server name, at now (at a time inside the chain's validity when the
 // clock is not plausible); it returns the chain built.
-func (p *Policy) verifyChain(certs []*x509.Certificate, now time.Time, plausible bool) ([]*x509.Certificate, error) {
+func (p *Policy) verifyChain(certs []*x509.Certificate, now time.Time, plausible bool, roots *x509.CertPool) ([]*x509.Certificate, error) {
 	leaf, at := certs[0], now
 	if !plausible {
 		// The clock is unset: check everything else at a time the chain is
@@ -271,32 +375,39 @@ func (p *Policy) verifyChain(certs []*x509.Certificate, now time.Time, plausible
 		inter.AddCert(c)
 	}
 	chains, err := leaf.Verify(x509.VerifyOptions{
-		Roots:         p.roots,
+		Roots:         roots,
 		Intermediates: inter,
 		DNSName:       p.serverName,
 		CurrentTime:   at,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
 	if err != nil {
-		return nil, p.certError(err, leaf, now)
+		return nil, err
 	}
 	return chains[0], nil
 }
 
-// checkPins refuses a leaf that matches none of the configured pins.
-func (p *Policy) checkPins(leaf *x509.Certificate) error {
-	if len(p.pins) == 0 {
-		return nil
+// checkPins reports whether leaf matches a pin (Options.Pins or the
+// trust store's for this host), and refuses a leaf that matches none of
+// them when there are any.
+func (p *Policy) checkPins(leaf *x509.Certificate, ht *hostTrust) (bool, error) {
+	n := len(p.pins)
+	if ht != nil {
+		n += len(ht.pins)
+	}
+	if n == 0 {
+		return false, nil
 	}
 	cs := sha256.Sum256(leaf.Raw)
 	ks := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	for _, pin := range p.pins {
-		if bytes.Equal(pin, cs[:]) || bytes.Equal(pin, ks[:]) {
-			return nil
-		}
+	if matchesAny(cs[:], p.pins) || matchesAny(ks[:], p.pins) {
+		return true, nil
 	}
-	return certErr(nil, fmt.Sprintf("server %s certificate matches none of the %d configured pins (its certificate pin is %s, its public key pin %s): if the server's certificate was replaced on purpose, update the pin; otherwise do not connect, the connection may be intercepted",
-		p.serverName, len(p.pins), FormatPin(cs[:]), FormatPin(ks[:])))
+	if ht != nil && (matchesAny(cs[:], ht.pins) || matchesAny(ks[:], ht.pins)) {
+		return true, nil
+	}
+	return false, certErr(nil, fmt.Sprintf("server %s certificate matches none of the %d configured pins (its certificate pin is %s, its public key pin %s): if the server's certificate was replaced on purpose, update the pin (or run camftpd trust -server again); otherwise do not connect, the connection may be intercepted",
+		p.serverName, n, FormatPin(cs[:]), FormatPin(ks[:])))
 }
 
 func clockErr(now time.Time, c *x509.Certificate) *Error {
@@ -352,10 +463,10 @@ func (p *Policy) certError(err error, leaf *x509.Certificate, now time.Time) *Er
 		if names == "" {
 			names = "no host names at all (only a subject " + fmt.Sprintf("%q", hn.Certificate.Subject.String()) + ", which is not checked)"
 		}
-		return certErr(err, fmt.Sprintf("server certificate is for %s, not for %q: set the server address to a name in the certificate, or reissue the certificate for %q", names, host, host))
+		return certErr(err, fmt.Sprintf("server certificate is for %s, not for %q: set the server address to a name in the certificate, or reissue the certificate for %q, or pin this certificate as it is with camftpd trust", names, host, host))
 	case errors.As(err, &unk):
 		issuer := leaf.Issuer.String()
-		what := "import the server's CA certificate (or its self-signed certificate) into the camera"
+		what := "import the server's CA certificate (or its self-signed certificate) into the camera (camftpd trust -import FILE), or pin the certificate the server presents (camftpd trust)"
 		if p.roots == nil {
 			what = "no certificate is imported and the system roots do not know it: " + what
 		}

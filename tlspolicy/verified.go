@@ -19,8 +19,8 @@ import (
 // A hit needs the same certificates, byte for byte, in the same order, and
 // a plausible clock inside the validity of every certificate of the chain
 // the verification built (the root too): what the verification depends on
-// besides the bytes is the policy (fixed for its life: roots, server name)
-// and the time. A clock that moved out of the window, a clock that is not
+// besides the bytes is the policy (fixed for its life: roots, server name),
+// the trust store's content (its generation) and the time. A clock that moved out of the window, a clock that is not
 // set, or another chain verifies in full, and a failed verification is
 // never remembered. Pins are checked on every handshake all the same (two
 // SHA-256 of the leaf).
@@ -28,14 +28,15 @@ type verified struct {
 	mu       sync.Mutex
 	raw      [][]byte // the chain as presented (DER)
 	from, to time.Time
+	gen      uint64 // the trust store's generation it was verified with
 }
 
-// hit reports whether certs is the remembered chain and now inside its
-// validity.
-func (v *verified) hit(certs []*x509.Certificate, now time.Time) bool {
+// hit reports whether certs is the remembered chain, verified with the
+// trust store generation gen, and now inside its validity.
+func (v *verified) hit(certs []*x509.Certificate, now time.Time, gen uint64) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(v.raw) == 0 || len(v.raw) != len(certs) || now.Before(v.from) || now.After(v.to) {
+	if len(v.raw) == 0 || len(v.raw) != len(certs) || gen != v.gen || now.Before(v.from) || now.After(v.to) {
 		return false
 	}
 	for i, c := range certs {
@@ -47,8 +48,8 @@ func (v *verified) hit(certs []*x509.Certificate, now time.Time) bool {
 }
 
 // remember records certs, verified at a plausible time into chain (the
-// chain x509 built, from the leaf to a root).
-func (v *verified) remember(certs, chain []*x509.Certificate) {
+// chain x509 built, from the leaf to a root) with trust store generation gen.
+func (v *verified) remember(certs, chain []*x509.Certificate, gen uint64) {
 	if len(chain) == 0 {
 		return
 	}
@@ -66,6 +67,6 @@ func (v *verified) remember(certs, chain []*x509.Certificate) {
 		raw[i] = c.Raw
 	}
 	v.mu.Lock()
-	v.raw, v.from, v.to = raw, from, to
+	v.raw, v.from, v.to, v.gen = raw, from, to, gen
 	v.mu.Unlock()
 }

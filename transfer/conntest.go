@@ -81,7 +81,8 @@ type TestOptions struct {
 	// kept: uploads use it), and the test file goes into it.
 	Remote string
 	// CertWarnDays: a server certificate that expires within that many
-	// days is a warning; 0 means 30. An expired one fails the handshake.
+	// days is a warning; 0 means 30, negative none. An expired one fails
+	// the handshake.
 	CertWarnDays int
 	// Now is the clock of the expiry warning (nil: time.Now).
 	Now func() time.Time
@@ -102,7 +103,7 @@ type TestOptions struct {
 // fails when something is left. ctx bounds the whole test, cfg's timeouts
 // each step.
 func Test(ctx context.Context, cfg Config, o TestOptions) []StepResult {
-	if o.CertWarnDays <= 0 {
+	if o.CertWarnDays == 0 {
 		o.CertWarnDays = certWarnDays
 	}
 	if o.Now == nil {
@@ -346,7 +347,7 @@ func (t *connTest) certificate(cs tls.ConnectionState) {
 	_, kp := tlspolicy.CertPins(cert)
 	detail := fmt.Sprintf("verified (chain, name, pins): subject %q, issuer %q, valid until %s (%d days), key pin %s",
 		oneLine(cert.Subject.String()), oneLine(cert.Issuer.String()), cert.NotAfter.UTC().Format(time.DateOnly), days, kp)
-	if left < time.Duration(t.o.CertWarnDays)*24*time.Hour {
+	if t.o.CertWarnDays > 0 && left < time.Duration(t.o.CertWarnDays)*24*time.Hour {
 		t.warn(StepCertificate, fmt.Sprintf("expires in %d days (%s, warning from %d days): ", days,
 			cert.NotAfter.UTC().Format(time.DateOnly), t.o.CertWarnDays)+detail,
 			"renew the server's certificate before it expires: uploads stop then")

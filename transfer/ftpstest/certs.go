@@ -35,8 +35,9 @@ type Cert struct {
 }
 
 // CertOptions describes a leaf certificate. The zero value gives a
-// certificate valid now (1 hour back, 24 hours ahead) for "localhost" and
-// 127.0.0.1 with an RSA key.
+// certificate valid now (1 hour back, 397 days ahead: a server
+// certificate's usual life, beyond the 30 days before expiry in which
+// camftpd warns) for "localhost" and 127.0.0.1 with an RSA key.
 type CertOptions struct {
 	ECDSA     bool
 	DNSNames  []string // default {"localhost"} when DNSNames and IPs are both nil
@@ -141,7 +142,7 @@ func (ca *CA) IssueCert(o CertOptions) (*Cert, error) {
 		o.NotBefore = now.Add(-time.Hour)
 	}
 	if o.NotAfter.IsZero() {
-		o.NotAfter = now.Add(24 * time.Hour)
+		o.NotAfter = now.Add(397 * 24 * time.Hour)
 	}
 	cn := o.CommonName
 	if cn == "" && len(o.DNSNames) > 0 {
