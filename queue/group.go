@@ -85,9 +85,13 @@ func (q *Queue) commitGroup(calls []*groupCall) {
 		failed := -1
 		var wall time.Time
 		var mono time.Duration
+		var soft []*softLease
 		err := q.db.Update(func(tx *bolt.Tx) error {
 			t := &txn{tx: tx}
 			var err error
+			if soft, err = q.applySoft(t); err != nil {
+				return err
+			}
 			if wall, mono, err = q.replanTx(t); err != nil {
 				return err
 			}
@@ -106,6 +110,7 @@ func (q *Queue) commitGroup(calls []*groupCall) {
 			}
 			return nil
 		})
+		q.settleSoft(soft, err == nil)
 		if err != nil && failed >= 0 && len(calls) > 1 {
 			q.commitGroup(calls[failed : failed+1])
 			calls = append(calls[:failed:failed], calls[failed+1:]...)

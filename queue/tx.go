@@ -13,14 +13,19 @@ import (
 
 // update runs fn in one read-write transaction (fsync'd on commit) and
 // turns storage errors into one clear line.
-// A wall-clock step is re-planned first, in the same transaction (see
-// replanTx), so that fn computes due times on a consistent schedule.
+// The soft leases are written first (softlease.go), then a wall-clock step
+// is re-planned, in the same transaction (see replanTx), so that fn
+// computes due times on a consistent schedule.
 func (q *Queue) update(op, what string, fn func(t *txn) error) error {
 	var wall time.Time
 	var mono time.Duration
+	var soft []*softLease
 	err := q.db.Update(func(tx *bolt.Tx) error {
 		t := &txn{tx: tx}
 		var err error
+		if soft, err = q.applySoft(t); err != nil {
+			return err
+		}
 		if wall, mono, err = q.replanTx(t); err != nil {
 			return err
 		}
@@ -29,6 +34,7 @@ func (q *Queue) update(op, what string, fn func(t *txn) error) error {
 		}
 		return t.flush()
 	})
+	q.settleSoft(soft, err == nil)
 	if err == nil {
 		q.setAnchor(wall, mono)
 	}
