@@ -8,17 +8,18 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Group commit. The per-file operations (Lease, Intend, Ack, and the other
-// settles of an attempt) run with updateGrouped: a call that finds another
-// commit under way waits for it and is then committed together with every
-// call that queued up meanwhile, in one bbolt transaction and one fsync
-// pair, in the order they queued. Nothing waits on purpose: a call alone
-// is committed at once, as update does. Each caller still returns only
-// once its change is durable, and a change is never visible to a reader
-// before its commit, so a power cut loses or keeps whole calls whose
-// callers had not returned yet, exactly as with one transaction per call;
-// the calls of one goroutine stay in its order. Two workers and the
-// dispatcher uploading the benchmark's 1,000 small files overlap often:
+// Group commit. The per-file operations (Intend, Ack, and the other
+// settles of an attempt; a Lease only when due items go back to pending,
+// else the next commit writes it, softlease.go) run with updateGrouped: a
+// call that finds another commit under way waits for it and is then
+// committed together with every call that queued up meanwhile, in one
+// bbolt transaction and one fsync pair, in the order they queued. Nothing
+// waits on purpose: a call alone is committed at once, as update does.
+// Each caller still returns only once its change is durable, and a change
+// is never visible to a reader before its commit, so a power cut loses or
+// keeps whole calls whose callers had not returned yet, exactly as with
+// one transaction per call; the calls of one goroutine stay in its order.
+// Two workers uploading the benchmark's 1,000 small files overlap often:
 // every fdatasync of a commit a worker's Intend or Ack shares is one the
 // other's does not pay (BENCHMARKS.md, "Where the per-file CPU goes").
 //

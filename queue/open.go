@@ -255,6 +255,18 @@ func (q *Queue) closeClean() error {
 	return nil
 }
 
+// flushSoft writes the soft leases now (Close: a clean close leaves none
+// behind, see freshSeq).
+func (q *Queue) flushSoft() error {
+	q.soft.mu.Lock()
+	n := len(q.soft.m)
+	q.soft.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	return q.update("close", "leases", func(*txn) error { return nil })
+}
+
 // writeSynced writes a small file durably: temporary file, fsync, rename,
 // fsync of the directory.
 func writeSynced(path string, data []byte) error {

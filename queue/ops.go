@@ -241,6 +241,43 @@ func (q *Queue) LeaseFunc(worker string, admit func(Item) bool) (Item, bool, err
 	return it, ok, nil
 }
 
+// leaseSoft is Lease's read-only path: it picks the first pending item
+// admit accepts that no soft lease holds and leases it in memory. requeue
+// says a Retry item or a lease fell due: the caller then leases in a
+// write transaction, which puts them back to pending first.
+func (q *Queue) leaseSoft(worker string, admit func(Item) bool, now time.Time) (it Item, ok, requeue bool, err error) {
+	err = q.viewSoft("lease", worker, func(t *txn, soft map[string]*softLease) error {
+		for _, s := range soft {
+			if !s.it.LeaseUntil.After(now) {
+				requeue = true
+				return nil
+			}
+		}
+		if dueAgain(t, now) {
+			requeue = true
+			return nil
+		}
+		r, err := t.firstAdmitted(admit, soft)
+		if r == nil || err != nil {
+			return err
+		}
+		first := !r.leased && r.Attempts == 0 && r.Seq > q.freshSeq
+		r.State, r.Worker, r.LeaseUntil = InFlight, worker, now.Add(q.opts.LeaseTime)
+		r.Attempts++
+		it, ok = r.Item, true
+		if q.soft.m == nil {
+			q.soft.m = make(map[string]*softLease)
+		}
+		q.soft.m[r.ID] = &softLease{it: it}
+		it.FirstLease = first
+		return nil
+	})
+	if err != nil {
+		return Item{}, false, false, err
+	}
+	return it, ok, requeue, nil
+}
+
 // Renew extends the lease of an in-flight item by LeaseTime from now.
 func (q *Queue) Renew(id string) error {
 	return q.updateGrouped("renew", id, func(t *txn) error {

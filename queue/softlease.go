@@ -49,13 +49,6 @@ type softLeases struct {
 	m  map[string]*softLease
 }
 
-// viewSoft runs fn in a read transaction with the soft leases held still.
-func (q *Queue) viewSoft(op, what string, fn func(t *txn, soft map[string]*softLease) error) error {
-	q.soft.mu.Lock()
-	defer q.soft.mu.Unlock()
-	return q.view(op, what, func(t *txn) error { return fn(t, q.soft.m) })
-}
-
 // softItem returns the soft lease of r if r is still pending in the
 // transaction that read it (else the lease is written already).
 func softItem(soft map[string]*softLease, r *rec) (Item, bool) {
@@ -132,43 +125,6 @@ func appendSoft(t *txn, soft map[string]*softLease, out []Item) []Item {
 	return out
 }
 
-// leaseSoft is Lease's read-only path: it picks the first pending item
-// admit accepts that no soft lease holds and leases it in memory. requeue
-// says a Retry item or a lease fell due: the caller then leases in a
-// write transaction, which puts them back to pending first.
-func (q *Queue) leaseSoft(worker string, admit func(Item) bool, now time.Time) (it Item, ok, requeue bool, err error) {
-	err = q.viewSoft("lease", worker, func(t *txn, soft map[string]*softLease) error {
-		for _, s := range soft {
-			if !s.it.LeaseUntil.After(now) {
-				requeue = true
-				return nil
-			}
-		}
-		if dueAgain(t, now) {
-			requeue = true
-			return nil
-		}
-		r, err := t.firstAdmitted(admit, soft)
-		if r == nil || err != nil {
-			return err
-		}
-		first := !r.leased && r.Attempts == 0 && r.Seq > q.freshSeq
-		r.State, r.Worker, r.LeaseUntil = InFlight, worker, now.Add(q.opts.LeaseTime)
-		r.Attempts++
-		it, ok = r.Item, true
-		if q.soft.m == nil {
-			q.soft.m = make(map[string]*softLease)
-		}
-		q.soft.m[r.ID] = &softLease{it: it}
-		it.FirstLease = first
-		return nil
-	})
-	if err != nil {
-		return Item{}, false, false, err
-	}
-	return it, ok, requeue, nil
-}
-
 // dueAgain reports a Retry item due or a written lease expired by now.
 func dueAgain(t *txn, now time.Time) bool {
 	if k, _ := t.first(Retry); k != nil && !keyTime(k).After(now) {
@@ -176,16 +132,4 @@ func dueAgain(t *txn, now time.Time) bool {
 	}
 	k, _ := t.first(InFlight)
 	return k != nil && !keyTime(k).After(now)
-}
-
-// flushSoft writes the soft leases now (Close: a clean close leaves none
-// behind, see freshSeq).
-func (q *Queue) flushSoft() error {
-	q.soft.mu.Lock()
-	n := len(q.soft.m)
-	q.soft.mu.Unlock()
-	if n == 0 {
-		return nil
-	}
-	return q.update("close", "leases", func(*txn) error { return nil })
 }

@@ -86,3 +86,10 @@ func (q *Queue) replan() error {
 	}
 	return q.update("replan", "due times", func(*txn) error { return nil })
 }
+
+// viewSoft runs fn in a read transaction with the soft leases held still.
+func (q *Queue) viewSoft(op, what string, fn func(t *txn, soft map[string]*softLease) error) error {
+	q.soft.mu.Lock()
+	defer q.soft.mu.Unlock()
+	return q.view(op, what, func(t *txn) error { return fn(t, q.soft.m) })
+}
