@@ -90,10 +90,10 @@ func (q *Queue) commitGroup(calls []*groupCall) {
 		err := q.db.Update(func(tx *bolt.Tx) error {
 			t := &txn{tx: tx}
 			var err error
-			if soft, err = q.applySoft(t); err != nil {
+			if wall, mono, err = q.replanTx(t); err != nil {
 				return err
 			}
-			if wall, mono, err = q.replanTx(t); err != nil {
+			if soft, err = q.applySoft(t); err != nil {
 				return err
 			}
 			if err := t.flush(); err != nil {

@@ -268,7 +268,11 @@ func (q *Queue) leaseSoft(worker string, admit func(Item) bool, now time.Time) (
 		if q.soft.m == nil {
 			q.soft.m = make(map[string]*softLease)
 		}
-		q.soft.m[r.ID] = &softLease{it: it}
+		sl := &softLease{it: it}
+		if q.opts.Elapsed != nil {
+			sl.mono = q.opts.Elapsed()
+		}
+		q.soft.m[r.ID] = sl
 		it.FirstLease = first
 		return nil
 	})

@@ -36,8 +36,9 @@ import (
 // softLease is one lease kept in memory until a write transaction commits
 // it.
 type softLease struct {
-	it      Item // as Lease returned it: in flight, attempt counted
-	applied bool // written by a transaction not yet known to have committed
+	it      Item          // as Lease returned it: in flight, attempt counted
+	mono    time.Duration // Options.Elapsed when leased (0 without it)
+	applied bool          // written by a transaction not yet known to have committed
 }
 
 // softLeases is the queue's set of soft leases; mu is taken before a read
@@ -62,8 +63,10 @@ func softItem(soft map[string]*softLease, r *rec) (Item, bool) {
 }
 
 // applySoft writes the soft leases not yet written, at the start of a
-// write transaction; the caller passes what it returns to settleSoft once
-// the transaction has committed or failed.
+// write transaction, after replanTx: each lease keeps the time it had left
+// on the monotonic clock, so a wall-clock step between the Lease and this
+// write neither shortens nor stretches it. The caller passes what it
+// returns to settleSoft once the transaction has committed or failed.
 func (q *Queue) applySoft(t *txn) ([]*softLease, error) {
 	q.soft.mu.Lock()
 	var todo []*softLease
@@ -85,8 +88,12 @@ func (q *Queue) applySoft(t *txn) ([]*softLease, error) {
 		if r.State != Pending {
 			continue // written by a commit that has not dropped it from the set yet
 		}
+		until := s.it.LeaseUntil
+		if q.opts.Elapsed != nil {
+			until = q.now().Add(q.opts.LeaseTime - (q.opts.Elapsed() - s.mono))
+		}
 		if err := t.move(r, func(r *rec) {
-			r.State, r.Worker, r.LeaseUntil = InFlight, s.it.Worker, s.it.LeaseUntil
+			r.State, r.Worker, r.LeaseUntil = InFlight, s.it.Worker, until
 			r.Attempts++
 			r.leased = true
 		}); err != nil {

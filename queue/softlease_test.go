@@ -170,3 +170,26 @@ func TestSoftLeaseExpires(t *testing.T) {
 	}
 	mustVerify(t, q)
 }
+
+// TestSoftLeaseOverAClockStep: a lease written after a wall-clock step
+// keeps the time it had left (monotonic), forward and back.
+func TestSoftLeaseOverAClockStep(t *testing.T) {
+	for _, step := range []time.Duration{time.Hour, -time.Hour} {
+		clk := &twoClocks{wall: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+		q := openT(t, filepath.Join(t.TempDir(), "q.db"), &Options{Now: clk.Now, Elapsed: clk.Elapsed, LeaseTime: 10 * time.Minute})
+		mustEnqueue(t, q, capN(0))
+		a := mustLease(t, q, "w1")
+		clk.pass(time.Minute)
+		clk.step(step)
+		if err := q.Intend(a.ID, Intent{Temp: "t", Final: "f", Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+		want := clk.Now().Add(9 * time.Minute)
+		if r := dbRecord(t, q, a.ID); !r.LeaseUntil.Equal(want) {
+			t.Errorf("step %s: lease written to end at %s, want %s (9 minutes left)", step, r.LeaseUntil, want)
+		}
+		if _, ok, err := q.Lease("w2"); ok || err != nil {
+			t.Errorf("step %s: leased again (%v) with 9 minutes left", step, err)
+		}
+	}
+}

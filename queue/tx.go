@@ -13,8 +13,8 @@ import (
 
 // update runs fn in one read-write transaction (fsync'd on commit) and
 // turns storage errors into one clear line.
-// The soft leases are written first (softlease.go), then a wall-clock step
-// is re-planned, in the same transaction (see replanTx), so that fn
+// A wall-clock step is re-planned first, in the same transaction (see
+// replanTx), then the soft leases are written (softlease.go), so that fn
 // computes due times on a consistent schedule.
 func (q *Queue) update(op, what string, fn func(t *txn) error) error {
 	var wall time.Time
@@ -23,10 +23,10 @@ func (q *Queue) update(op, what string, fn func(t *txn) error) error {
 	err := q.db.Update(func(tx *bolt.Tx) error {
 		t := &txn{tx: tx}
 		var err error
-		if soft, err = q.applySoft(t); err != nil {
+		if wall, mono, err = q.replanTx(t); err != nil {
 			return err
 		}
-		if wall, mono, err = q.replanTx(t); err != nil {
+		if soft, err = q.applySoft(t); err != nil {
 			return err
 		}
 		if err := fn(t); err != nil {
