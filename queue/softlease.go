@@ -36,9 +36,14 @@ import (
 // softLease is one lease kept in memory until a write transaction commits
 // it.
 type softLease struct {
-	it      Item          // as Lease returned it: in flight, attempt counted
-	mono    time.Duration // Options.Elapsed when leased (0 without it)
-	applied bool          // written by a transaction not yet known to have committed
+	it   Item          // as Lease returned it: in flight, attempt counted
+	mono time.Duration // Options.Elapsed when leased (0 without it)
+	// by is the ID of the write transaction that wrote it (0: none yet).
+	// bbolt gives a write transaction the ID after the last committed
+	// one, so a later transaction with a higher ID knows the write
+	// committed (the entry only waits to be dropped), and one with the
+	// same ID knows it was rolled back.
+	by int
 }
 
 // softLeases is the queue's set of soft leases; mu is taken before a read
@@ -68,11 +73,12 @@ func softItem(soft map[string]*softLease, r *rec) (Item, bool) {
 // write neither shortens nor stretches it. The caller passes what it
 // returns to settleSoft once the transaction has committed or failed.
 func (q *Queue) applySoft(t *txn) ([]*softLease, error) {
+	id := t.tx.ID()
 	q.soft.mu.Lock()
 	var todo []*softLease
 	for _, s := range q.soft.m {
-		if !s.applied {
-			s.applied = true
+		if s.by == 0 || s.by == id { // not written, or by a rolled-back transaction
+			s.by = id
 			todo = append(todo, s)
 		}
 	}
@@ -86,7 +92,7 @@ func (q *Queue) applySoft(t *txn) ([]*softLease, error) {
 			return todo, err
 		}
 		if r.State != Pending {
-			continue // written by a commit that has not dropped it from the set yet
+			continue // nothing to write (every write applies the soft leases first)
 		}
 		until := s.it.LeaseUntil
 		if q.opts.Elapsed != nil {
@@ -103,18 +109,16 @@ func (q *Queue) applySoft(t *txn) ([]*softLease, error) {
 	return todo, nil
 }
 
-// settleSoft drops the leases a committed transaction wrote from the set,
-// or marks them unwritten again after a failed one.
+// settleSoft drops the leases a committed transaction wrote from the set.
+// After a failed one it leaves them: the next write transaction has the
+// same ID and writes them again (see softLease.by).
 func (q *Queue) settleSoft(todo []*softLease, committed bool) {
-	if len(todo) == 0 {
+	if len(todo) == 0 || !committed {
 		return
 	}
 	q.soft.mu.Lock()
 	for _, s := range todo {
-		switch {
-		case !committed:
-			s.applied = false
-		case q.soft.m[s.it.ID] == s:
+		if q.soft.m[s.it.ID] == s {
 			delete(q.soft.m, s.it.ID)
 		}
 	}

@@ -193,3 +193,39 @@ func TestSoftLeaseOverAClockStep(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftLeaseAfterAFailedWrite: a write transaction that fails after
+// writing the soft leases is rolled back with them; the lease stays soft
+// and the next commit writes it, once.
+func TestSoftLeaseAfterAFailedWrite(t *testing.T) {
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
+	mustEnqueue(t, q, capN(0))
+	mustEnqueue(t, q, capN(1))
+	a := mustLease(t, q, "w1")
+	if err := q.Intend("0000000000000000", Intent{Temp: "t", Final: "f", Size: 1}); err == nil {
+		t.Fatal("Intend of an unknown item succeeded")
+	}
+	if r := dbRecord(t, q, a.ID); r.State != Pending {
+		t.Fatalf("a failed write left the lease written: %s", r.State)
+	}
+	if it, err := q.Get(a.ID); err != nil || it.State != InFlight {
+		t.Fatalf("lease lost by a failed write: %+v %v", it, err)
+	}
+	if err := q.Intend(a.ID, Intent{Temp: "t", Final: "f", Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if r := dbRecord(t, q, a.ID); r.State != InFlight || r.Attempts != 1 || r.Intent.Final != "f" {
+		t.Errorf("after the next commit: %+v", r.Item)
+	}
+	b := mustLease(t, q, "w2")
+	if err := q.Release(a.ID); err != nil { // a commit after the lease was dropped from the set
+		t.Fatal(err)
+	}
+	if r := dbRecord(t, q, a.ID); r.State != Pending || r.Attempts != 0 {
+		t.Errorf("released item written again by a later commit: %+v", r.Item)
+	}
+	if r := dbRecord(t, q, b.ID); r.State != InFlight || r.Worker != "w2" {
+		t.Errorf("second lease: %+v", r.Item)
+	}
+	mustVerify(t, q)
+}
