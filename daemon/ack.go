@@ -9,10 +9,11 @@ import (
 
 // ackLinger bounds how long a finished upload's done record waits to be
 // committed with the next queue change (queue.AckSoon): in a burst the
-// dispatcher's Lease for this worker follows at once, and one transaction
-// and one fsync pair then records both. On the benchmark's 1,000 small
-// files that was one commit per file less (BENCHMARKS.md, "Where the
-// per-file CPU goes").
+// next file's Intend follows within milliseconds (it also writes that
+// file's lease, which the queue kept in memory), and one transaction and
+// one fsync pair then records all three. On the benchmark's 1,000 small
+// files that is one commit per file (BENCHMARKS.md, "Where the per-file
+// CPU goes").
 const ackLinger = 100 * time.Millisecond
 
 // ackSoon records a finished upload as done without holding the worker:

@@ -319,30 +319,44 @@ func (d *Daemon) block(reason string) {
 }
 
 // renewLease renews it's lease every third of the lease time until the
-// func it returns is called, which stops the renewing goroutine and waits
-// for it: the lease follows the clock, not the upload's progress, so that
-// a step that makes no progress for a lease time (a stalled data
-// connection, a slow server) does not let another worker lease the item.
+// func it returns is called, which stops the renewing and waits for a
+// renewal under way: the lease follows the clock, not the upload's
+// progress, so that a step that makes no progress for a lease time (a
+// stalled data connection, a slow server) does not let another worker
+// lease the item. A timer, not a goroutine waiting on one: most uploads
+// end long before the first renewal, and then cost no goroutine and no
+// wake-up (BENCHMARKS.md, "Where the per-file CPU goes").
 func (w *worker) renewLease(it queue.Item) (stop func()) {
 	d := w.d
 	q, every := d.Queue(), d.leaseTime()/3
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				d.durable("renew", it, q.Renew(it.ID))
-			}
+	var mu sync.Mutex // guards stopped and t; a renewal joins running under it
+	var running sync.WaitGroup
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
 		}
+		running.Add(1)
+		mu.Unlock()
+		defer running.Done()
+		d.durable("renew", it, q.Renew(it.ID))
+		mu.Lock()
+		if !stopped {
+			t.Reset(every)
+		}
+		mu.Unlock()
 	})
+	mu.Unlock()
 	return func() {
-		close(done)
-		wg.Wait()
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+		running.Wait()
 	}
 }
 

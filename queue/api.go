@@ -78,7 +78,10 @@ type Item struct {
 	AbsentSince time.Time
 	// FirstLease is set on the Item Lease returns when the item was never
 	// leased before (a released lease counts too): no upload of it can have
-	// begun, so no partial remote file of it can exist.
+	// begun, so no partial remote file of it can exist. After a start that
+	// found the queue not closed cleanly it is never set on the items
+	// enqueued before that start (a lease of the crashed run may have been
+	// lost before it was written, see softlease.go).
 	FirstLease bool
 }
 
@@ -158,6 +161,9 @@ type Queue struct {
 	wake      chan struct{}
 	anchor    clockAnchor // last look at the clocks, see replanTx
 	group     groupCommit // updateGrouped's queue (group.go)
+	soft      softLeases  // leases not written yet (softlease.go)
+	unclean   bool        // Open found no clean-close marker
+	freshSeq  uint64      // items up to this Seq may have a lease lost in a crash
 }
 
 // clockAnchor is the wall and monotonic reading of the last look at the

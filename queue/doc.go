@@ -72,9 +72,15 @@
 // Every state change is committed in a bbolt read-write transaction with
 // fsync (NoSync is never set), and a call returns once it is: after a crash
 // or power cut each item is in exactly one state, the one of its last
-// committed change. The per-file changes of concurrent callers (Lease,
-// Intend, Ack...) share a transaction when they queue up behind another
-// commit (group commit, group.go); AckSoon waits a little for one. Done
+// committed change. One exception: a Lease is kept in memory and written
+// by the next write transaction, before that transaction's own change
+// (softlease.go): the Intend before an upload's rename writes it, and
+// every reader sees the item in flight meanwhile. A lease lost in a crash
+// leaves its item pending, where Open would have put it anyway; after
+// such a start FirstLease is not set on the items enqueued before it. The
+// per-file changes of concurrent callers (Intend, Ack...) share a
+// transaction when they queue up behind another commit (group commit,
+// group.go); AckSoon waits a little for one. Done
 // items never go back. Every item is in the items bucket and in exactly one index bucket
 // (that of its state); Verify checks this, Open runs it and rebuilds the
 // indexes if needed. Unless the file is as the last Close left it (a
@@ -151,9 +157,11 @@ package queue
 //     fpbuf.go: Fingerprint's pooled read buffers.
 //  3. filesindex.go (the files index, and the txn steps that go through
 //     it: find, remove), clockjump.go (re-planning due times after a
-//     wall-clock step), migrate.go (schema upgrades).
-//  4. tx.go: update and view, every operation's transaction; group.go:
-//     updateGrouped, the group commit of the per-file operations.
+//     wall-clock step), migrate.go (schema upgrades), softlease.go (leases
+//     kept in memory until the next write transaction writes them).
+//  4. tx.go: update and view, every operation's transaction (viewSoft: a
+//     view with the soft leases held still); group.go: updateGrouped, the
+//     group commit of the per-file operations.
 //  5. ops.go, grow.go, list.go, peek.go, files.go, orphans.go, verify.go: the
 //     operations (grow.go uses ops.go's stateErr).
 //  6. open.go: Open and Close, and the checks and repairs at open.

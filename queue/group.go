@@ -8,17 +8,18 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Group commit. The per-file operations (Lease, Intend, Ack, and the other
-// settles of an attempt) run with updateGrouped: a call that finds another
-// commit under way waits for it and is then committed together with every
-// call that queued up meanwhile, in one bbolt transaction and one fsync
-// pair, in the order they queued. Nothing waits on purpose: a call alone
-// is committed at once, as update does. Each caller still returns only
-// once its change is durable, and a change is never visible to a reader
-// before its commit, so a power cut loses or keeps whole calls whose
-// callers had not returned yet, exactly as with one transaction per call;
-// the calls of one goroutine stay in its order. Two workers and the
-// dispatcher uploading the benchmark's 1,000 small files overlap often:
+// Group commit. The per-file operations (Intend, Ack, and the other
+// settles of an attempt; a Lease only when due items go back to pending,
+// else the next commit writes it, softlease.go) run with updateGrouped: a
+// call that finds another commit under way waits for it and is then
+// committed together with every call that queued up meanwhile, in one
+// bbolt transaction and one fsync pair, in the order they queued. Nothing
+// waits on purpose: a call alone is committed at once, as update does.
+// Each caller still returns only once its change is durable, and a change
+// is never visible to a reader before its commit, so a power cut loses or
+// keeps whole calls whose callers had not returned yet, exactly as with
+// one transaction per call; the calls of one goroutine stay in its order.
+// Two workers uploading the benchmark's 1,000 small files overlap often:
 // every fdatasync of a commit a worker's Intend or Ack shares is one the
 // other's does not pay (BENCHMARKS.md, "Where the per-file CPU goes").
 //
@@ -85,10 +86,14 @@ func (q *Queue) commitGroup(calls []*groupCall) {
 		failed := -1
 		var wall time.Time
 		var mono time.Duration
+		var soft []*softLease
 		err := q.db.Update(func(tx *bolt.Tx) error {
 			t := &txn{tx: tx}
 			var err error
 			if wall, mono, err = q.replanTx(t); err != nil {
+				return err
+			}
+			if soft, err = q.applySoft(t); err != nil {
 				return err
 			}
 			if err := t.flush(); err != nil {
@@ -106,6 +111,7 @@ func (q *Queue) commitGroup(calls []*groupCall) {
 			}
 			return nil
 		})
+		q.settleSoft(soft, err == nil)
 		if err != nil && failed >= 0 && len(calls) > 1 {
 			q.commitGroup(calls[failed : failed+1])
 			calls = append(calls[:failed:failed], calls[failed+1:]...)

@@ -141,8 +141,9 @@ func TestGroupCommitConcurrentWorkers(t *testing.T) {
 	}
 }
 
-// TestAckSoonRidesTheNextCommit: an AckSoon is committed with the Lease
-// that follows it (one commit for both), and alone once linger has passed.
+// TestAckSoonRidesTheNextCommit: an AckSoon is committed with the next
+// commit (the next file's Intend, which writes that file's lease too: one
+// commit for the three), and alone once linger has passed.
 func TestAckSoonRidesTheNextCommit(t *testing.T) {
 	q := openT(t, filepath.Join(t.TempDir(), "q.db"), nil)
 	for i := range 2 {
@@ -172,16 +173,22 @@ func TestAckSoonRidesTheNextCommit(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("second lease: %v %v", ok, err)
 	}
+	if got := commits(t, q) - before; got != 0 {
+		t.Errorf("the Lease committed (%d commits): want it kept until the next commit", got)
+	}
+	if err := q.Intend(b.ID, Intent{Temp: "t1", Final: "r1", Size: 1}); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case err := <-acked:
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("AckSoon still waiting after the Lease committed")
+		t.Fatal("AckSoon still waiting after the Intend committed")
 	}
 	if got := commits(t, q) - before; got != 1 {
-		t.Errorf("%d commits for AckSoon and Lease, want 1", got)
+		t.Errorf("%d commits for AckSoon, Lease and Intend, want 1", got)
 	}
 	if it, err := q.Get(a.ID); err != nil || it.State != Done {
 		t.Errorf("acked item: %+v %v", it, err)

@@ -122,6 +122,7 @@ func (q *Queue) checkBeforeOpen() (created bool, err error) {
 	case q.takeCleanMark(fi):
 		// As the last Close left it: bbolt's full check is skipped.
 	default:
+		q.unclean = true
 		if err := checkFile(q.path, fi.Size(), q.opts.LockTimeout); err != nil {
 			var ce *corruptError
 			if errors.As(err, &ce) {
@@ -234,6 +235,11 @@ func (q *Queue) Close() error {
 // power cut, or with a file changed since, finds no matching marker and
 // checks in full. A marker that cannot be written only costs that check.
 func (q *Queue) closeClean() error {
+	if err := q.flushSoft(); err != nil {
+		q.log.Warn("queue: could not write the leases held; the next start treats every item as leased before",
+			"path", q.path, "err", err.Error())
+		return q.db.Close() // no marker: the next start assumes a crash
+	}
 	if err := q.db.Close(); err != nil {
 		return err
 	}
@@ -247,6 +253,18 @@ func (q *Queue) closeClean() error {
 			"path", q.path, "err", err.Error())
 	}
 	return nil
+}
+
+// flushSoft writes the soft leases now (Close: a clean close leaves none
+// behind, see freshSeq).
+func (q *Queue) flushSoft() error {
+	q.soft.mu.Lock()
+	n := len(q.soft.m)
+	q.soft.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	return q.update("close", "leases", func(*txn) error { return nil })
 }
 
 // writeSynced writes a small file durably: temporary file, fsync, rename,
@@ -421,6 +439,9 @@ func (q *Queue) afterOpen() error {
 	}
 	reverted, pruned, clamped := 0, 0, 0
 	err := q.update("open", q.path, func(t *txn) error {
+		if q.unclean {
+			q.freshSeq = t.bucket(bucketItems).Sequence()
+		}
 		leased, err := t.inState(InFlight)
 		if err != nil {
 			return err

@@ -131,26 +131,26 @@ func (q *Queue) EnqueueBatch(cs []Capture) (items []Item, added []bool, err erro
 // (they go back to pending), or a pending item that admit accepts.
 func (q *Queue) dueWork(now time.Time, admit func(Item) bool) (bool, error) {
 	due := false
-	err := q.view("lease", "", func(t *txn) error {
-		if k, _ := t.first(Retry); k != nil && !keyTime(k).After(now) {
+	err := q.viewSoft("lease", "", func(t *txn, soft map[string]*softLease) error {
+		if dueAgain(t, now) {
 			due = true
-		} else if k, _ := t.first(InFlight); k != nil && !keyTime(k).After(now) {
-			due = true
-		} else {
-			r, err := t.firstAdmitted(admit)
-			due = r != nil
-			return err
+			return nil
 		}
-		return nil
+		r, err := t.firstAdmitted(admit, soft)
+		due = r != nil
+		return err
 	})
 	return due, err
 }
 
 // firstAdmitted returns the first pending record, in lease order, that
-// admit accepts (nil: any); nil when there is none.
-func (t *txn) firstAdmitted(admit func(Item) bool) (*rec, error) {
+// admit accepts (nil: any) and no soft lease holds; nil when there is none.
+func (t *txn) firstAdmitted(admit func(Item) bool, soft map[string]*softLease) (*rec, error) {
 	c := t.bucket(indexBucket[Pending]).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if _, held := soft[string(v)]; held {
+			continue
+		}
 		r, err := t.get(string(v))
 		if err != nil {
 			return nil, err
@@ -209,8 +209,8 @@ func (q *Queue) LeaseFunc(worker string, admit func(Item) bool) (Item, bool, err
 		return Item{}, false, err
 	}
 	now := q.now()
-	if due, err := q.dueWork(now, admit); err != nil || !due {
-		return Item{}, false, err
+	if it, ok, requeue, err := q.leaseSoft(worker, admit, now); err != nil || !requeue {
+		return it, ok, err
 	}
 	var it Item
 	var ok bool
@@ -219,11 +219,11 @@ func (q *Queue) LeaseFunc(worker string, admit func(Item) bool) (Item, bool, err
 		if err := t.requeueDue(now); err != nil {
 			return err
 		}
-		r, err := t.firstAdmitted(admit)
+		r, err := t.firstAdmitted(admit, nil)
 		if r == nil || err != nil {
 			return err
 		}
-		first := !r.leased && r.Attempts == 0
+		first := !r.leased && r.Attempts == 0 && r.Seq > q.freshSeq
 		if err := t.move(r, func(r *rec) {
 			r.State, r.Worker, r.LeaseUntil = InFlight, worker, now.Add(q.opts.LeaseTime)
 			r.Attempts++
@@ -239,6 +239,47 @@ func (q *Queue) LeaseFunc(worker string, admit func(Item) bool) (Item, bool, err
 		return Item{}, false, err
 	}
 	return it, ok, nil
+}
+
+// leaseSoft is Lease's read-only path: it picks the first pending item
+// admit accepts that no soft lease holds and leases it in memory. requeue
+// says a Retry item or a lease fell due: the caller then leases in a
+// write transaction, which puts them back to pending first.
+func (q *Queue) leaseSoft(worker string, admit func(Item) bool, now time.Time) (it Item, ok, requeue bool, err error) {
+	err = q.viewSoft("lease", worker, func(t *txn, soft map[string]*softLease) error {
+		for _, s := range soft {
+			if !s.it.LeaseUntil.After(now) {
+				requeue = true
+				return nil
+			}
+		}
+		if dueAgain(t, now) {
+			requeue = true
+			return nil
+		}
+		r, err := t.firstAdmitted(admit, soft)
+		if r == nil || err != nil {
+			return err
+		}
+		first := !r.leased && r.Attempts == 0 && r.Seq > q.freshSeq
+		r.State, r.Worker, r.LeaseUntil = InFlight, worker, now.Add(q.opts.LeaseTime)
+		r.Attempts++
+		it, ok = r.Item, true
+		if q.soft.m == nil {
+			q.soft.m = make(map[string]*softLease)
+		}
+		sl := &softLease{it: it}
+		if q.opts.Elapsed != nil {
+			sl.mono = q.opts.Elapsed()
+		}
+		q.soft.m[r.ID] = sl
+		it.FirstLease = first
+		return nil
+	})
+	if err != nil {
+		return Item{}, false, false, err
+	}
+	return it, ok, requeue, nil
 }
 
 // Renew extends the lease of an in-flight item by LeaseTime from now.
@@ -551,12 +592,17 @@ func (q *Queue) NextDue() (time.Time, bool) {
 	if err := q.replan(); err != nil {
 		q.log.Warn("queue: cannot move due times after a clock step; will try again", "err", err)
 	}
-	_ = q.view("next-due", "", func(t *txn) error {
+	_ = q.viewSoft("next-due", "", func(t *txn, soft map[string]*softLease) error {
 		for _, s := range []State{Retry, InFlight} {
 			if k, _ := t.first(s); k != nil {
 				if at := keyTime(k); !ok || at.Before(next) {
 					next, ok = at, true
 				}
+			}
+		}
+		for _, s := range soft {
+			if at := s.it.LeaseUntil; !ok || at.Before(next) {
+				next, ok = at, true
 			}
 		}
 		return nil
@@ -578,10 +624,18 @@ func (q *Queue) NextDueIn() (time.Duration, bool) {
 // Counts returns the number of items in each state.
 func (q *Queue) Counts() (Counts, error) {
 	var c [numStates]int64
-	err := q.view("counts", "", func(t *txn) error {
+	err := q.viewSoft("counts", "", func(t *txn, soft map[string]*softLease) error {
 		var err error
-		c, err = readCounts(t.tx)
-		return err
+		if c, err = readCounts(t.tx); err != nil {
+			return err
+		}
+		for id := range soft {
+			if r, err := t.get(id); err == nil && r.State == Pending {
+				c[stateIndex(Pending)]--
+				c[stateIndex(InFlight)]++
+			}
+		}
+		return nil
 	})
 	return Counts{
 		Pending:  int(c[stateIndex(Pending)]),
@@ -602,13 +656,16 @@ func (q *Queue) List(states ...State) ([]Item, error) {
 		states = allStates
 	}
 	var out []Item
-	err := q.view("list", "", func(t *txn) error {
+	err := q.viewSoft("list", "", func(t *txn, soft map[string]*softLease) error {
 		for _, s := range states {
 			name, ok := indexBucket[s]
 			if !ok {
 				return fmt.Errorf("unknown state %q", s)
 			}
 			err := t.bucket(name).ForEach(func(_, v []byte) error {
+				if _, held := soft[string(v)]; held && s == Pending {
+					return nil // listed in flight (softlease.go)
+				}
 				r, err := t.get(string(v))
 				if err != nil {
 					return err
@@ -619,6 +676,9 @@ func (q *Queue) List(states ...State) ([]Item, error) {
 			if err != nil {
 				return err
 			}
+			if s == InFlight {
+				out = appendSoft(t, soft, out)
+			}
 		}
 		return nil
 	})
@@ -628,10 +688,13 @@ func (q *Queue) List(states ...State) ([]Item, error) {
 // Get returns an item by ID.
 func (q *Queue) Get(id string) (Item, error) {
 	var it Item
-	err := q.view("get", id, func(t *txn) error {
+	err := q.viewSoft("get", id, func(t *txn, soft map[string]*softLease) error {
 		r, err := t.get(id)
 		if err == nil {
 			it = r.Item
+			if s, ok := softItem(soft, r); ok {
+				it = s
+			}
 		}
 		return err
 	})
@@ -645,10 +708,13 @@ func (q *Queue) Lookup(c Capture) (Item, bool, error) {
 	if len(c.Fingerprint) == 0 {
 		return Item{}, false, errNoFingerprint(c)
 	}
-	err := q.view("lookup", c.Rel, func(t *txn) error {
+	err := q.viewSoft("lookup", c.Rel, func(t *txn, soft map[string]*softLease) error {
 		r, _, err := t.find(c)
 		if err == nil && r != nil {
 			it, ok = r.Item, true
+			if s, held := softItem(soft, r); held {
+				it = s
+			}
 		}
 		return err
 	})

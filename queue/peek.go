@@ -8,9 +8,12 @@ package queue
 // pending at the next Lease and are not returned before it.
 func (q *Queue) Peek(n int) ([]Item, error) {
 	var out []Item
-	err := q.view("peek", "", func(t *txn) error {
+	err := q.viewSoft("peek", "", func(t *txn, soft map[string]*softLease) error {
 		c := t.bucket(indexBucket[Pending]).Cursor()
 		for k, v := c.First(); k != nil && len(out) < n; k, v = c.Next() {
+			if _, held := soft[string(v)]; held {
+				continue // leased, not written yet (softlease.go)
+			}
 			r, err := t.get(string(v))
 			if err != nil {
 				return err

@@ -14,14 +14,19 @@ import (
 // update runs fn in one read-write transaction (fsync'd on commit) and
 // turns storage errors into one clear line.
 // A wall-clock step is re-planned first, in the same transaction (see
-// replanTx), so that fn computes due times on a consistent schedule.
+// replanTx), then the soft leases are written (softlease.go), so that fn
+// computes due times on a consistent schedule.
 func (q *Queue) update(op, what string, fn func(t *txn) error) error {
 	var wall time.Time
 	var mono time.Duration
+	var soft []*softLease
 	err := q.db.Update(func(tx *bolt.Tx) error {
 		t := &txn{tx: tx}
 		var err error
 		if wall, mono, err = q.replanTx(t); err != nil {
+			return err
+		}
+		if soft, err = q.applySoft(t); err != nil {
 			return err
 		}
 		if err := fn(t); err != nil {
@@ -29,6 +34,7 @@ func (q *Queue) update(op, what string, fn func(t *txn) error) error {
 		}
 		return t.flush()
 	})
+	q.settleSoft(soft, err == nil)
 	if err == nil {
 		q.setAnchor(wall, mono)
 	}
@@ -79,4 +85,11 @@ func (q *Queue) replan() error {
 		return nil
 	}
 	return q.update("replan", "due times", func(*txn) error { return nil })
+}
+
+// viewSoft runs fn in a read transaction with the soft leases held still.
+func (q *Queue) viewSoft(op, what string, fn func(t *txn, soft map[string]*softLease) error) error {
+	q.soft.mu.Lock()
+	defer q.soft.mu.Unlock()
+	return q.view(op, what, func(t *txn) error { return fn(t, q.soft.m) })
 }
