@@ -272,6 +272,13 @@ func TestCertWarnDaysInStatus(t *testing.T) {
 		var b strings.Builder
 		printStatus(&b, st)
 		logged := strings.Count(logBuf.String(), "server certificate expires soon")
+		// camftpd check's certificate step follows cert_warn_days too.
+		var out, errb bytes.Buffer
+		code := Main(context.Background(), []string{"check", "-config", e.cfgPath}, &out, &errb)
+		stepWarns := strings.Contains(out.String(), "  certificate  warn    expires in 9 days")
+		if wantCode := map[bool]int{true: 1, false: 0}[c.warn]; code != wantCode || stepWarns != c.warn {
+			t.Errorf("%q: camftpd check exit %d (want %d), certificate step warns %v:\n%s%s", c.extra, code, wantCode, stepWarns, out.String(), errb.String())
+		}
 		if !c.warn {
 			if st.TLS.CertWarning != "" || strings.Contains(b.String(), "tls cert warning") || logged != 0 {
 				t.Errorf("cert_warn_days 5, 10 days left: warning %q, logged %d", st.TLS.CertWarning, logged)

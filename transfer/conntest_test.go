@@ -245,7 +245,7 @@ func TestConnTestFaults(t *testing.T) {
 		{"auth-tls-refused", ftpstest.Faults{Replies: map[string]string{"AUTH": "500 AUTH not understood"}}, nil, StepAuthTLS, "server refused AUTH TLS", TLSPolicy},
 		{"handshake-alert", ftpstest.Faults{HandshakeFault: ftpstest.AlertInternalError, HandshakeFaults: 100}, nil, StepHandshake, "internal error", Transient},
 		{"wrong-password", ftpstest.Faults{}, func(c *Config) { c.Password = "wrong" }, StepLogin, "check user name and password", Auth},
-		{"prot-536", ftpstest.Faults{Replies: map[string]string{"PROT": "536 PROT P not supported"}}, nil, StepProt, "536 PROT P not supported", Permanent},
+		{"prot-536", ftpstest.Faults{Replies: map[string]string{"PROT": "536 PROT P not supported"}}, nil, StepProt, "536 PROT P not supported", TLSPolicy},
 		{"mkd-550", ftpstest.Faults{Replies: map[string]string{"MKD": "550 Permission denied (mkd fault)"}}, nil, StepMkdir, "MKD check: not allowed or not found on the server", Permanent},
 		{"no-passive", ftpstest.Faults{Replies: map[string]string{"EPSV": "500 no EPSV", "PASV": "500 no PASV"}}, nil, StepData, "500 no PASV", Permanent},
 		{"stor-553", ftpstest.Faults{Replies: map[string]string{"STOR": "553 Could not create file (stor fault)"}}, nil, StepStor, "553 Could not create file", Permanent},
