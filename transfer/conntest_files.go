@@ -44,13 +44,7 @@ func (t *connTest) files(ctx context.Context) {
 	}
 	t.u = u
 	defer u.release() // last: after the abort below has finished
-	done := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() { u.abort(); close(done) })
-	defer func() {
-		if !stop() {
-			<-done
-		}
-	}()
+	defer u.abortOn(ctx)()
 	if !u.setCur(t.s) { // ctx ended
 		t.storNotRun(dir, created, refused, ctx.Err(), "")
 		return

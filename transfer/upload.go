@@ -113,15 +113,20 @@ func (c *Client) Upload(ctx context.Context, job Job) (Result, error) {
 	}
 	u := c.newUpload(job, f, st, dir, name)
 	defer u.release() // last: after the abort below has finished
+	defer u.abortOn(ctx)()
+	return c.attempts(ctx, op, u)
+}
 
+// abortOn aborts u when ctx ends; the function it returns undoes that,
+// and waits for an abort already under way to finish.
+func (u *upload) abortOn(ctx context.Context) func() {
 	done := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { u.abort(); close(done) })
-	defer func() {
+	return func() {
 		if !stop() {
 			<-done
 		}
-	}()
-	return c.attempts(ctx, op, u)
+	}
 }
 
 // checkJob refuses a job before anything is opened: the client's

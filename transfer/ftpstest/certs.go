@@ -125,6 +125,18 @@ func IssueCert(ca *CA, o CertOptions) (*Cert, error) { return ca.IssueCert(o) }
 
 // IssueCert issues a server certificate signed by the CA.
 func (ca *CA) IssueCert(o CertOptions) (*Cert, error) {
+	return leafCert(o, false, func(*x509.Certificate, crypto.Signer) (*x509.Certificate, crypto.Signer) {
+		return ca.Cert, ca.Key
+	})
+}
+
+// leafCert makes a server certificate for o (DNSNames and IPs both nil
+// mean localhost and 127.0.0.1; valid from an hour ago for 397 days unless
+// o says otherwise) with this process's leaf key of o's type; isCA sets
+// basicConstraints CA:TRUE. signer returns the issuer's certificate and
+// key, given the new certificate's template and key (themselves when
+// self-signed).
+func leafCert(o CertOptions, isCA bool, signer func(*x509.Certificate, crypto.Signer) (*x509.Certificate, crypto.Signer)) (*Cert, error) {
 	key, err := newKey(o.ECDSA, "leaf")
 	if err != nil {
 		return nil, fmt.Errorf("ftpstest: generating key: %w", err)
@@ -153,16 +165,19 @@ func (ca *CA) IssueCert(o CertOptions) (*Cert, error) {
 		ku |= x509.KeyUsageKeyEncipherment
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    o.NotBefore,
-		NotAfter:     o.NotAfter,
-		KeyUsage:     ku,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     o.DNSNames,
-		IPAddresses:  o.IPs,
+		SerialNumber:          sn,
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             o.NotBefore,
+		NotAfter:              o.NotAfter,
+		KeyUsage:              ku,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:              o.DNSNames,
+		IPAddresses:           o.IPs,
+		BasicConstraintsValid: isCA,
+		IsCA:                  isCA,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	parent, parentKey := signer(tmpl, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
 	if err != nil {
 		return nil, fmt.Errorf("ftpstest: issuing certificate: %w", err)
 	}
