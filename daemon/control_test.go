@@ -188,14 +188,15 @@ func TestAuthErrorBlocksUntilReload(t *testing.T) {
 }
 
 // TestMountAndLinkEvents: card removed pauses (and what is written then is
-// found by the rescan at remount); link up retries at once instead of
-// waiting out the backoff.
+// found by the rescan at remount); link down forgets the link meter's
+// measurement; link up retries at once instead of waiting out the backoff.
 func TestMountAndLinkEvents(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.retryMin, e.retryMax = "30s", "1m"
 	cfg := e.writeConfig("200ms", 1)
 	cfg.Profile.StorageMount, cfg.Profile.Interface = "/fake/card", "fake0"
+	start0 := time.Now()
 	mount := make(chan board.MountEvent, 4)
 	link := make(chan board.LinkEvent, 4)
 	d := New(cfg, testLogger(t))
@@ -222,9 +223,21 @@ func TestMountAndLinkEvents(t *testing.T) {
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00003.JPG"), 50<<10, 3)
 	waitFor(t, 10*time.Second, "retry scheduled", func() bool { return counts(t, d.Queue()).Retry == 1 })
 	e.startServer()
-	// ...link down: nothing is tried, not even a login for a new capture...
+	// The link meter has measured 100 kB/s on this link...
+	d.gate.mu.Lock()
+	d.gate.meter.span(start0, start0.Add(time.Second), 100_000)
+	d.gate.mu.Unlock()
+	if r := d.Status().Power.LinkBps; r != 100_000 {
+		t.Fatalf("link meter %.0f B/s, want the 100 kB/s span", r)
+	}
+	// ...link down: nothing is tried, not even a login for a new capture,
+	// and the measurement is forgotten (the link that comes back may be
+	// another network)...
 	link <- board.LinkEvent{Iface: "fake0", Up: false}
 	waitFor(t, 5*time.Second, "waiting for the link", func() bool { return d.Status().State == "waiting: network link down" })
+	if r := d.Status().Power.LinkBps; r != 0 {
+		t.Fatalf("link meter still says %.0f B/s after the link went down", r)
+	}
 	writeCapture(t, filepath.Join(e.media, "100TEST", "DSC00004.JPG"), 50<<10, 4)
 	waitFor(t, 5*time.Second, "queued while the link is down", func() bool { return counts(t, d.Queue()).Pending == 1 })
 	time.Sleep(within(500 * time.Millisecond)) // a quiet window under test: no connection while the link is down

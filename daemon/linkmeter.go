@@ -89,6 +89,14 @@ func (m *linkMeter) end(worker string, now time.Time) {
 	*w = workerMeter{}
 }
 
+// reset forgets every span and the uploads being timed: the link went
+// down, and what it carried before says nothing of the link that comes
+// back (another access point, another network). Until the first new
+// span the rate is 0, not measured: the link counts as fast.
+func (m *linkMeter) reset() {
+	*m = linkMeter{}
+}
+
 // span adds a timed span and takes the rate again: the bytes of the kept
 // spans over the length of their union.
 func (m *linkMeter) span(from, to time.Time, bytes int64) {

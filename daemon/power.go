@@ -121,6 +121,17 @@ func (d *Daemon) sent(a *attempt, now time.Time, n int64) {
 	}
 }
 
+// linkDown forgets the link meter's measurement (linkMeter.reset) and
+// with it a slow link's hold on movies: the link that comes back is
+// measured again from its first uploads.
+func (d *Daemon) linkDown() {
+	g := &d.gate
+	g.mu.Lock()
+	g.meter.reset()
+	g.slow = false
+	g.mu.Unlock()
+}
+
 func (g *gate) slowLocked(cfg *Config) bool {
 	return cfg.SlowLink > 0 && g.meter.rate > 0 && g.meter.rate < float64(cfg.SlowLink)
 }

@@ -356,6 +356,7 @@ func (l *runLoop) linkEvent(ev board.LinkEvent, ok bool) {
 	// Stop at once (the uploads are released and resume with REST when
 	// the link is up) rather than retrying into a dead link and holding a
 	// stalled upload for Timeout.
+	d.linkDown()
 	d.setState(func() { d.link = "down" })
 	d.cancelUploads()
 	d.log.Warn("network link down: uploads paused until it is up", "iface", ev.Iface)
