@@ -249,7 +249,7 @@ func TestBulkUpload(t *testing.T) {
 	start := time.Now()
 	_, w, err := upload(context.Background(), 1, "c", nil)
 	el := time.Since(start)
-	if ClassOf(err) != Transient || !strings.Contains(err.Error(), "stalled") || el > within(4*time.Second) || w != 1 {
+	if err == nil || ClassOf(err) != Transient || !strings.Contains(err.Error(), "stalled") || el > within(4*time.Second) || w != 1 {
 		t.Fatalf("stall in bulk mode: %v (%v) after %v, %d windows in bulk mode", err, ClassOf(err), el, w)
 	}
 
