@@ -74,7 +74,8 @@ func (d *Daemon) connTest(ctx context.Context, cfg *Config, idx int, report func
 		remote = "" // the test's mkd step reports it
 	}
 	return transfer.Test(ctx, d.clientConfig(cfg, idx, pol, "check"), transfer.TestOptions{
-		Remote: remote, CertWarnDays: serverTLS(cfg, s).CertWarnDays, Now: now, Report: report,
+		Remote: remote, CertWarnDays: serverTLS(cfg, s).CertWarnDays,
+		Pinned: func() bool { n, ok := pol.Last(); return ok && n.Pinned }, Now: now, Report: report,
 	})
 }
 

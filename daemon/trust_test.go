@@ -128,6 +128,12 @@ func TestTrustServerPinsSelfSignedNAS(t *testing.T) {
 	if code, out, _ := runTrust(t, nil, "-config", path, "-server", "nas", "-yes"); code != 0 || !strings.Contains(out, "already trusted") {
 		t.Errorf("second trust: exit %d\n%s", code, out)
 	}
+	// camftpd check says which check accepted the certificate.
+	var cout, cerr bytes.Buffer
+	Main(context.Background(), []string{"check", "-config", path, "-server", "nas"}, &cout, &cerr)
+	if !strings.Contains(cout.String(), "  certificate  ok      accepted on its pin (chain and name not checked)") {
+		t.Errorf("camftpd check after trust:\n%s%s", cout.String(), cerr.String())
+	}
 }
 
 // TestTrustImport: a server certificate given as PEM or DER is pinned, a

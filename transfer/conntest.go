@@ -86,6 +86,10 @@ type TestOptions struct {
 	CertWarnDays int
 	// Now is the clock of the expiry warning (nil: time.Now).
 	Now func() time.Time
+	// Pinned, when set, says whether the TLS policy accepted the last
+	// certificate on a pin (which replaces the chain and name checks), so
+	// that the certificate step says which check passed.
+	Pinned func() bool
 	// Report, when set, is called with each step as it ends, in order
 	// (from Test's goroutine).
 	Report func(StepResult)
@@ -345,8 +349,12 @@ func (t *connTest) certificate(cs tls.ConnectionState) {
 	left := cert.NotAfter.Sub(t.o.Now())
 	days := int(left.Hours() / 24)
 	_, kp := tlspolicy.CertPins(cert)
-	detail := fmt.Sprintf("verified (chain, name, pins): subject %q, issuer %q, valid until %s (%d days), key pin %s",
-		oneLine(cert.Subject.String()), oneLine(cert.Issuer.String()), cert.NotAfter.UTC().Format(time.DateOnly), days, kp)
+	how := "verified (chain, name, pins)"
+	if t.o.Pinned != nil && t.o.Pinned() {
+		how = "accepted on its pin (chain and name not checked)"
+	}
+	detail := fmt.Sprintf("%s: subject %q, issuer %q, valid until %s (%d days), key pin %s",
+		how, oneLine(cert.Subject.String()), oneLine(cert.Issuer.String()), cert.NotAfter.UTC().Format(time.DateOnly), days, kp)
 	if t.o.CertWarnDays > 0 && left < time.Duration(t.o.CertWarnDays)*24*time.Hour {
 		t.warn(StepCertificate, fmt.Sprintf("expires in %d days (%s, warning from %d days): ", days,
 			cert.NotAfter.UTC().Format(time.DateOnly), t.o.CertWarnDays)+detail,
