@@ -214,7 +214,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 func printStatus(w io.Writer, st Status) {
 	fmt.Fprintf(w, "state:      %s\n", escName(st.State))
 	if st.Attention != "" && !strings.HasPrefix(st.State, "attention:") {
-		fmt.Fprintf(w, "attention:  %s\n", escName(st.Attention))
+		fmt.Fprintf(w, "attention:  %s\n", escName(strings.TrimPrefix(st.Attention, "attention: ")))
 	}
 	fmt.Fprintf(w, "server:     %s (link %s)\n", escName(st.Server), escName(st.Link))
 	if st.Security != "" {

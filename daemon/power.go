@@ -291,13 +291,13 @@ func (d *Daemon) powerStatus() PowerStatus {
 func printPower(w io.Writer, p PowerStatus) {
 	link := "not measured yet"
 	if p.LinkBps > 0 {
-		link = fmtRate(p.LinkBps)
+		link = fmtRate(p.LinkBps) + " measured"
 	}
 	slow := "off"
 	if p.SlowLinkBps > 0 {
 		slow = fmtRate(float64(p.SlowLinkBps))
 	}
-	fmt.Fprintf(w, "link speed: %s measured (slow_link %s)\n", link, slow)
+	fmt.Fprintf(w, "link speed: %s (slow_link %s)\n", link, slow)
 	low := "off"
 	if p.BatteryLow > 0 {
 		low = fmt.Sprintf("%d %%, then %s", p.BatteryLow, p.LowSend)

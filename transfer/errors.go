@@ -217,7 +217,9 @@ func classify(op string, err error) *Error {
 		default: // clock: the device clock is wrong; retry once it is set
 			e.Class = Transient
 		}
-		e.Msg = oneLine(pe.Error())
+		// The policy's own message, with its fix at the end: one line
+		// already, and not cut (oneLine's bound is for server text).
+		e.Msg = tlspolicy.OneLine(pe.Error())
 	case errors.As(err, &uae), errors.As(err, &sre):
 		e.Class = Certificate
 		e.Msg = "server certificate is signed by an unknown authority (" + oneLine(err.Error()) + "): import the server's CA certificate"

@@ -261,3 +261,15 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatalf("no TLS config: %v (%v)", err, ClassOf(err))
 	}
 }
+
+// TestPolicyErrorKeepsItsFix: a TLS policy error is the policy's own
+// one-line message, with its fix at the end: classify keeps it whole
+// (server text is cut at 240 bytes, this is not).
+func TestPolicyErrorKeepsItsFix(t *testing.T) {
+	msg := `server 127.0.0.1 certificate is signed by an unknown authority (issuer "` + strings.Repeat("CN=a long issuer name,", 10) +
+		`"): no certificate is imported and the system roots do not know it: import the server's CA certificate into the camera (camftpd trust -import FILE), then retry`
+	e := classify("connect", &tlspolicy.Error{Kind: tlspolicy.KindCertificate, Msg: msg})
+	if e.Class != Certificate || !strings.HasSuffix(e.Msg, "(camftpd trust -import FILE), then retry") || len(e.Msg) < 300 {
+		t.Fatalf("class %v, message (%d bytes) %q", e.Class, len(e.Msg), e.Msg)
+	}
+}
