@@ -5,7 +5,10 @@ GO_VERSION  := 1.26.8
 PKG         := github.com/camftpd/camftpd
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X $(PKG)/daemon.Version=$(VERSION)
-CROSS_FLAGS := -trimpath
+# nethttpomithttp2: net/http without its HTTP/2 half. The status socket is
+# HTTP/1.1 on a Unix socket (no TLS, no ALPN, no h2c): HTTP/2 is never
+# spoken, and leaving it out takes 524 KB off the arm64 binary.
+CROSS_FLAGS := -trimpath -tags nethttpomithttp2
 BIN         := bin
 # The lint gate (.golangci.yml), installed by `make setup` at a pinned version.
 GOLANGCI    ?= $(shell $(GO) env GOPATH)/bin/golangci-lint

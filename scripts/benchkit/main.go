@@ -179,10 +179,11 @@ func run() error {
 	var notes []string
 	if contains(tools, toolCamftpd) || contains(tools, toolCamftpd4) {
 		e.camftpd = filepath.Join(o.work, "bin", "camftpd")
-		flags := []string{"-ldflags", "-s -w -X github.com/camftpd/camftpd/daemon.Version=" + gitVersion()}
+		tags := "nethttpomithttp2" // as the firmware binary is built (Makefile CROSS_FLAGS)
 		if os.Getenv("CAMFTPD_CPUPROFILE") != "" || os.Getenv("CAMFTPD_MEMPROFILE") != "" {
-			flags = append(flags, "-tags", "profile") // cmd/camftpd/profile.go: the profiler is not in the firmware binary
+			tags += ",profile" // cmd/camftpd/profile.go: the profiler is not in the firmware binary
 		}
+		flags := []string{"-tags", tags, "-ldflags", "-s -w -X github.com/camftpd/camftpd/daemon.Version=" + gitVersion()}
 		if err := goBuild(e.camftpd, "./cmd/camftpd", flags...); err != nil {
 			fmt.Fprintf(log, "bench: camftpd does not build, measuring the peers only: %v\n", err)
 			notes = append(notes, "camftpd did not build: "+tlspolicy.OneLine(err.Error()))
