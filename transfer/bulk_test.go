@@ -286,3 +286,28 @@ func TestBulkUpload(t *testing.T) {
 		wantFile(t, tg, "bulk/"+id+".mov", data)
 	}
 }
+
+// TestStallWithTailBuffered: a server that stops reading when only the
+// file's last 64 KiB are left (they fit in the socket buffers, so every
+// write of the client returns) and never closes the data connection is a
+// stall too: reported within about Timeout as one ("server stalled"),
+// not resumed at once as after an abort that made progress. The CI saw
+// TestBulkUpload's 7 MiB tail fit on loopback once, and the upload was
+// resumed instead.
+func TestStallWithTailBuffered(t *testing.T) {
+	tg := startTarget(t, "inproc", false)
+	cfg := tg.config(t, false)
+	cfg.Timeout = within(time.Second)
+	const size = 2 << 20
+	p, _ := localFile(t, size)
+	tg.inproc.SetFaults(ftpstest.Faults{Stall: true, StallAfterBytes: size - 64<<10})
+	c := New(cfg)
+	defer c.Close()
+	start := time.Now()
+	_, err := c.Upload(context.Background(), Job{LocalPath: p, Remote: "tail/a.jpg", TempID: "a"})
+	el := time.Since(start)
+	if err == nil || ClassOf(err) != Transient || !strings.Contains(err.Error(), "stalled") || el > within(5*time.Second) {
+		t.Fatalf("stall with the tail buffered: %v (%v) after %v, want a transient 'server stalled' within about Timeout (%v)", err, ClassOf(err), el, cfg.Timeout)
+	}
+	t.Logf("%v after %v", err, el)
+}
