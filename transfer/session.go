@@ -586,14 +586,7 @@ func (s *session) finish(dc *dataConn, buf []byte) error {
 	}
 	if err == nil {
 		_, rerr := io.CopyBuffer(io.Discard, struct{ io.Reader }{dc.c}, buf)
-		var ne net.Error
-		switch {
-		case errors.As(rerr, &ne) && ne.Timeout():
-			// No close from the server for Timeout: it stalled with the
-			// file's tail in the socket buffers (they hold megabytes on a
-			// fast link), which is a stall like a blocked write.
-			err = rerr
-		case rerr != nil && !isClosedErr(rerr):
+		if rerr != nil && !isClosedErr(rerr) {
 			s.c.log.Debug("ftp data connection: reading the server's close", "err", rerr)
 		}
 	}
