@@ -61,9 +61,9 @@ func TestStateParkedAndRetrying(t *testing.T) {
 			t.Fatalf("state %q / attention %q: no %q", st.State, st.Attention, want)
 		}
 	}
-	if got := ledState(); !strings.HasPrefix(got, ledError) {
-		t.Fatalf("LED %q while a shot is parked, want the error state", got)
-	}
+	// The LED follows the state event the park publishes, a moment after
+	// the queue (which the status reads) says parked.
+	waitFor(t, 5*time.Second, "LED error while a shot is parked", func() bool { return strings.HasPrefix(ledState(), ledError) })
 
 	// Parked to retrying: a transient reply.
 	e.server().SetFaults(ftpstest.Faults{Replies: map[string]string{"STOR": "451 Local error in processing (ftpstest)."}})
@@ -78,9 +78,7 @@ func TestStateParkedAndRetrying(t *testing.T) {
 	if !strings.Contains(st.State, "451") || st.NextRetry.IsZero() || st.Attention != "" {
 		t.Fatalf("state %q, next retry %v, attention %q", st.State, st.NextRetry, st.Attention)
 	}
-	if got := ledState(); !strings.HasPrefix(got, ledError) {
-		t.Fatalf("LED %q while a shot waits for its retry, want the error state", got)
-	}
+	waitFor(t, 5*time.Second, "LED error while a shot waits for its retry", func() bool { return strings.HasPrefix(ledState(), ledError) })
 
 	e.server().SetFaults(ftpstest.Faults{})
 	items, err := d.Queue().List(queue.Retry)
