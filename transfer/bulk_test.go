@@ -257,7 +257,10 @@ func TestBulkUpload(t *testing.T) {
 	file = pStall
 	_, w, err := upload(context.Background(), 1, "c", nil)
 	el := time.Since(start)
-	if err == nil || ClassOf(err) != Transient || !strings.Contains(err.Error(), "stalled") || el > within(4*time.Second) || w != 1 {
+	// Bulk mode was on (w >= 1); how many windows it entered before the
+	// writes blocked depends on how much the kernel's socket buffers took
+	// (1 or 2 seen on this machine).
+	if err == nil || ClassOf(err) != Transient || !strings.Contains(err.Error(), "stalled") || el > within(4*time.Second) || w < 1 {
 		t.Fatalf("stall in bulk mode: %v (%v) after %v, %d windows in bulk mode", err, ClassOf(err), el, w)
 	}
 
@@ -281,7 +284,7 @@ func TestBulkUpload(t *testing.T) {
 	default: // not canceled: el is huge and the test fails
 	}
 	el = time.Since(canceled)
-	if !errors.Is(err, context.Canceled) || el > within(300*time.Millisecond) || w != 1 {
+	if !errors.Is(err, context.Canceled) || el > within(300*time.Millisecond) || w < 1 {
 		t.Fatalf("cancel in a blocked bulk write: %v after %v, %d windows in bulk mode", err, el, w)
 	}
 	goroutines(t, base)
