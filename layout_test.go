@@ -41,7 +41,10 @@ var rules = map[string]rule{
 	// Shared by the tests of every package; no firmware code imports it.
 	"internal/testtime": {},
 	// The link emulator of the benchmarks and of the daemon's link tests.
-	"internal/linkemu":    {},
+	"internal/linkemu": {},
+	// The OpenSSL engine of the `openssl` build (cgo, libssl): standard
+	// library only; every file carries the build tag.
+	"transfer/ossl":       {},
 	"transfer/ftpstest":   {project: []string{"tlspolicy"}, thirdParty: []string{"github.com/fclairamb/ftpserverlib", "github.com/spf13/afero"}},
 	"daemon":              {project: []string{"tlspolicy", "queue", "board", "transfer"}, thirdParty: []string{"github.com/fsnotify/fsnotify", "github.com/BurntSushi/toml", "golang.org/x/sys"}},
 	"cmd/camftpd":         {project: []string{"daemon"}},
