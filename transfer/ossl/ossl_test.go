@@ -238,3 +238,54 @@ func testWeakDH(t *testing.T, file string, bits, minBits int) {
 	}
 	t.Logf("refused: %v", err)
 }
+
+// TestEverySuite: each of the spec's 13 suites, alone on a real server
+// (TLS 1.2), negotiated through OpenSSL with a resumed data connection and
+// an upload verified on the server. DHE suites need ProFTPD with a DH
+// parameter file (vsftpd 3.0.3 sets none); ECDSA suites an ECDSA
+// certificate.
+func TestEverySuite(t *testing.T) {
+	dh2048, err := filepath.Abs("testdata/dh2048.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range tlspolicy.Table() {
+		tc := upCase{name: s.OpenSSL, server: "vsftpd", maxTLS12: true, ciphers: s.OpenSSL, wantVer: tls.VersionTLS12, wantSuite: s.ID}
+		if strings.HasPrefix(s.OpenSSL, "DHE-") {
+			tc.server, tc.extra, tc.wantDH = "proftpd", []string{"TLSDHParamFile " + dh2048}, 2048
+		}
+		t.Run(s.OpenSSL, func(t *testing.T) { testSuite(t, tc, strings.Contains(s.OpenSSL, "ECDSA")) })
+	}
+}
+
+func testSuite(t *testing.T, tc upCase, ecdsa bool) {
+	r, err := ftpstest.StartReal(tc.server, ftpstest.RealOptions{MaxTLS12: true, Ciphers: tc.ciphers, Extra: tc.extra, ECDSA: ecdsa})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := NewCtx(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Free()
+	f := dialAuth(t, c, r.Addr, r.ServerName)
+	f.handshake()
+	checkState(t, f.tls, r, tc, false)
+	f.login(r.User, r.Password)
+	sess, err := f.tls.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Free()
+	data := make([]byte, 256<<10)
+	_, _ = rand.Read(data)
+	st, _ := f.store(c, r.ServerName, sess, "suite.bin", data)
+	if !st.DidResume || st.CipherSuite != tc.wantSuite {
+		t.Errorf("data connection: resumed %v, suite %s", st.DidResume, suiteName(st.CipherSuite))
+	}
+	if got, err := os.ReadFile(r.Path("suite.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("server has %d bytes (err %v), want %d equal bytes", len(got), err, len(data))
+	}
+	f.cmd("QUIT", 221)
+}
