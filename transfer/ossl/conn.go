@@ -242,6 +242,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 }
 
 func (c *Conn) ioErr(op string, err error) error {
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		return net.ErrClosed
+	}
 	return &Error{Kind: KindIO, Msg: fmt.Sprintf("openssl: %s %s: %v", op, c.serverName, err), Err: err}
 }
 
