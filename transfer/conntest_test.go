@@ -91,30 +91,7 @@ func yearCert(t *testing.T, days int) (*ftpstest.CA, *ftpstest.Cert) {
 func checkTarget(t *testing.T, name string, days int, faults *ftpstest.Faults) *target {
 	t.Helper()
 	ca, cert := yearCert(t, days)
-	tg := &target{name: name}
-	if name == "inproc" {
-		s, err := ftpstest.Start(ftpstest.Options{CA: ca, Cert: cert, Faults: faults})
-		if err != nil {
-			t.Fatalf("ftpstest.Start: %v", err)
-		}
-		t.Cleanup(func() { s.Close() })
-		tg.inproc = s
-		tg.host, tg.port, tg.capem, tg.serverName, tg.user, tg.pass = s.Host, s.Port, s.CAPEM, s.ServerName, "camftpd", "secret"
-		return tg
-	}
-	r, err := ftpstest.StartReal(name, ftpstest.RealOptions{CA: ca, Cert: cert, Hash: true})
-	if err != nil {
-		t.Fatalf("start %s: %v (install the servers with `scripts/ftpservers install`)", name, err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s logs:\n%s", name, tail(r.LogText(), 4000))
-		}
-		r.Close()
-	})
-	tg.real = r
-	tg.host, tg.port, tg.capem, tg.serverName, tg.user, tg.pass = r.Host, r.Port, r.CAPEM, r.ServerName, r.User, r.Password
-	return tg
+	return startTargetWith(t, name, ftpstest.Options{CA: ca, Cert: cert, Faults: faults}, ftpstest.RealOptions{CA: ca, Cert: cert, Hash: true})
 }
 
 func (tg *target) root() string {

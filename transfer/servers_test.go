@@ -40,9 +40,16 @@ type target struct {
 // "pureftpd") with an RSA or ECDSA certificate.
 func startTarget(t testing.TB, name string, ecdsa bool) *target {
 	t.Helper()
+	return startTargetWith(t, name, ftpstest.Options{ECDSA: ecdsa}, ftpstest.RealOptions{ECDSA: ecdsa})
+}
+
+// startTargetWith starts the server name with in (the in-process server)
+// or real (the others): a chosen certificate, faults, HASH.
+func startTargetWith(t testing.TB, name string, in ftpstest.Options, real ftpstest.RealOptions) *target {
+	t.Helper()
 	tg := &target{name: name}
 	if name == "inproc" {
-		s, err := ftpstest.Start(ftpstest.Options{ECDSA: ecdsa})
+		s, err := ftpstest.Start(in)
 		if err != nil {
 			t.Fatalf("ftpstest.Start: %v", err)
 		}
@@ -52,7 +59,7 @@ func startTarget(t testing.TB, name string, ecdsa bool) *target {
 		tg.user, tg.pass = "camftpd", "secret"
 		return tg
 	}
-	r, err := ftpstest.StartReal(name, ftpstest.RealOptions{ECDSA: ecdsa})
+	r, err := ftpstest.StartReal(name, real)
 	if err != nil {
 		t.Fatalf("start %s: %v (install the servers with `scripts/ftpservers install`)", name, err)
 	}
