@@ -212,10 +212,7 @@ func (p *Policy) VerifyConnection(cs tls.ConnectionState) error {
 		return err
 	}
 	n := Negotiated{Version: cs.Version, Suite: s.ID, SuiteName: s.Name, Class: s.Class, Resumed: cs.DidResume, Pinned: pinned}
-	n.Warning = p.warning(s)
-	if n.Warning == "" {
-		n.Warning = p.warning13(cs.Version, s)
-	}
+	n.Warning = p.warningFor(cs.Version, s)
 	now := p.now()
 	leaf := cs.PeerCertificates[0]
 	ex := CertExpiry(leaf, now, p.opts.CertWarnDays)

@@ -65,6 +65,15 @@ func (p *Policy) warning13(version uint16, s Suite) string {
 	return ""
 }
 
+// warningFor is Negotiated.Warning for suite s negotiated in version:
+// the deprecated suite's warning, or warning13's.
+func (p *Policy) warningFor(version uint16, s Suite) string {
+	if w := p.warning(s); w != "" {
+		return w
+	}
+	return p.warning13(version, s)
+}
+
 func isTLS13(id uint16) bool {
 	for _, t := range tls13 {
 		if t.ID == id {
