@@ -184,7 +184,9 @@ func (c *checkRun) connect() {
 	if c.negotiated.Warning != "" {
 		c.status = CheckWarn
 		fmt.Fprintf(c.w, "warning:      %s\n", c.negotiated.Warning)
-		c.verdict = append(c.verdict, "the negotiated suite is "+sv.Class.String())
+		if sv.Class != Recommended { // a recommended one warns only after a TLS 1.3 refusal, already said
+			c.verdict = append(c.verdict, "the negotiated suite is "+sv.Class.String())
+		}
 	}
 	s.quit()
 }
