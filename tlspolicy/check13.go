@@ -179,5 +179,8 @@ func (c *checkRun) probeTLS13() error {
 		picks = append(picks, o.what+": "+word)
 	}
 	fmt.Fprintf(c.w, "TLS 1.3 choice: %s\n", strings.Join(picks, "; "))
+	if o := TLS13Order(); len(o) > 0 {
+		fmt.Fprintf(c.w, "this device offers TLS 1.3 suites in the order %s\n", suiteNames(o))
+	}
 	return nil
 }

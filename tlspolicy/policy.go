@@ -243,7 +243,8 @@ func (p *Policy) VerifyConnection(cs tls.ConnectionState) error {
 		p.log.Warn("tls: deprecated cipher suite negotiated", "suite", n.SuiteName, "server", p.serverName,
 			"version", VersionName(n.Version), "recommendation", "enable only the recommended suites on the server: "+recommendedNames())
 	} else if logIt {
-		p.log.Warn("tls: "+n.Warning, "suite", n.SuiteName, "server", p.serverName, "version", VersionName(n.Version))
+		p.log.Warn("tls: "+warn13Title(n.Class), "suite", n.SuiteName, "server", p.serverName,
+			"version", VersionName(n.Version), "recommendation", tls13Fix)
 	}
 	if logCert {
 		p.log.Warn("tls: server certificate expires soon", "server", p.serverName, "not_after", stamp(ex.NotAfter),

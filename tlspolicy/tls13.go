@@ -74,6 +74,14 @@ func (p *Policy) warningFor(version uint16, s Suite) string {
 	return p.warning13(version, s)
 }
 
+// warn13Title is the log message of warning13's two cases.
+func warn13Title(c Class) string {
+	if c == NonNIST {
+		return "TLS 1.3 suite outside NIST SP 800-52r2 negotiated"
+	}
+	return "using TLS 1.2: the server chose ChaCha20 in TLS 1.3 (refused in mode recommended)"
+}
+
 func isTLS13(id uint16) bool {
 	for _, t := range tls13 {
 		if t.ID == id {

@@ -74,8 +74,14 @@ func TestVsftpdCheckTLS13(t *testing.T) {
 		!strings.Contains(out, "AES-GCM first (CPUs with AES instructions): TLS_AES_128_GCM_SHA256 (recommended)") {
 		t.Error("no or wrong TLS 1.3 choice line")
 	}
-	_ = st
-	_ = err
+	// The field case: a device that offers ChaCha20 first (armv7) is
+	// refused in TLS 1.3 and uses TLS 1.2; one with AES instructions passes.
+	switch {
+	case tlspolicy.ChaChaFirst() && (st != tlspolicy.CheckWarn || err != nil || !strings.Contains(out, "TLS 1.3:      REFUSED") || !strings.Contains(out, "negotiated:   TLS 1.2")):
+		t.Errorf("ChaCha20 first: Check = %v, %v; want warn, refused in TLS 1.3, TLS 1.2", st, err)
+	case !tlspolicy.ChaChaFirst() && (st != tlspolicy.CheckPass || err != nil || !strings.Contains(out, "negotiated:   TLS 1.3, TLS_AES_128_GCM_SHA256 (recommended)")):
+		t.Errorf("AES-GCM first: Check = %v, %v; want pass on TLS 1.3 AES-128-GCM", st, err)
+	}
 
 	r, err = ftpstest.StartVsftpd(ftpstest.RealOptions{TLS13Suites: "TLS_CHACHA20_POLY1305_SHA256"})
 	if err != nil {

@@ -3,6 +3,7 @@ package tlspolicy
 import (
 	"crypto/tls"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -54,5 +55,19 @@ func TestTLS13ChaChaByMode(t *testing.T) {
 	}
 	if w := c.warning13(tls.VersionTLS13, Suite{Class: NonNIST, Name: "TLS_CHACHA20_POLY1305_SHA256"}); !strings.Contains(w, "NIST SP 800-52r2 does not list") {
 		t.Errorf("compatible warning %q", w)
+	}
+}
+
+// TestTLS13Order: the order is read from crypto/tls's own ClientHello: all
+// three suites, AES-GCM first on amd64 and arm64 with AES instructions,
+// ChaCha20 first on GOARCH=arm (crypto/tls has no AES-GCM assembly there).
+func TestTLS13Order(t *testing.T) {
+	o := TLS13Order()
+	t.Logf("GOARCH %s: TLS 1.3 order %s", runtime.GOARCH, suiteNames(o))
+	if len(o) != 3 {
+		t.Fatalf("order %v, want the three TLS 1.3 suites", o)
+	}
+	if runtime.GOARCH == "arm" && !ChaChaFirst() {
+		t.Errorf("armv7 offers %s first, want ChaCha20", suiteNames(o[:1]))
 	}
 }
