@@ -77,6 +77,11 @@ connect_timeout = "3s"
 			if st.TLS == nil || st.TLS.Version != tc.version || st.TLS.Class != tc.class || !strings.Contains(st.TLS.Warning, tc.warn) || strings.HasPrefix(st.State, "blocked") {
 				t.Fatalf("state %q, status tls %+v; want %s, class %s, a warning with %q", st.State, st.TLS, tc.version, tc.class, tc.warn)
 			}
+			var b strings.Builder
+			printStatus(&b, st)
+			if !strings.Contains(b.String(), "tls warning: "+st.TLS.Warning) || !strings.Contains(b.String(), "("+tc.class+")") {
+				t.Errorf("camftpd status:\n%s", b.String())
+			}
 			// The refusal costs no failed attempt: transfer connects again
 			// at once with TLS 1.2 (without that, each worker's first
 			// attempt failed and was retried after retry_min).
