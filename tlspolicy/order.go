@@ -37,7 +37,7 @@ func measureTLS13Order() []uint16 {
 	go func() {
 		defer close(done)
 		c := tls.Client(cc, &tls.Config{ServerName: "order.invalid", MinVersion: tls.VersionTLS13, InsecureSkipVerify: true}) //nolint:gosec // never completes: only its ClientHello is read
-		_ = c.Handshake() // fails when the pipe closes
+		_ = c.Handshake()                                                                                                     // fails when the pipe closes
 	}()
 	defer func() { sc.Close(); cc.Close(); <-done }()
 	_ = sc.SetReadDeadline(time.Now().Add(10 * time.Second))
