@@ -35,6 +35,11 @@ type RealOptions struct {
 	// ssl_ciphers, ProFTPD TLSCipherSuite, Pure-FTPd -J. "" = the server's
 	// default (see DefaultCiphers for vsftpd with ECDSA).
 	Ciphers string
+	// TLS13Suites, when set, is OpenSSL's TLS 1.3 Ciphersuites list for the
+	// server (e.g. "TLS_CHACHA20_POLY1305_SHA256"), set with server
+	// preference through OPENSSL_CONF's system_default: none of the three
+	// servers has a TLS 1.3 suite setting of its own that all share.
+	TLS13Suites string
 	// RequireReuse: nil = the server's default (vsftpd and ProFTPD require
 	// TLS session reuse on data connections; Pure-FTPd has no such check).
 	RequireReuse *bool
@@ -239,11 +244,12 @@ func startReal(name string, o RealOptions) (*Real, error) {
 	r.Port, r.Addr, r.PasvPorts = port, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), [2]int{lo, hi}
 
 	env := append(os.Environ(), "LC_ALL=C")
-	if o.MaxTLS12 {
+	if sys := opensslSystemDefault(o); sys != "" {
 		// vsftpd 3.0.3 has no TLS 1.3 switch and Pure-FTPd none at all: cap
-		// the protocol through OpenSSL's system_default section.
+		// the protocol (and set the TLS 1.3 suites) through OpenSSL's
+		// system_default section.
 		conf := filepath.Join(dir, "openssl.cnf")
-		txt := "openssl_conf = camftpd_conf\n[camftpd_conf]\nssl_conf = camftpd_ssl\n[camftpd_ssl]\nsystem_default = camftpd_sys\n[camftpd_sys]\nMaxProtocol = TLSv1.2\n"
+		txt := "openssl_conf = camftpd_conf\n[camftpd_conf]\nssl_conf = camftpd_ssl\n[camftpd_ssl]\nsystem_default = camftpd_sys\n[camftpd_sys]\n" + sys
 		if err := os.WriteFile(conf, []byte(txt), 0o644); err != nil {
 			return nil, err
 		}
@@ -654,6 +660,19 @@ func freeRange(n int, also []string) (int, int, error) {
 func writeConf(r *Real, name string, lines []string) (string, error) {
 	p := filepath.Join(r.Dir, name)
 	return p, os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+}
+
+// opensslSystemDefault is the body of the servers' OpenSSL system_default
+// section for o ("" when o needs none).
+func opensslSystemDefault(o RealOptions) string {
+	var b strings.Builder
+	if o.MaxTLS12 {
+		b.WriteString("MaxProtocol = TLSv1.2\n")
+	}
+	if o.TLS13Suites != "" {
+		b.WriteString("Ciphersuites = " + o.TLS13Suites + "\nOptions = ServerPreference\n")
+	}
+	return b.String()
 }
 
 func yesNo(b bool) string {
