@@ -167,7 +167,32 @@ func localFile(t testing.TB, n int) (string, []byte) {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	writerGone(t, p)
 	return p, data
+}
+
+// writerGone waits until no process holds p open for writing, as the
+// daemon's watcher does before it queues a capture. Closing the file is not
+// enough while other tests of the package start servers: a child forked in
+// that moment holds a copy of the writing descriptor until its exec (seen
+// in 25 of 3,000 write-close-check rounds beside a fork/exec loop), and an
+// upload then refuses the file as still being written (ErrStillWriting).
+func writerGone(t testing.TB, p string) {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		active, supported, err := WriterActive(f)
+		if !supported || err != nil || !active {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still open for writing after 10 s", p)
+		}
+	}
 }
 
 func sumHex(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
