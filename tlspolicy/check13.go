@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,24 +29,14 @@ func clientHello13(serverName string, suites []uint16) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ext []byte
-	addExt := func(typ uint16, body []byte) {
-		ext = binary.BigEndian.AppendUint16(ext, typ)
-		ext = binary.BigEndian.AppendUint16(ext, uint16(len(body)))
-		ext = append(ext, body...)
-	}
-	if serverName != "" && net.ParseIP(serverName) == nil && len(serverName) < 256 {
-		sni := binary.BigEndian.AppendUint16(nil, uint16(len(serverName)+3))
-		sni = append(sni, 0)
-		sni = binary.BigEndian.AppendUint16(sni, uint16(len(serverName)))
-		addExt(0x0000, append(sni, serverName...))
-	}
-	addExt(0x000a, []byte{0, 4, 0x00, 0x1d, 0x00, 0x17})                                      // x25519, P-256
-	addExt(0x000d, []byte{0, 10, 0x08, 0x04, 0x08, 0x05, 0x08, 0x06, 0x04, 0x03, 0x05, 0x03}) // RSA-PSS, ECDSA
-	addExt(0x002b, []byte{2, 0x03, 0x04})                                                     // supported_versions: TLS 1.3
-	addExt(0x002d, []byte{1, 1})                                                              // psk_dhe_ke
-	ks := append(binary.BigEndian.AppendUint16(nil, 36), 0x00, 0x1d, 0, 32)                   // one x25519 share
-	addExt(0x0033, append(ks, key.PublicKey().Bytes()...))
+	var ext helloExts
+	ext.addSNI(serverName)
+	ext.add(0x000a, []byte{0, 4, 0x00, 0x1d, 0x00, 0x17})                                      // x25519, P-256
+	ext.add(0x000d, []byte{0, 10, 0x08, 0x04, 0x08, 0x05, 0x08, 0x06, 0x04, 0x03, 0x05, 0x03}) // RSA-PSS, ECDSA
+	ext.add(0x002b, []byte{2, 0x03, 0x04})                                                     // supported_versions: TLS 1.3
+	ext.add(0x002d, []byte{1, 1})                                                              // psk_dhe_ke
+	ks := append(binary.BigEndian.AppendUint16(nil, 36), 0x00, 0x1d, 0, 32)                    // one x25519 share
+	ext.add(0x0033, append(ks, key.PublicKey().Bytes()...))
 
 	body := []byte{0x03, 0x03}
 	body = append(body, make([]byte, 32+1+32)...) // random, session id length, session id
@@ -60,11 +49,7 @@ func clientHello13(serverName string, suites []uint16) ([]byte, error) {
 		body = binary.BigEndian.AppendUint16(body, s)
 	}
 	body = append(body, 1, 0) // null compression
-	body = binary.BigEndian.AppendUint16(body, uint16(len(ext)))
-	body = append(body, ext...)
-	hs := append([]byte{1, byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}, body...)
-	rec := binary.BigEndian.AppendUint16([]byte{0x16, 0x03, 0x01}, uint16(len(hs)))
-	return append(rec, hs...), nil
+	return helloRecord(body, ext), nil
 }
 
 // serverHello13 reads the server's first record: the suite of a TLS 1.3

@@ -18,17 +18,7 @@ import (
 // for its default, which has recommended suites).
 func startChaCha(t *testing.T, name, ciphers string) *target {
 	t.Helper()
-	r, err := ftpstest.StartReal(name, ftpstest.RealOptions{TLS13Suites: "TLS_CHACHA20_POLY1305_SHA256", Ciphers: ciphers})
-	if err != nil {
-		t.Fatalf("start %s: %v (install the servers with `scripts/ftpservers install`)", name, err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s logs:\n%s", name, tail(r.LogText(), 4000))
-		}
-		r.Close()
-	})
-	return &target{name: name, real: r, host: r.Host, port: r.Port, capem: r.CAPEM, serverName: r.ServerName, user: r.User, pass: r.Password}
+	return startTargetWith(t, name, ftpstest.Options{}, ftpstest.RealOptions{TLS13Suites: "TLS_CHACHA20_POLY1305_SHA256", Ciphers: ciphers})
 }
 
 // chachaUpload uploads a file to tg under mode and returns the policy,
