@@ -411,11 +411,5 @@ func probeSuite(ctx context.Context, addr, serverName string, su Suite, timeout 
 }
 
 func recommendedOpenSSL() string {
-	var n []string
-	for _, s := range table {
-		if s.Class == Recommended {
-			n = append(n, s.OpenSSL)
-		}
-	}
-	return strings.Join(n, ":")
+	return joinRecommended(table, func(s Suite) string { return s.OpenSSL }, ":")
 }

@@ -86,13 +86,19 @@ func TLS13Suites() []Suite {
 
 // recommendedTLS13 is the names of the recommended TLS 1.3 suites.
 func recommendedTLS13() string {
+	return joinRecommended(tls13, func(s Suite) string { return s.Name }, " or ")
+}
+
+// joinRecommended joins field of the recommended suites of suites, in
+// their order, with sep.
+func joinRecommended(suites []Suite, field func(Suite) string, sep string) string {
 	var n []string
-	for _, s := range tls13 {
+	for _, s := range suites {
 		if s.Class == Recommended {
-			n = append(n, s.Name)
+			n = append(n, field(s))
 		}
 	}
-	return strings.Join(n, " or ")
+	return strings.Join(n, sep)
 }
 
 // Table returns the spec's 13 suites, in the spec's order (a copy).
@@ -143,13 +149,7 @@ func unimplemented() []Suite {
 }
 
 func recommendedNames() string {
-	var n []string
-	for _, s := range table {
-		if s.Class == Recommended {
-			n = append(n, s.Name)
-		}
-	}
-	return strings.Join(n, ", ")
+	return joinRecommended(table, func(s Suite) string { return s.Name }, ", ")
 }
 
 func suiteNames(ids []uint16) string {
