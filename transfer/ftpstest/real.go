@@ -228,16 +228,10 @@ func startReal(name string, o RealOptions) (*Real, error) {
 		return nil, fmt.Errorf("ftpstest: PasvAddress %q is not an IPv4 address", o.PasvAddress)
 	}
 
-	port := o.Port
-	if port == 0 {
-		if port, err = freePort(); err != nil {
-			return nil, err
-		}
-	}
 	if o.PasvCount <= 0 {
 		o.PasvCount = 8
 	}
-	lo, hi, err := freeRange(o.PasvCount, o.PasvFreeOn)
+	port, lo, hi, err := listenPorts(o)
 	if err != nil {
 		return nil, err
 	}
@@ -618,13 +612,25 @@ func prepareRoot(root string, uid, gid int) error {
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// listenPorts picks the server's control port (o.Port, or a free one) and
+// a passive range that does not hold it. A free control port comes from
+// freeRange, below the ephemeral range: a port the kernel handed out (":0")
+// and that was closed again can be taken by any outgoing connection before
+// the server binds it (Pure-FTPd: "Address already in use", seen once in a
+// clean-clone CI run while other packages' tests connected).
+func listenPorts(o RealOptions) (port, lo, hi int, err error) {
+	port = o.Port
+	if port == 0 {
+		if port, _, err = freeRange(1, nil); err != nil {
+			return 0, 0, 0, err
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	for range 10 {
+		if lo, hi, err = freeRange(o.PasvCount, o.PasvFreeOn); err != nil || port < lo || port > hi {
+			return port, lo, hi, err
+		}
+	}
+	return 0, 0, 0, fmt.Errorf("ftpstest: every passive range found holds the control port %d", port)
 }
 
 // freeRange finds n consecutive ports for passive mode, free on 127.0.0.1
