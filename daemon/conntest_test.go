@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camftpd/camftpd/tlspolicy"
 	"github.com/camftpd/camftpd/transfer"
 	"github.com/camftpd/camftpd/transfer/ftpstest"
 )
@@ -137,8 +138,12 @@ func TestPostCheck(t *testing.T) {
 		t.Errorf("steps %v, want %v", steps, transfer.TestSteps())
 	}
 	n := len(evs)
+	want := "pass"
+	if tlspolicy.ChaChaFirst() { // the Go server follows this device's TLS 1.3 order: ChaCha20, a warning
+		want = "warn"
+	}
 	if n < 2 || evs[n-2].Type != "check-done" || evs[n-2].Server != "test" || evs[n-1].Type != "check-done" || evs[n-1].Server != "" ||
-		evs[n-1].Result != "pass" {
+		evs[n-1].Result != want {
 		t.Errorf("summaries %+v", evs[max(0, n-2):])
 	}
 	waitFor(t, 20*time.Second, "the upload during the test", func() bool { return counts(t, d.Queue()).Done == 1 })

@@ -221,16 +221,20 @@ func TestQueueListingRSS(t *testing.T) {
 	t.Logf("%d items: peak RSS (VmHWM) %.1f MiB, %.1f MiB before the listings (race=%v, emulator %q)",
 		listItems, float64(peak)/1024, float64(before)/1024, raceOn, emu)
 	// The budget is the daemon's 16 MiB; this test binary maps 10 MiB of
-	// its own code, so what is judged is what the listings add.
-	if !raceOn && emu == "" && peak-before > 8*1024 {
-		t.Fatalf("the listings raised the peak RSS by %.1f MiB (%.1f to %.1f), want < 8 MiB",
+	// its own code, so what is judged is what the listings add. Most of it
+	// is the collector's headroom over the live heap ("before" is taken
+	// right after a collection), which GOGC sets: 5.7-6.2 MiB at GOGC 50,
+	// 6.5-7.9 at 75 (cmd/camftpd's, since 2026-11-30); the whole queue
+	// held in memory, as before paging, was 54-167 MB.
+	if !raceOn && emu == "" && peak-before > 9*1024+512 {
+		t.Fatalf("the listings raised the peak RSS by %.1f MiB (%.1f to %.1f), want < 9.5 MiB",
 			float64(peak-before)/1024, float64(before)/1024, float64(peak)/1024)
 	}
 }
 
 func listChild(t *testing.T, db string) {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50) // as cmd/camftpd runs the daemon
+		debug.SetGCPercent(75) // as cmd/camftpd runs the daemon
 	}
 	d, sock := listingDaemon(t, db)
 	// Open's checks leave the file's pages mapped until a pass sheds them

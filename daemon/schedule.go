@@ -430,7 +430,7 @@ func (d *Daemon) noteTLS(server string, pol *tlspolicy.Policy) {
 	if prev == nil || prev.Suite != info.Suite || prev.Version != info.Version || prev.CertWarning != info.CertWarning {
 		d.hub.publish(Event{Type: "tls", State: info.Version + " " + info.Suite + " (" + info.Class + ")", Error: tlsWarnings(info)})
 		if info.Warning != "" {
-			d.log.Warn("deprecated TLS suite negotiated", "server", server, "suite", info.Suite, "warning", info.Warning)
+			d.log.Warn("TLS suite warning (deprecated suite, or TLS 1.3 on ChaCha20)", "server", server, "suite", info.Suite, "warning", info.Warning)
 		}
 	}
 }

@@ -84,16 +84,10 @@ func (q *Queue) updateLinger(ctx context.Context, op, what string, linger time.D
 func (q *Queue) commitGroup(calls []*groupCall) {
 	for len(calls) > 0 {
 		failed := -1
-		var wall time.Time
-		var mono time.Duration
-		var soft []*softLease
+		var pro prologue
 		err := q.db.Update(func(tx *bolt.Tx) error {
 			t := &txn{tx: tx}
-			var err error
-			if wall, mono, err = q.replanTx(t); err != nil {
-				return err
-			}
-			if soft, err = q.applySoft(t); err != nil {
+			if err := q.begin(t, &pro); err != nil {
 				return err
 			}
 			if err := t.flush(); err != nil {
@@ -111,15 +105,13 @@ func (q *Queue) commitGroup(calls []*groupCall) {
 			}
 			return nil
 		})
-		q.settleSoft(soft, err == nil)
 		if err != nil && failed >= 0 && len(calls) > 1 {
+			q.end(&pro, err)
 			q.commitGroup(calls[failed : failed+1])
 			calls = append(calls[:failed:failed], calls[failed+1:]...)
 			continue
 		}
-		if err == nil {
-			q.setAnchor(wall, mono)
-		}
+		q.end(&pro, err)
 		for _, c := range calls {
 			c.err = err
 			close(c.done)

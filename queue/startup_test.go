@@ -49,7 +49,7 @@ func procStatus(field string) int64 {
 
 func startupChild() int {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50) // as cmd/camftpd runs the daemon
+		debug.SetGCPercent(75) // as cmd/camftpd runs the daemon
 	}
 	var fig startupFigures
 	t0 := time.Now()

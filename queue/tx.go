@@ -17,16 +17,10 @@ import (
 // replanTx), then the soft leases are written (softlease.go), so that fn
 // computes due times on a consistent schedule.
 func (q *Queue) update(op, what string, fn func(t *txn) error) error {
-	var wall time.Time
-	var mono time.Duration
-	var soft []*softLease
+	var pro prologue
 	err := q.db.Update(func(tx *bolt.Tx) error {
 		t := &txn{tx: tx}
-		var err error
-		if wall, mono, err = q.replanTx(t); err != nil {
-			return err
-		}
-		if soft, err = q.applySoft(t); err != nil {
+		if err := q.begin(t, &pro); err != nil {
 			return err
 		}
 		if err := fn(t); err != nil {
@@ -34,11 +28,35 @@ func (q *Queue) update(op, what string, fn func(t *txn) error) error {
 		}
 		return t.flush()
 	})
-	q.settleSoft(soft, err == nil)
-	if err == nil {
-		q.setAnchor(wall, mono)
-	}
+	q.end(&pro, err)
 	return q.wrap(op, what, err)
+}
+
+// prologue is what begin did at the start of a write transaction, for end.
+type prologue struct {
+	wall time.Time
+	mono time.Duration
+	soft []*softLease
+}
+
+// begin starts every write transaction: a wall-clock step is re-planned
+// (replanTx), then the soft leases are written (applySoft).
+func (q *Queue) begin(t *txn, p *prologue) error {
+	var err error
+	if p.wall, p.mono, err = q.replanTx(t); err != nil {
+		return err
+	}
+	p.soft, err = q.applySoft(t)
+	return err
+}
+
+// end settles what begin did once the transaction committed (err nil) or
+// failed.
+func (q *Queue) end(p *prologue, err error) {
+	q.settleSoft(p.soft, err == nil)
+	if err == nil {
+		q.setAnchor(p.wall, p.mono)
+	}
 }
 
 func (q *Queue) view(op, what string, fn func(t *txn) error) error {

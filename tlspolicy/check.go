@@ -20,7 +20,7 @@ type Status int
 
 const (
 	CheckPass Status = 0 // connects with a recommended suite
-	CheckWarn Status = 1 // connects, but only with deprecated suites (negotiated, or the only ones accepted)
+	CheckWarn Status = 1 // connects, but only with deprecated suites (negotiated, or the only ones accepted), or TLS 1.3 landed on ChaCha20
 	CheckFail Status = 2 // cannot connect under this policy
 )
 
@@ -77,6 +77,9 @@ func Check(ctx context.Context, addr string, opts Options, w io.Writer) (Status,
 	if err := c.probeUnimplemented(); err != nil {
 		return CheckFail, err
 	}
+	if err := c.probeTLS13(); err != nil {
+		return CheckFail, err
+	}
 	c.reportNeed()
 	c.reportCertificate()
 	c.reportResult()
@@ -130,6 +133,10 @@ type checkRun struct {
 
 	// reportCertificate: the verified certificate expires within CertWarnDays.
 	certWarn string
+
+	// connect: TLS 1.3 landed on ChaCha20 (refused in mode recommended,
+	// or accepted with a warning in mode compatible): what to do.
+	fix13 string
 }
 
 // header prints what is checked and under which policy.
@@ -147,6 +154,14 @@ func (c *checkRun) header() {
 // deprecated suite sets the status.
 func (c *checkRun) connect() {
 	s, err := dialAuthTLS(c.ctx, c.addr, c.p.Config(), c.timeout)
+	if errors.Is(err, ErrTLS13NotNIST) {
+		// As the daemon does: refused, then TLS 1.2 (the Policy is capped now).
+		fmt.Fprintf(c.w, "TLS 1.3:      REFUSED: %v\n", err)
+		c.status = CheckWarn
+		c.verdict = append(c.verdict, "in TLS 1.3 the server chose TLS_CHACHA20_POLY1305_SHA256, refused in mode recommended: the camera uses TLS 1.2 with this server")
+		c.fix13 = "to keep TLS 1.3, " + tls13Fix
+		s, err = dialAuthTLS(c.ctx, c.addr, c.p.Config(), c.timeout)
+	}
 	if err != nil {
 		c.mainErr = err
 		c.status = CheckFail
@@ -156,7 +171,10 @@ func (c *checkRun) connect() {
 	}
 	cs := s.tc.ConnectionState()
 	sv, _ := Lookup(cs.CipherSuite)
-	c.negotiated = Negotiated{Version: cs.Version, Suite: cs.CipherSuite, SuiteName: sv.Name, Class: sv.Class, Warning: c.p.warning(sv)}
+	c.negotiated = Negotiated{Version: cs.Version, Suite: cs.CipherSuite, SuiteName: sv.Name, Class: sv.Class, Warning: c.p.warningFor(cs.Version, sv)}
+	if sv.Class == NonNIST {
+		c.fix13 = tls13Fix
+	}
 	if len(cs.PeerCertificates) > 0 {
 		c.mainCert = cs.PeerCertificates[0]
 	}
@@ -166,7 +184,9 @@ func (c *checkRun) connect() {
 	if c.negotiated.Warning != "" {
 		c.status = CheckWarn
 		fmt.Fprintf(c.w, "warning:      %s\n", c.negotiated.Warning)
-		c.verdict = append(c.verdict, "the negotiated suite is deprecated")
+		if sv.Class != Recommended { // a recommended one warns only after a TLS 1.3 refusal, already said
+			c.verdict = append(c.verdict, "the negotiated suite is "+sv.Class.String())
+		}
 	}
 	s.quit()
 }
@@ -335,7 +355,10 @@ func (c *checkRun) reportResult() {
 		fmt.Fprintf(c.w, "result: %s\n", msg)
 	case CheckWarn:
 		var why []string
-		if len(c.verdict) > 0 {
+		switch {
+		case c.fix13 != "":
+			why = append(why, strings.Join(c.verdict, "; ")+": "+c.fix13)
+		case len(c.verdict) > 0:
 			why = append(why, fmt.Sprintf("%s: enable only the recommended suites on the server (OpenSSL names: %s)", strings.Join(c.verdict, "; "), recommendedOpenSSL()))
 		}
 		if c.certWarn != "" {
@@ -388,11 +411,5 @@ func probeSuite(ctx context.Context, addr, serverName string, su Suite, timeout 
 }
 
 func recommendedOpenSSL() string {
-	var n []string
-	for _, s := range table {
-		if s.Class == Recommended {
-			n = append(n, s.OpenSSL)
-		}
-	}
-	return strings.Join(n, ":")
+	return joinRecommended(table, func(s Suite) string { return s.OpenSSL }, ":")
 }

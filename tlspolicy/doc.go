@@ -25,8 +25,43 @@
 //	                      Negotiated.Warning, OnNegotiated, Last)
 //	recommended           the 3 recommended suites only
 //
-// TLS 1.3 suites are classed recommended. No mode ever offers or accepts a
-// suite outside the spec's table, or TLS below 1.2.
+// No mode ever offers or accepts a suite outside the spec's table, or TLS
+// below 1.2.
+//
+// # TLS 1.3
+//
+// NIST SP 800-52r2, the spec's basis, lists TLS 1.3's AES-GCM (and
+// AES-CCM) suites, not ChaCha20-Poly1305: TLS_AES_128_GCM_SHA256 and
+// TLS_AES_256_GCM_SHA384 are Recommended, TLS_CHACHA20_POLY1305_SHA256 is
+// NonNIST: accepted with a warning in compatible mode (as a deprecated TLS
+// 1.2 suite), refused in recommended mode. crypto/tls offers all three TLS
+// 1.3 suites and has no switch for them (Go 1.26: only GODEBUG=fips140=on
+// drops ChaCha20, for the whole process and with every other FIPS
+// restriction, so it is no per-server choice); without AES instructions
+// (GOARCH=arm, always) it offers ChaCha20 first, and a server that follows
+// the client's order (vsftpd, with OpenSSL's defaults) then picks it:
+// measured, a GOARCH=arm client under qemu-arm got ChaCha20 from the
+// ftpstest vsftpd, amd64 and arm64 clients AES-128-GCM; ProFTPD and
+// Pure-FTPd pick AES-256-GCM (server order) for all three.
+//
+// So that such a camera in recommended mode still uploads, the refusal
+// (an *Error wrapping ErrTLS13NotNIST, from VerifyConnection, before any
+// FTP byte) also caps the Policy at TLS 1.2: every later Config offers TLS
+// 1.2 with the recommended ECDHE AES-GCM suites only, and transfer dials
+// again at once. The cap lasts for the Policy's lifetime (a restart or
+// reload tries TLS 1.3 again: one refused handshake); Negotiated.Warning
+// says why TLS 1.2 is used and how to get TLS 1.3 back (make the server
+// choose AES-GCM). Rewriting Go's ClientHello is not an option (the
+// transcript would not match), and neither is waiting for the server to be
+// fixed: the camera would stop uploading. A server that has only ChaCha20
+// in TLS 1.3 and no recommended suite in TLS 1.2 is refused with one
+// message naming both. An engine that chooses what it offers (OpenSSL)
+// offers only the Recommended TLS 1.3 suites and never needs the cap.
+//
+// Check prints the TLS 1.3 suites with their class, each offered alone in
+// a hand-written TLS 1.3 ClientHello (check13.go), and which one the server
+// picks with AES-GCM or ChaCha20 first: whether it follows the client's
+// order, the field case of armv7.
 //
 // Policy.VerifyConnection runs on every handshake, resumed ones too, before
 // any FTP command (and so any password) is sent: it checks the version, the
@@ -65,7 +100,12 @@
 //     offers only those is refused with a message naming them.
 //   - crypto/tls ignores the order of Config.CipherSuites, and the TLS 1.3
 //     suites are not configurable: TLS_CHACHA20_POLY1305_SHA256 may be
-//     negotiated in TLS 1.3 (classed recommended with the other TLS 1.3 suites).
+//     negotiated in TLS 1.3 (see "TLS 1.3" above for what then happens).
+//   - A data connection whose handshake lands on ChaCha20 while its control
+//     connection did not (a server changing its choice mid-session) is
+//     refused like the control connection's; transfer classes that
+//     refusal transient, so the upload is retried, on a connection capped
+//     at TLS 1.2 (not measured: no server here changes its choice).
 //   - Certificates are verified by VerifyConnection, not by crypto/tls (the
 //     Config sets InsecureSkipVerify), so that resumed handshakes are
 //     re-verified and errors can say what to do. Do not remove the hook.

@@ -291,7 +291,7 @@ func (p *Policy) Probe(ctx context.Context, addr string) (Negotiated, error) {
 	cs := s.tc.ConnectionState()
 	sv, _ := Lookup(cs.CipherSuite)
 	return Negotiated{Version: cs.Version, Suite: cs.CipherSuite, SuiteName: sv.Name, Class: sv.Class,
-		Resumed: cs.DidResume, Warning: p.warning(sv)}, nil
+		Resumed: cs.DidResume, Warning: p.warningFor(cs.Version, sv)}, nil
 }
 
 // ctxErr is ctx.Err(), and also DeadlineExceeded as soon as ctx's

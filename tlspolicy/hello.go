@@ -28,30 +28,18 @@ const (
 // renegotiation SCSV), with SNI for a host name and the extensions ECDHE
 // and modern signatures need.
 func clientHello(serverName string, suite uint16) []byte {
-	var ext []byte
-	addExt := func(typ uint16, body []byte) {
-		ext = binary.BigEndian.AppendUint16(ext, typ)
-		ext = binary.BigEndian.AppendUint16(ext, uint16(len(body)))
-		ext = append(ext, body...)
-	}
-	if serverName != "" && net.ParseIP(serverName) == nil && len(serverName) < 256 {
-		var sni []byte
-		sni = binary.BigEndian.AppendUint16(sni, uint16(len(serverName)+3))
-		sni = append(sni, 0)
-		sni = binary.BigEndian.AppendUint16(sni, uint16(len(serverName)))
-		sni = append(sni, serverName...)
-		addExt(0x0000, sni)
-	}
-	addExt(0x000a, []byte{0, 6, 0x00, 0x1d, 0x00, 0x17, 0x00, 0x18}) // x25519, P-256, P-384
-	addExt(0x000b, []byte{1, 0})                                     // uncompressed points
+	var ext helloExts
+	ext.addSNI(serverName)
+	ext.add(0x000a, []byte{0, 6, 0x00, 0x1d, 0x00, 0x17, 0x00, 0x18}) // x25519, P-256, P-384
+	ext.add(0x000b, []byte{1, 0})                                     // uncompressed points
 	sigs := []uint16{0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0403, 0x0503, 0x0603, 0x0201, 0x0203}
 	var sa []byte
 	sa = binary.BigEndian.AppendUint16(sa, uint16(2*len(sigs)))
 	for _, s := range sigs {
 		sa = binary.BigEndian.AppendUint16(sa, s)
 	}
-	addExt(0x000d, sa)
-	addExt(0x0017, nil) // extended master secret
+	ext.add(0x000d, sa)
+	ext.add(0x0017, nil) // extended master secret
 
 	var body []byte
 	body = append(body, 0x03, 0x03)
@@ -61,13 +49,37 @@ func clientHello(serverName string, suite uint16) []byte {
 	body = append(body, 0)                                             // no session id
 	body = append(body, 0, 4, byte(suite>>8), byte(suite), 0x00, 0xff) // suite + SCSV
 	body = append(body, 1, 0)                                          // null compression
+	return helloRecord(body, ext)
+}
+
+// helloExts is a ClientHello's extension block, built by add.
+type helloExts []byte
+
+func (e *helloExts) add(typ uint16, body []byte) {
+	*e = binary.BigEndian.AppendUint16(*e, typ)
+	*e = binary.BigEndian.AppendUint16(*e, uint16(len(body)))
+	*e = append(*e, body...)
+}
+
+// addSNI adds server_name for a host name (not for an IP address, which
+// SNI does not carry).
+func (e *helloExts) addSNI(serverName string) {
+	if serverName == "" || net.ParseIP(serverName) != nil || len(serverName) >= 256 {
+		return
+	}
+	sni := binary.BigEndian.AppendUint16(nil, uint16(len(serverName)+3))
+	sni = append(sni, 0)
+	sni = binary.BigEndian.AppendUint16(sni, uint16(len(serverName)))
+	e.add(0x0000, append(sni, serverName...))
+}
+
+// helloRecord is the TLS record of a ClientHello: body (version to
+// compression methods) and the extensions, in a handshake message.
+func helloRecord(body []byte, ext helloExts) []byte {
 	body = binary.BigEndian.AppendUint16(body, uint16(len(ext)))
 	body = append(body, ext...)
-
-	hs := []byte{1, byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}
-	hs = append(hs, body...)
-	rec := []byte{0x16, 0x03, 0x01}
-	rec = binary.BigEndian.AppendUint16(rec, uint16(len(hs)))
+	hs := append([]byte{1, byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}, body...)
+	rec := binary.BigEndian.AppendUint16([]byte{0x16, 0x03, 0x01}, uint16(len(hs)))
 	return append(rec, hs...)
 }
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/camftpd/camftpd/internal/wallclock"
@@ -84,6 +85,9 @@ type Policy struct {
 	now        func() time.Time
 	log        *slog.Logger
 	verified   verified // the last chain verifyCert passed
+	// tls13Refused: the server chose ChaCha20 in TLS 1.3 in mode
+	// recommended; Configs are capped at TLS 1.2 (tls13.go).
+	tls13Refused atomic.Bool
 
 	mu       sync.Mutex
 	last     Negotiated
@@ -157,7 +161,8 @@ func (p *Policy) Mode() Mode { return p.opts.Mode }
 func (p *Policy) ServerName() string { return p.serverName }
 
 // Config returns a new client *tls.Config for one connection (control or
-// data): ServerName, the mode's suites only, TLS 1.2 minimum, the Policy's
+// data): ServerName, the mode's suites only, TLS 1.2 minimum (and maximum
+// once the server chose ChaCha20 in TLS 1.3 in mode recommended), the Policy's
 // shared ClientSessionCache and the VerifyConnection hook. A caller may
 // replace the session cache or wrap the hook (transfer does both) but must
 // keep the versions, the suites and the verification.
@@ -169,7 +174,7 @@ func (p *Policy) Config() *tls.Config {
 	return &tls.Config{
 		ServerName:         p.serverName,
 		MinVersion:         tls.VersionTLS12,
-		MaxVersion:         p.maxVersion,
+		MaxVersion:         p.maxVersionNow(),
 		CipherSuites:       slices.Clone(p.suites),
 		ClientSessionCache: p.cache,
 		RootCAs:            p.roots,
@@ -207,7 +212,7 @@ func (p *Policy) VerifyConnection(cs tls.ConnectionState) error {
 		return err
 	}
 	n := Negotiated{Version: cs.Version, Suite: s.ID, SuiteName: s.Name, Class: s.Class, Resumed: cs.DidResume, Pinned: pinned}
-	n.Warning = p.warning(s)
+	n.Warning = p.warningFor(cs.Version, s)
 	now := p.now()
 	leaf := cs.PeerCertificates[0]
 	ex := CertExpiry(leaf, now, p.opts.CertWarnDays)
@@ -234,9 +239,12 @@ func (p *Policy) VerifyConnection(cs tls.ConnectionState) error {
 		}
 	}
 	p.mu.Unlock()
-	if logIt {
+	if logIt && n.Class == Deprecated {
 		p.log.Warn("tls: deprecated cipher suite negotiated", "suite", n.SuiteName, "server", p.serverName,
 			"version", VersionName(n.Version), "recommendation", "enable only the recommended suites on the server: "+recommendedNames())
+	} else if logIt {
+		p.log.Warn("tls: "+warn13Title(n.Class), "suite", n.SuiteName, "server", p.serverName,
+			"version", VersionName(n.Version), "recommendation", tls13Fix)
 	}
 	if logCert {
 		p.log.Warn("tls: server certificate expires soon", "server", p.serverName, "not_after", stamp(ex.NotAfter),
@@ -257,8 +265,8 @@ func (p *Policy) checkSuite(cs tls.ConnectionState) (Suite, error) {
 	s, listed := Lookup(cs.CipherSuite)
 	switch {
 	case cs.Version == tls.VersionTLS13:
-		if !listed || s.Class != Recommended || !slices.ContainsFunc(tls13, func(t Suite) bool { return t.ID == s.ID }) {
-			return Suite{}, policyErr(nil, fmt.Sprintf("server %s negotiated %s in TLS 1.3, which is not a TLS 1.3 suite this policy knows: refused", host, s.Name))
+		if err := p.checkTLS13(s, listed); err != nil {
+			return Suite{}, err
 		}
 	case !listed || s.Class == NotAllowed || slices.ContainsFunc(tls13, func(t Suite) bool { return t.ID == s.ID }):
 		return Suite{}, policyErr(nil, fmt.Sprintf("server %s negotiated %s, which is not in the camera's list of suites: refused; enable %s on the server", host, s.Name, recommendedNames()))

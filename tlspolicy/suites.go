@@ -11,17 +11,23 @@ type Class int
 
 const (
 	NotAllowed  Class = iota // outside the spec's table: never negotiated
-	Recommended              // the spec's 3 recommended suites, and every TLS 1.3 suite
+	Recommended              // the spec's 3 recommended suites, and TLS 1.3's two AES-GCM suites
 	Deprecated               // the spec's 10 deprecated suites
+	// NonNIST is TLS_CHACHA20_POLY1305_SHA256 (TLS 1.3 only), which NIST
+	// SP 800-52r2 does not list: accepted with a warning in compatible
+	// mode, refused in recommended mode (see doc.go, "TLS 1.3").
+	NonNIST
 )
 
-// String returns "not allowed", "recommended" or "deprecated".
+// String returns "not allowed", "recommended", "deprecated" or "non-NIST".
 func (c Class) String() string {
 	switch c {
 	case Recommended:
 		return "recommended"
 	case Deprecated:
 		return "deprecated"
+	case NonNIST:
+		return "non-NIST"
 	default:
 		return "not allowed"
 	}
@@ -31,8 +37,8 @@ func (c Class) String() string {
 type Mode string
 
 const (
-	Compatible      Mode = "compatible"  // every implemented listed suite; deprecated ones warn (the spec's behaviour)
-	RecommendedOnly Mode = "recommended" // only recommended suites (and TLS 1.3)
+	Compatible      Mode = "compatible"  // every implemented listed suite; deprecated and non-NIST ones warn (the spec's behaviour)
+	RecommendedOnly Mode = "recommended" // only recommended suites (TLS 1.2's ECDHE AES-GCM, TLS 1.3's AES-GCM)
 )
 
 // Suite is one row of the spec's table.
@@ -63,12 +69,36 @@ var table = []Suite{
 }
 
 // tls13 are the TLS 1.3 suites. crypto/tls offers all three whenever TLS
-// 1.3 is enabled (they are not configurable); this package classes them
-// recommended (NIST SP 800-52r2 requires TLS 1.3 support).
+// 1.3 is enabled (they are not configurable). NIST SP 800-52r2 lists the
+// AES-GCM (and AES-CCM) suites for TLS 1.3, not ChaCha20-Poly1305: the
+// AES-GCM ones are recommended, ChaCha20 is NonNIST. An engine that can
+// choose what it offers (OpenSSL) offers only the recommended ones.
 var tls13 = []Suite{
 	{"TLS_AES_128_GCM_SHA256", tls.TLS_AES_128_GCM_SHA256, Recommended, true, "TLS_AES_128_GCM_SHA256"},
 	{"TLS_AES_256_GCM_SHA384", tls.TLS_AES_256_GCM_SHA384, Recommended, true, "TLS_AES_256_GCM_SHA384"},
-	{"TLS_CHACHA20_POLY1305_SHA256", tls.TLS_CHACHA20_POLY1305_SHA256, Recommended, true, "TLS_CHACHA20_POLY1305_SHA256"},
+	{"TLS_CHACHA20_POLY1305_SHA256", tls.TLS_CHACHA20_POLY1305_SHA256, NonNIST, true, "TLS_CHACHA20_POLY1305_SHA256"},
+}
+
+// TLS13Suites returns the three TLS 1.3 suites with their class (a copy).
+func TLS13Suites() []Suite {
+	return append([]Suite(nil), tls13...)
+}
+
+// recommendedTLS13 is the names of the recommended TLS 1.3 suites.
+func recommendedTLS13() string {
+	return joinRecommended(tls13, func(s Suite) string { return s.Name }, " or ")
+}
+
+// joinRecommended joins field of the recommended suites of suites, in
+// their order, with sep.
+func joinRecommended(suites []Suite, field func(Suite) string, sep string) string {
+	var n []string
+	for _, s := range suites {
+		if s.Class == Recommended {
+			n = append(n, field(s))
+		}
+	}
+	return strings.Join(n, sep)
 }
 
 // Table returns the spec's 13 suites, in the spec's order (a copy).
@@ -77,7 +107,7 @@ func Table() []Suite {
 }
 
 // Lookup finds a suite by IANA id: one of the spec's 13, or one of the
-// three TLS 1.3 suites (classed recommended). Any other id is not allowed:
+// three TLS 1.3 suites (AES-GCM recommended, ChaCha20 NonNIST). Any other id is not allowed:
 // Lookup returns a Suite with crypto/tls's name, Class NotAllowed, and false.
 func Lookup(id uint16) (Suite, bool) {
 	for _, s := range table {
@@ -119,13 +149,7 @@ func unimplemented() []Suite {
 }
 
 func recommendedNames() string {
-	var n []string
-	for _, s := range table {
-		if s.Class == Recommended {
-			n = append(n, s.Name)
-		}
-	}
-	return strings.Join(n, ", ")
+	return joinRecommended(table, func(s Suite) string { return s.Name }, ", ")
 }
 
 func suiteNames(ids []uint16) string {

@@ -83,11 +83,14 @@ func TestTableMatchesCryptoTLS(t *testing.T) {
 }
 
 func TestLookupOutsideTable(t *testing.T) {
-	for _, id := range []uint16{tls.TLS_AES_128_GCM_SHA256, tls.TLS_AES_256_GCM_SHA384, tls.TLS_CHACHA20_POLY1305_SHA256} {
+	for id, class := range map[uint16]Class{tls.TLS_AES_128_GCM_SHA256: Recommended, tls.TLS_AES_256_GCM_SHA384: Recommended, tls.TLS_CHACHA20_POLY1305_SHA256: NonNIST} {
 		s, ok := Lookup(id)
-		if !ok || s.Class != Recommended || !s.Implemented || s.Name != tls.CipherSuiteName(id) {
-			t.Errorf("TLS 1.3 suite 0x%04x: %+v %v", id, s, ok)
+		if !ok || s.Class != class || !s.Implemented || s.Name != tls.CipherSuiteName(id) {
+			t.Errorf("TLS 1.3 suite 0x%04x: %+v %v, want class %v", id, s, ok, class)
 		}
+	}
+	if got := TLS13Suites(); len(got) != 3 || got[2].Class != NonNIST {
+		t.Errorf("TLS13Suites() = %+v", got)
 	}
 	for _, id := range []uint16{tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_128_CBC_SHA, 0x1234} {
 		s, ok := Lookup(id)
@@ -95,7 +98,7 @@ func TestLookupOutsideTable(t *testing.T) {
 			t.Errorf("0x%04x: %+v %v", id, s, ok)
 		}
 	}
-	if NotAllowed.String() != "not allowed" || Recommended.String() != "recommended" || Deprecated.String() != "deprecated" {
+	if NotAllowed.String() != "not allowed" || Recommended.String() != "recommended" || Deprecated.String() != "deprecated" || NonNIST.String() != "non-NIST" {
 		t.Error("Class.String")
 	}
 }

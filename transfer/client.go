@@ -37,6 +37,7 @@ type Client struct {
 	guardLimit int64
 
 	plainTemp atomic.Bool // the server refused ".camftpd-*" names
+	tls12     atomic.Bool // the policy refused TLS 1.3 on ChaCha20: dial with TLS 1.2 (tls13.go)
 
 	// Bulk mode (bulk_linux.go): a window of bulkWindow bytes sent faster
 	// than bulkRate turns it on for the next window. bulkWindows counts
@@ -197,10 +198,10 @@ func (c *Client) resolve(ctx context.Context) (string, error) {
 	return "", &Error{Class: Transient, Op: "connect", Msg: "no address for " + host}
 }
 
-// dial connects, upgrades with AUTH TLS, logs in, reads FEAT and sets TYPE I.
+// dialOnce connects, upgrades with AUTH TLS, logs in, reads FEAT and sets TYPE I.
 // goftp talks to the server through a guard (guard.go) that bounds what it
 // reads.
-func (c *Client) dial(ctx context.Context) (*session, error) {
+func (c *Client) dialOnce(ctx context.Context) (*session, error) {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
 	ip, err := c.resolve(cctx)
@@ -266,6 +267,9 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 // handshake in hs and fails it once the connect was abandoned.
 func (c *Client) controlTLS(hs *hsState) *tls.Config {
 	tcfg := c.tls.Clone()
+	if c.tls12.Load() { // the server chose ChaCha20 in TLS 1.3 (tls13.go)
+		tcfg.MaxVersion = tls.VersionTLS12
+	}
 	// One cache per control connection, not Config.TLS's (see sessionCache).
 	tcfg.ClientSessionCache = &sessionCache{}
 	// Full 16 KiB records from the first byte: crypto/tls otherwise sends

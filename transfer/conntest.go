@@ -130,6 +130,9 @@ type handshakeLog struct {
 	mu  sync.Mutex
 	css []tls.ConnectionState
 	err []error
+	// refused13: a TLS 1.3 handshake on ChaCha20 was refused (mode
+	// recommended); the handshake of dial's retry at TLS 1.2 replaced it.
+	refused13 bool
 }
 
 // wrap returns a clone of cfg whose VerifyConnection records into h.
@@ -142,6 +145,9 @@ func (h *handshakeLog) wrap(cfg *tls.Config) *tls.Config {
 			err = inner(cs)
 		}
 		h.mu.Lock()
+		if n := len(h.err); n > 0 && errors.Is(h.err[n-1], tlspolicy.ErrTLS13NotNIST) {
+			h.css, h.err, h.refused13 = h.css[:n-1], h.err[:n-1], true
+		}
 		h.css, h.err = append(h.css, cs), append(h.err, err)
 		h.mu.Unlock()
 		return err
@@ -157,6 +163,12 @@ func (h *handshakeLog) get(i int) (cs tls.ConnectionState, err error, ok bool) {
 		return tls.ConnectionState{}, nil, false
 	}
 	return h.css[i], h.err[i], true
+}
+
+func (h *handshakeLog) refused13Seen() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.refused13
 }
 
 func (h *handshakeLog) count() int {
@@ -325,9 +337,14 @@ func (t *connTest) tlsSteps(dialErr error) bool {
 	}
 	su, _ := tlspolicy.Lookup(cs.CipherSuite)
 	detail := fmt.Sprintf("%s, %s (%s)", tlspolicy.VersionName(cs.Version), su.Name, su.Class)
-	if su.Class == tlspolicy.Deprecated {
+	switch {
+	case su.Class == tlspolicy.Deprecated:
 		t.warn(StepHandshake, detail+": uploads work, but the spec recommends another suite", "enable the recommended suites on the server (see the suite table)")
-	} else {
+	case su.Class == tlspolicy.NonNIST:
+		t.warn(StepHandshake, detail+": uploads work, but NIST SP 800-52r2 does not list this TLS 1.3 suite", "make the server choose TLS_AES_256_GCM_SHA384 or TLS_AES_128_GCM_SHA256 in TLS 1.3")
+	case t.hl.refused13Seen():
+		t.warn(StepHandshake, detail+": the server chose TLS_CHACHA20_POLY1305_SHA256 in TLS 1.3, refused in mode recommended; uploads use TLS 1.2", "make the server choose TLS_AES_256_GCM_SHA384 or TLS_AES_128_GCM_SHA256 in TLS 1.3")
+	default:
 		t.ok(StepHandshake, detail)
 	}
 	if verr != nil {

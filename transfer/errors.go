@@ -212,6 +212,9 @@ func classify(op string, err error) *Error {
 		switch pe.Kind {
 		case tlspolicy.KindPolicy:
 			e.Class = TLSPolicy
+			if errors.Is(err, tlspolicy.ErrTLS13NotNIST) {
+				e.Class = Transient // the Policy is capped at TLS 1.2 now: a retry connects (tls13.go)
+			}
 		case tlspolicy.KindCertificate:
 			e.Class = Certificate
 		default: // clock: the device clock is wrong; retry once it is set

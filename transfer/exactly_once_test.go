@@ -257,6 +257,7 @@ func variant(t testing.TB, data []byte, i int) string {
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	writerGone(t, p)
 	return p
 }
 

@@ -74,17 +74,7 @@ func recordLogger(t testing.TB) (*slog.Logger, *recorder) {
 // startOptTarget starts a real server with RealOptions o.
 func startOptTarget(t testing.TB, name string, o ftpstest.RealOptions) *target {
 	t.Helper()
-	r, err := ftpstest.StartReal(name, o)
-	if err != nil {
-		t.Fatalf("start %s: %v (install the servers with `scripts/ftpservers install`)", name, err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s logs:\n%s", name, tail(r.LogText(), 4000))
-		}
-		r.Close()
-	})
-	return &target{name: name, real: r, host: r.Host, port: r.Port, capem: r.CAPEM, serverName: r.ServerName, user: r.User, pass: r.Password}
+	return startTargetWith(t, name, ftpstest.Options{}, o)
 }
 
 // plainConfig is tg's configuration for plain FTP (secure = false).

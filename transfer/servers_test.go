@@ -40,9 +40,16 @@ type target struct {
 // "pureftpd") with an RSA or ECDSA certificate.
 func startTarget(t testing.TB, name string, ecdsa bool) *target {
 	t.Helper()
+	return startTargetWith(t, name, ftpstest.Options{ECDSA: ecdsa}, ftpstest.RealOptions{ECDSA: ecdsa})
+}
+
+// startTargetWith starts the server name with in (the in-process server)
+// or real (the others): a chosen certificate, faults, HASH.
+func startTargetWith(t testing.TB, name string, in ftpstest.Options, real ftpstest.RealOptions) *target {
+	t.Helper()
 	tg := &target{name: name}
 	if name == "inproc" {
-		s, err := ftpstest.Start(ftpstest.Options{ECDSA: ecdsa})
+		s, err := ftpstest.Start(in)
 		if err != nil {
 			t.Fatalf("ftpstest.Start: %v", err)
 		}
@@ -52,7 +59,7 @@ func startTarget(t testing.TB, name string, ecdsa bool) *target {
 		tg.user, tg.pass = "camftpd", "secret"
 		return tg
 	}
-	r, err := ftpstest.StartReal(name, ftpstest.RealOptions{ECDSA: ecdsa})
+	r, err := ftpstest.StartReal(name, real)
 	if err != nil {
 		t.Fatalf("start %s: %v (install the servers with `scripts/ftpservers install`)", name, err)
 	}
@@ -160,7 +167,32 @@ func localFile(t testing.TB, n int) (string, []byte) {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	writerGone(t, p)
 	return p, data
+}
+
+// writerGone waits until no process holds p open for writing, as the
+// daemon's watcher does before it queues a capture. Closing the file is not
+// enough while other tests of the package start servers: a child forked in
+// that moment holds a copy of the writing descriptor until its exec (seen
+// in 25 of 3,000 write-close-check rounds beside a fork/exec loop), and an
+// upload then refuses the file as still being written (ErrStillWriting).
+func writerGone(t testing.TB, p string) {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		active, supported, err := WriterActive(f)
+		if !supported || err != nil || !active {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still open for writing after 10 s", p)
+		}
+	}
 }
 
 func sumHex(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }

@@ -25,6 +25,7 @@ func sparseFile(t testing.TB, n int64) string {
 		t.Fatal(err)
 	}
 	f.Close()
+	writerGone(t, p)
 	return p
 }
 

@@ -12,12 +12,17 @@ import (
 )
 
 // gcPercent is the GOGC the daemon runs with unless the environment sets
-// one: a heap that grows by half (Go's default: doubles) before a
-// collection. Measured in the benchmark's burst of 1,000 small files: peak
-// RSS 15.3 MiB with Go's 100, 13.4 MiB with 50, at about the same CPU. A
-// memory limit (GOMEMLIMIT) instead made the collector run without pause
-// under load (8 MiB: CPU x2.3; 6 MiB: x20) and is not set.
-const gcPercent = 50
+// one: a heap that grows by three quarters (Go's default: doubles) before a
+// collection. The collector's CPU goes with the bytes allocated divided by
+// GOGC, and peak RSS with the garbage it lets pile up. Measured
+// 2026-11-30 on the benchmark's 1,000 files of 100 kB (about 120 kB
+// allocated per file, 40 % of it in the data connection's TLS handshake),
+// alternated: GOGC 50 1.52-1.56x goftp-naive's CPU at 14.4-14.5 MiB peak
+// RSS, 75 1.39-1.51x at 15.3-15.4 MiB, 100 1.53x at 16.2 MiB (over the
+// 16 MiB goal; 8.5 MiB of it is the binary's file-backed pages). A memory
+// limit (GOMEMLIMIT) instead made the collector run without pause under
+// load (8 MiB: CPU x2.3; 6 MiB: x20) and is not set.
+const gcPercent = 75
 
 func main() {
 	if os.Getenv("GOGC") == "" {

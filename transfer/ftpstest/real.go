@@ -35,6 +35,11 @@ type RealOptions struct {
 	// ssl_ciphers, ProFTPD TLSCipherSuite, Pure-FTPd -J. "" = the server's
 	// default (see DefaultCiphers for vsftpd with ECDSA).
 	Ciphers string
+	// TLS13Suites, when set, is OpenSSL's TLS 1.3 Ciphersuites list for the
+	// server (e.g. "TLS_CHACHA20_POLY1305_SHA256"), set with server
+	// preference through OPENSSL_CONF's system_default: none of the three
+	// servers has a TLS 1.3 suite setting of its own that all share.
+	TLS13Suites string
 	// RequireReuse: nil = the server's default (vsftpd and ProFTPD require
 	// TLS session reuse on data connections; Pure-FTPd has no such check).
 	RequireReuse *bool
@@ -223,27 +228,22 @@ func startReal(name string, o RealOptions) (*Real, error) {
 		return nil, fmt.Errorf("ftpstest: PasvAddress %q is not an IPv4 address", o.PasvAddress)
 	}
 
-	port := o.Port
-	if port == 0 {
-		if port, err = freePort(); err != nil {
-			return nil, err
-		}
-	}
 	if o.PasvCount <= 0 {
 		o.PasvCount = 8
 	}
-	lo, hi, err := freeRange(o.PasvCount, o.PasvFreeOn)
+	port, lo, hi, err := listenPorts(o)
 	if err != nil {
 		return nil, err
 	}
 	r.Port, r.Addr, r.PasvPorts = port, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), [2]int{lo, hi}
 
 	env := append(os.Environ(), "LC_ALL=C")
-	if o.MaxTLS12 {
+	if sys := opensslSystemDefault(o); sys != "" {
 		// vsftpd 3.0.3 has no TLS 1.3 switch and Pure-FTPd none at all: cap
-		// the protocol through OpenSSL's system_default section.
+		// the protocol (and set the TLS 1.3 suites) through OpenSSL's
+		// system_default section.
 		conf := filepath.Join(dir, "openssl.cnf")
-		txt := "openssl_conf = camftpd_conf\n[camftpd_conf]\nssl_conf = camftpd_ssl\n[camftpd_ssl]\nsystem_default = camftpd_sys\n[camftpd_sys]\nMaxProtocol = TLSv1.2\n"
+		txt := "openssl_conf = camftpd_conf\n[camftpd_conf]\nssl_conf = camftpd_ssl\n[camftpd_ssl]\nsystem_default = camftpd_sys\n[camftpd_sys]\n" + sys
 		if err := os.WriteFile(conf, []byte(txt), 0o644); err != nil {
 			return nil, err
 		}
@@ -612,13 +612,25 @@ func prepareRoot(root string, uid, gid int) error {
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// listenPorts picks the server's control port (o.Port, or a free one) and
+// a passive range that does not hold it. A free control port comes from
+// freeRange, below the ephemeral range: a port the kernel handed out (":0")
+// and that was closed again can be taken by any outgoing connection before
+// the server binds it (Pure-FTPd: "Address already in use", seen once in a
+// clean-clone CI run while other packages' tests connected).
+func listenPorts(o RealOptions) (port, lo, hi int, err error) {
+	port = o.Port
+	if port == 0 {
+		if port, _, err = freeRange(1, nil); err != nil {
+			return 0, 0, 0, err
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	for range 10 {
+		if lo, hi, err = freeRange(o.PasvCount, o.PasvFreeOn); err != nil || port < lo || port > hi {
+			return port, lo, hi, err
+		}
+	}
+	return 0, 0, 0, fmt.Errorf("ftpstest: every passive range found holds the control port %d", port)
 }
 
 // freeRange finds n consecutive ports for passive mode, free on 127.0.0.1
@@ -654,6 +666,19 @@ func freeRange(n int, also []string) (int, int, error) {
 func writeConf(r *Real, name string, lines []string) (string, error) {
 	p := filepath.Join(r.Dir, name)
 	return p, os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+}
+
+// opensslSystemDefault is the body of the servers' OpenSSL system_default
+// section for o ("" when o needs none).
+func opensslSystemDefault(o RealOptions) string {
+	var b strings.Builder
+	if o.MaxTLS12 {
+		b.WriteString("MaxProtocol = TLSv1.2\n")
+	}
+	if o.TLS13Suites != "" {
+		b.WriteString("Ciphersuites = " + o.TLS13Suites + "\nOptions = ServerPreference\n")
+	}
+	return b.String()
 }
 
 func yesNo(b bool) string {
