@@ -40,6 +40,9 @@ type Options struct {
 	// Timeout bounds each network step of Check (dial, each reply, each
 	// handshake); 0 means 10 s. The ctx deadline, if sooner, wins.
 	Timeout time.Duration
+	// Engine is the openssl build's second TLS engine (see Engine); nil in
+	// the default build.
+	Engine Engine
 }
 
 // Negotiated describes one handshake as seen by VerifyConnection.
@@ -270,7 +273,9 @@ func (p *Policy) checkSuite(cs tls.ConnectionState) (Suite, error) {
 		}
 	case !listed || s.Class == NotAllowed || slices.ContainsFunc(tls13, func(t Suite) bool { return t.ID == s.ID }):
 		return Suite{}, policyErr(nil, fmt.Sprintf("server %s negotiated %s, which is not in the camera's list of suites: refused; enable %s on the server", host, s.Name, recommendedNames()))
-	case !slices.Contains(p.suites, s.ID):
+	case !p.usable(s):
+		return Suite{}, policyErr(nil, fmt.Sprintf("server %s negotiated %s, which this build cannot use (crypto/tls lacks it; the openssl build has it): enable %s on the server", host, s.Name, recommendedNames()))
+	case !p.allowsSuite(s):
 		return Suite{}, policyErr(nil, fmt.Sprintf("server %s negotiated %s (%s), not allowed in mode %s: enable %s on the server, or set the TLS mode to compatible", host, s.Name, s.Class, p.opts.Mode, recommendedNames()))
 	}
 	return s, nil
