@@ -44,10 +44,13 @@ type probeResult struct {
 
 // Check is `camftpd check`: it connects to addr (host[:port], port 21 by
 // default) with AUTH TLS, runs a handshake under opts' policy and prints
-// the negotiated version and suite with its class; then offers each
-// implemented suite of the spec alone (TLS 1.2) and prints whether the
-// server accepts it; then asks, with a bare ClientHello, whether the server
-// would pick each suite this device cannot negotiate. It writes a report
+// the negotiated version and suite with its class (with an Engine, that
+// engine's handshake when the server accepts none of crypto/tls's suites,
+// as transfer does); then offers each suite of the spec this device can
+// negotiate alone (TLS 1.2; with an Engine, all 13) and prints whether the
+// server accepts it; then, without an Engine, asks with a bare ClientHello
+// whether the server would pick each suite this device cannot negotiate.
+// It writes a report
 // to w and returns the verdict; err is the policy handshake's error when
 // the verdict is CheckFail. Options.Timeout bounds each network step, ctx
 // the whole check.
@@ -71,7 +74,7 @@ func Check(ctx context.Context, addr string, opts Options, w io.Writer) (Status,
 		return CheckFail, pre.err
 	}
 
-	if err := c.probeImplemented(); err != nil {
+	if err := c.probeUsable(); err != nil {
 		return CheckFail, err
 	}
 	if err := c.probeUnimplemented(); err != nil {
@@ -124,7 +127,7 @@ type checkRun struct {
 	mainCert   *x509.Certificate
 	negotiated Negotiated
 
-	// probeImplemented: the suites this device has that the server accepts.
+	// probeUsable: the suites this device has that the server accepts.
 	recOK, depOK []string
 	probeCert    *x509.Certificate // unverified, from the first accepting probe
 
@@ -147,6 +150,9 @@ func (c *checkRun) header() {
 	}
 	fmt.Fprintf(c.w, "check %s (certificate name %s, mode %s, TLS 1.2 to %s, %s, %d pin(s))\n",
 		c.addr, c.p.serverName, c.p.opts.Mode, VersionName(c.p.maxVersion), roots, len(c.p.pins))
+	if e := c.p.opts.Engine; e != nil {
+		fmt.Fprintf(c.w, "TLS engines:  crypto/tls (%d suites of the spec), %s (the %d others)\n", len(table)-len(unimplemented()), e.Name(), len(unimplemented()))
+	}
 }
 
 // connect runs the handshake under the policy and prints the greeting,
@@ -162,14 +168,71 @@ func (c *checkRun) connect() {
 		c.fix13 = "to keep TLS 1.3, " + tls13Fix
 		s, err = dialAuthTLS(c.ctx, c.addr, c.p.Config(), c.timeout)
 	}
-	if err != nil {
-		c.mainErr = err
-		c.status = CheckFail
-		fmt.Fprintf(c.w, "connect:      FAILED: %v\n", err)
-		c.verdict = append(c.verdict, "cannot connect under this policy")
+	if err != nil && c.p.opts.Engine != nil && IsNoCommonSuite(err) {
+		// As the openssl build's uploads do: the second engine, with the
+		// suites crypto/tls lacks.
+		fmt.Fprintf(c.w, "crypto/tls:   the server accepts none of its suites; trying %s\n", c.p.opts.Engine.Name())
+		c.connectEngine()
 		return
 	}
-	cs := s.tc.ConnectionState()
+	if err != nil {
+		c.connectFailed(err)
+		return
+	}
+	c.negotiatedLine(s.tc.ConnectionState(), s.Banner, s.Auth, "crypto/tls")
+	s.quit()
+}
+
+// connectFailed records and prints a failed policy handshake.
+func (c *checkRun) connectFailed(err error) {
+	c.mainErr = err
+	c.status = CheckFail
+	fmt.Fprintf(c.w, "connect:      FAILED: %v\n", err)
+	c.verdict = append(c.verdict, "cannot connect under this policy")
+}
+
+// connectEngine is connect's policy handshake made by the Engine: the
+// policy's engine suites, then VerifyConnection as for crypto/tls.
+func (c *checkRun) connectEngine() {
+	e := c.p.opts.Engine
+	s, err := dialFTP(c.ctx, c.addr, c.timeout)
+	if err != nil {
+		c.connectFailed(preTLSError{err})
+		return
+	}
+	defer s.stop()
+	defer s.raw.Close()
+	cs, err := c.engineHandshake(s, c.p.EngineSuites(), c.p.MaxVersion())
+	if err == nil {
+		err = c.p.VerifyConnection(cs)
+	}
+	if err != nil {
+		c.connectFailed(err)
+		return
+	}
+	c.negotiatedLine(cs, s.Banner, s.Auth, e.Name())
+}
+
+// engineHandshake runs the Engine's handshake on s's connection, bounded
+// by the step's deadline.
+func (c *checkRun) engineHandshake(s *session, suites []uint16, maxVersion uint16) (tls.ConnectionState, error) {
+	if err := s.deadline(); err != nil {
+		return tls.ConnectionState{}, fmt.Errorf("TLS handshake with %s: %w", c.addr, err)
+	}
+	tcp, ok := s.raw.(*net.TCPConn)
+	if !ok {
+		return tls.ConnectionState{}, fmt.Errorf("TLS handshake with %s: %T is not a TCP connection", c.addr, s.raw)
+	}
+	cs, err := c.p.opts.Engine.Handshake(c.ctx, tcp, c.p.serverName, suites, maxVersion)
+	if err != nil && ctxErr(c.ctx) != nil {
+		return cs, fmt.Errorf("TLS handshake with %s: %w", c.addr, ctxErr(c.ctx))
+	}
+	return cs, err
+}
+
+// negotiatedLine prints the greeting, the AUTH TLS reply and what the
+// policy handshake negotiated (and with which engine), and records it.
+func (c *checkRun) negotiatedLine(cs tls.ConnectionState, banner, auth reply, engine string) {
 	sv, _ := Lookup(cs.CipherSuite)
 	c.negotiated = Negotiated{Version: cs.Version, Suite: cs.CipherSuite, SuiteName: sv.Name, Class: sv.Class, Warning: c.p.warningFor(cs.Version, sv)}
 	if sv.Class == NonNIST {
@@ -178,9 +241,13 @@ func (c *checkRun) connect() {
 	if len(cs.PeerCertificates) > 0 {
 		c.mainCert = cs.PeerCertificates[0]
 	}
-	fmt.Fprintf(c.w, "greeting:     %s\n", clip(s.Banner.String()))
-	fmt.Fprintf(c.w, "AUTH TLS:     %s\n", clip(s.Auth.String()))
-	fmt.Fprintf(c.w, "negotiated:   %s, %s (%s)\n", VersionName(cs.Version), sv.Name, sv.Class)
+	fmt.Fprintf(c.w, "greeting:     %s\n", clip(banner.String()))
+	fmt.Fprintf(c.w, "AUTH TLS:     %s\n", clip(auth.String()))
+	if c.p.opts.Engine != nil {
+		fmt.Fprintf(c.w, "negotiated:   %s, %s (%s), by %s\n", VersionName(cs.Version), sv.Name, sv.Class, engine)
+	} else {
+		fmt.Fprintf(c.w, "negotiated:   %s, %s (%s)\n", VersionName(cs.Version), sv.Name, sv.Class)
+	}
 	if c.negotiated.Warning != "" {
 		c.status = CheckWarn
 		fmt.Fprintf(c.w, "warning:      %s\n", c.negotiated.Warning)
@@ -188,40 +255,83 @@ func (c *checkRun) connect() {
 			c.verdict = append(c.verdict, "the negotiated suite is "+sv.Class.String())
 		}
 	}
-	s.quit()
 }
 
-// probeImplemented offers each implemented suite alone (TLS 1.2) and
-// prints the server's answer in a table. When ctx's time runs out the
-// remaining suites are reported as not probed; it returns ctx's error
-// only when ctx was canceled.
-func (c *checkRun) probeImplemented() error {
+// probeUsable offers each suite this device can negotiate alone (TLS
+// 1.2): the implemented ones with crypto/tls, and with an Engine the
+// others with it too; it prints the server's answer in a table. When
+// ctx's time runs out the remaining suites are reported as not probed; it
+// returns ctx's error only when ctx was canceled.
+func (c *checkRun) probeUsable() error {
+	e := c.p.opts.Engine
 	fmt.Fprintf(c.w, "\nsuites of the spec this device can negotiate, each offered alone (TLS 1.2):\n")
 	tw := tabwriter.NewWriter(c.w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  SUITE\tCLASS\tSERVER\n")
+	if e != nil {
+		fmt.Fprintf(tw, "  SUITE\tCLASS\tENGINE\tSERVER\n")
+	} else {
+		fmt.Fprintf(tw, "  SUITE\tCLASS\tSERVER\n")
+	}
+	row := func(su Suite, word string) {
+		switch {
+		case e == nil:
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", su.Name, su.Class, word)
+		case su.Implemented:
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", su.Name, su.Class, "crypto/tls", word)
+		default:
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", su.Name, su.Class, e.Name(), word)
+		}
+	}
 	var results []probeResult
 	for _, su := range table {
-		if !su.Implemented {
+		if !c.p.usable(su) {
 			continue
 		}
 		var r probeResult
 		if ctxErr(c.ctx) == nil {
-			r = probeSuite(c.ctx, c.addr, c.p.serverName, su, c.timeout)
+			if su.Implemented {
+				r = probeSuite(c.ctx, c.addr, c.p.serverName, su, c.timeout)
+			} else {
+				r = c.probeEngine(su)
+			}
 		}
 		if errors.Is(ctxErr(c.ctx), context.Canceled) {
 			tw.Flush()
 			return ctxErr(c.ctx)
 		}
 		if ctxErr(c.ctx) != nil { // time is up: report what is known
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", su.Name, su.Class, notProbed)
+			row(su, notProbed)
 			continue
 		}
 		results = append(results, r)
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", su.Name, su.Class, r.word())
+		row(su, r.word())
 	}
 	tw.Flush()
 	c.recOK, c.depOK, c.probeCert = acceptedSuites(results)
 	return nil
+}
+
+// probeEngine offers su alone (TLS 1.2) with the Engine, as probeSuite
+// does with crypto/tls: the certificate is not verified, the connection is
+// closed after the handshake.
+func (c *checkRun) probeEngine(su Suite) probeResult {
+	s, err := dialFTP(c.ctx, c.addr, c.timeout)
+	if err != nil {
+		return probeResult{Suite: su, Err: err}
+	}
+	defer s.stop()
+	defer s.raw.Close()
+	cs, err := c.engineHandshake(s, []uint16{su.ID}, tls.VersionTLS12)
+	if err != nil {
+		if c.p.opts.Engine.NoCommonSuite(err) {
+			return probeResult{Suite: su} // refused
+		}
+		return probeResult{Suite: su, Err: err}
+	}
+	r := probeResult{Suite: su, OK: cs.CipherSuite == su.ID}
+	if len(cs.PeerCertificates) > 0 {
+		r.Cert = cs.PeerCertificates[0]
+	}
+	return r
 }
 
 // acceptedSuites sorts the suites the server accepted into recommended
@@ -247,8 +357,11 @@ func acceptedSuites(results []probeResult) (recOK, depOK []string, cert *x509.Ce
 // probeUnimplemented asks, with a bare ClientHello per suite, whether the
 // server would pick each listed suite crypto/tls lacks, and prints the
 // answers in a table; time running out and cancellation are handled as in
-// probeImplemented.
+// probeUsable.
 func (c *checkRun) probeUnimplemented() error {
+	if c.p.opts.Engine != nil {
+		return nil // the Engine has them: probeUsable probed all 13
+	}
 	fmt.Fprintf(c.w, "\nsuites of the spec this device cannot negotiate (crypto/tls has no DHE and no AES-256-CBC-SHA256/SHA384 suites):\n")
 	tw := tabwriter.NewWriter(c.w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  SUITE\tCLASS\tSERVER\n")

@@ -119,7 +119,7 @@ func hello13Probe(ctx context.Context, addr, serverName string, suites []uint16,
 // probeTLS13 prints the TLS 1.3 table (each suite offered alone, with its
 // class) and which suite the server picks when AES-GCM or ChaCha20 is
 // offered first. Time running out and cancellation are handled as in
-// probeImplemented.
+// probeUsable.
 func (c *checkRun) probeTLS13() error {
 	if c.p.maxVersion < tls.VersionTLS13 {
 		fmt.Fprintf(c.w, "\nTLS 1.3 suites: not probed (this policy is capped at TLS 1.2)\n")

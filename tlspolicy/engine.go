@@ -20,15 +20,17 @@ import (
 type Engine interface {
 	// Name is the engine and its version, for reports: "OpenSSL 3.0.20".
 	Name() string
-	// Probe runs one client TLS handshake on conn (after AUTH TLS was
-	// accepted) offering suite alone, in TLS 1.2, and returns what was
-	// negotiated without verifying the certificate; it sends close_notify
-	// before it returns. The caller closes conn. A server that accepts
-	// none of what was offered is an error for which NoCommonSuite is
-	// true.
-	Probe(ctx context.Context, conn *net.TCPConn, serverName string, suite uint16) (tls.ConnectionState, error)
-	// NoCommonSuite reports whether err (from Probe, or from a handshake
-	// of the engine) means the server accepts none of the suites offered.
+	// Handshake runs one client TLS handshake on conn (after AUTH TLS was
+	// accepted) offering suites (TLS 1.2 ids of the table; Check offers one
+	// alone) and, when maxVersion is TLS 1.3, the engine's TLS 1.3 suites;
+	// it returns what was negotiated without verifying the certificate
+	// (the caller runs VerifyConnection) and sends close_notify before it
+	// returns. The caller closes conn. A server that accepts none of what
+	// was offered is an error for which NoCommonSuite is true.
+	Handshake(ctx context.Context, conn *net.TCPConn, serverName string, suites []uint16, maxVersion uint16) (tls.ConnectionState, error)
+	// NoCommonSuite reports whether err (from Handshake, or from any
+	// handshake of the engine) means the server accepts none of the suites
+	// offered.
 	NoCommonSuite(err error) bool
 }
 

@@ -25,6 +25,18 @@ type Error struct {
 	Kind ErrorKind
 	Msg  string
 	Err  error // underlying cause, if any
+	// noCommon: the server refused every suite offered (Explain's
+	// "accepted none of the suites" case); see IsNoCommonSuite.
+	noCommon bool
+}
+
+// IsNoCommonSuite reports whether err is Explain's "the server accepted
+// none of the suites offered": the one outcome after which the openssl
+// build tries its second engine (never a network, certificate or version
+// error).
+func IsNoCommonSuite(err error) bool {
+	var pe *Error
+	return errors.As(err, &pe) && pe.noCommon
 }
 
 func (e *Error) Error() string {
@@ -91,7 +103,9 @@ func Explain(err error, cfg *tls.Config) error {
 	switch {
 	case strings.Contains(remote, "handshake failure"), strings.Contains(remote, "insufficient security"),
 		strings.Contains(msg, "no cipher suite supported by both"), strings.Contains(msg, "server chose an unconfigured cipher suite"):
-		return policyErr(err, noCommonSuiteMsg(host, offered, max13))
+		pe := policyErr(err, noCommonSuiteMsg(host, offered, max13))
+		pe.noCommon = true
+		return pe
 	case strings.Contains(remote, "protocol version"), strings.Contains(msg, "unsupported versions"),
 		strings.Contains(msg, "server selected unsupported protocol version"):
 		v := "TLS 1.2 or 1.3"

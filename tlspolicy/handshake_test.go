@@ -6,6 +6,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -103,6 +106,9 @@ func TestModesAgainstRestrictedServers(t *testing.T) {
 					if !strings.Contains(pe.Error(), s) {
 						t.Errorf("error %q lacks %q", pe.Error(), s)
 					}
+				}
+				if none := strings.Contains(pe.Error(), "accepted none"); IsNoCommonSuite(err) != none {
+					t.Errorf("IsNoCommonSuite = %v for %q", !none, pe.Error())
 				}
 				t.Logf("refused: %v", err)
 				if _, ok := p.Last(); ok {
@@ -377,5 +383,69 @@ func TestExplain(t *testing.T) {
 	}
 	if !errors.Is(e, herr) {
 		t.Error("cause lost")
+	}
+	if !IsNoCommonSuite(e) || IsNoCommonSuite(plain) || IsNoCommonSuite(own) || IsNoCommonSuite(herr) {
+		t.Errorf("IsNoCommonSuite: explained %v, plain %v, certificate %v, raw alert %v; want true, false, false, false",
+			IsNoCommonSuite(e), IsNoCommonSuite(plain), IsNoCommonSuite(own), IsNoCommonSuite(herr))
+	}
+}
+
+// absentEngine stands for the openssl build's engine where only its
+// presence matters (VerifyConnection, EngineSuites): any call fails.
+type absentEngine struct{ t *testing.T }
+
+func (e absentEngine) Name() string { return "absent engine" }
+func (e absentEngine) Handshake(context.Context, *net.TCPConn, string, []uint16, uint16) (tls.ConnectionState, error) {
+	e.t.Error("Handshake called")
+	return tls.ConnectionState{}, errors.New("absent engine")
+}
+func (e absentEngine) NoCommonSuite(error) bool { e.t.Error("NoCommonSuite called"); return false }
+
+// TestEngineSuites: without an Engine the 7 suites crypto/tls lacks are
+// refused naming the build; with one they pass VerifyConnection in mode
+// compatible (deprecated, with the warning) and are refused in mode
+// recommended; the engine offers the mode's suites in table order.
+func TestEngineSuites(t *testing.T) {
+	ca := newTestCA(t, "tlspolicy test CA")
+	leaf := ca.issue(t, leafOpts{})
+	mk := func(m Mode, e Engine) *Policy {
+		p, err := New(Options{ServerName: "localhost", CAPEM: [][]byte{ca.pem}, Mode: m, Engine: e, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	eng := absentEngine{t}
+	goOnly, compat, rec := mk(Compatible, nil), mk(Compatible, eng), mk(RecommendedOnly, eng)
+	for _, s := range unimplemented() {
+		cs := tls.ConnectionState{Version: tls.VersionTLS12, CipherSuite: s.ID, PeerCertificates: []*x509.Certificate{leaf.Leaf}}
+		if err := goOnly.VerifyConnection(cs); err == nil || !strings.Contains(err.Error(), "this build cannot use") {
+			t.Errorf("%s without an engine: %v, want refused naming the build", s.Name, err)
+		}
+		if err := compat.VerifyConnection(cs); err != nil {
+			t.Errorf("%s with an engine, compatible: %v", s.Name, err)
+		} else if n, _ := compat.Last(); n.Suite != s.ID || n.Class != Deprecated || n.Warning == "" {
+			t.Errorf("%s: negotiated %+v, want deprecated with a warning", s.Name, n)
+		}
+		if err := rec.VerifyConnection(cs); err == nil || !strings.Contains(err.Error(), "not allowed in mode recommended") {
+			t.Errorf("%s with an engine, recommended: %v, want refused", s.Name, err)
+		}
+	}
+	if goOnly.EngineSuites() != nil {
+		t.Errorf("EngineSuites without an engine: %04x", goOnly.EngineSuites())
+	}
+	var all []uint16
+	for _, s := range table {
+		all = append(all, s.ID)
+	}
+	if got := compat.EngineSuites(); !slices.Equal(got, all) {
+		t.Errorf("compatible engine suites %04x, want the table's 13 %04x", got, all)
+	}
+	c12, c13 := rec.EngineCiphers()
+	if c12 != "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384" || c13 != "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384" {
+		t.Errorf("recommended engine ciphers %q / %q", c12, c13)
+	}
+	if _, c13 := mk(Compatible, eng).EngineCiphers(); strings.Contains(c13, "CHACHA") {
+		t.Errorf("TLS 1.3 engine suites %q offer ChaCha20", c13)
 	}
 }
