@@ -53,7 +53,7 @@ func (w *worker) process(ctx context.Context, it queue.Item) {
 	d.mu.Lock()
 	delete(d.uploads, w.name)
 	d.mu.Unlock()
-	d.noteTLS(a.srv.Name, a.pol)
+	d.noteTLS(a.srv.Name, a.pol, res.TLSEngine)
 	defer d.publishState()
 	a.settle(ctx, context.Cause(uctx), res, err)
 }

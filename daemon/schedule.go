@@ -290,7 +290,7 @@ func (w *worker) client(idx int) (*transfer.Client, *tlspolicy.Policy, error) {
 func (d *Daemon) clientConfig(cfg *Config, idx int, pol *tlspolicy.Policy, who string) transfer.Config {
 	s := cfg.Servers[idx]
 	tc := transfer.Config{
-		Host: s.Host, Port: s.Port, User: s.User, Password: s.Password.reveal(), TLS: pol.Config(),
+		Host: s.Host, Port: s.Port, User: s.User, Password: s.Password.reveal(), TLS: pol.Config(), Policy: pol,
 		Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout, SameName: s.SameName,
 		BandwidthLimit: s.BandwidthLimit, Limiter: d.limiters.get(s.Name, s.BandwidthLimit),
 		RecordSHA256: cfg.RecordSHA256,
@@ -418,14 +418,14 @@ func (d *Daemon) noteTransient(server, msg string) {
 	}
 }
 
-func (d *Daemon) noteTLS(server string, pol *tlspolicy.Policy) {
+func (d *Daemon) noteTLS(server string, pol *tlspolicy.Policy, engine string) {
 	n, ok := pol.Last()
 	if !ok {
 		return
 	}
 	info := &TLSInfo{Server: server, Version: tls.VersionName(n.Version), Suite: n.SuiteName,
 		SuiteID: fmt.Sprintf("0x%04x", n.Suite), Class: n.Class.String(), Warning: n.Warning, Resumed: n.Resumed,
-		Pinned: n.Pinned, CertNotAfter: n.CertNotAfter, CertDaysLeft: n.CertDaysLeft, CertWarning: n.CertWarning}
+		Pinned: n.Pinned, CertNotAfter: n.CertNotAfter, CertDaysLeft: n.CertDaysLeft, CertWarning: n.CertWarning, Engine: engine}
 	prev := d.stats.setTLS(info)
 	if prev == nil || prev.Suite != info.Suite || prev.Version != info.Version || prev.CertWarning != info.CertWarning {
 		d.hub.publish(Event{Type: "tls", State: info.Version + " " + info.Suite + " (" + info.Class + ")", Error: tlsWarnings(info)})

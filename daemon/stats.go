@@ -27,6 +27,7 @@ type TLSInfo struct {
 	Suite   string `json:"suite"`
 	SuiteID string `json:"suite_id"`
 	Class   string `json:"class"`
+	Engine  string `json:"engine,omitempty"` // "crypto/tls", or "openssl" (the openssl build's fallback)
 	Warning string `json:"warning,omitempty"`
 	Resumed bool   `json:"resumed"`
 	// Pinned: the certificate was accepted on a pin (pins or camftpd

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 
 	"github.com/camftpd/camftpd/tlspolicy"
+	"github.com/camftpd/camftpd/transfer"
 )
 
 // trustStorePath is where `camftpd trust` records pins and CAs: the
@@ -15,9 +16,10 @@ func trustStorePath(cfg *Config) string {
 
 // serverTLS returns the TLS policy options of server s under cfg: its
 // mode, version cap, CA files and pins, the trust store of `camftpd
-// trust` and cert_warn_days. Uploads, check and trust all build their
-// policy from it, so they judge a certificate alike. The caller adds its
-// Logger, Now and Timeout.
+// trust` and cert_warn_days, and the build's second TLS engine
+// (transfer.Engine: OpenSSL in the openssl build, nil otherwise). Uploads,
+// check and trust all build their policy from it, so they judge a
+// certificate alike. The caller adds its Logger, Now and Timeout.
 func serverTLS(cfg *Config, s Server) tlspolicy.Options {
 	warn := cfg.CertWarnDays
 	if warn == 0 {
@@ -26,5 +28,6 @@ func serverTLS(cfg *Config, s Server) tlspolicy.Options {
 	return tlspolicy.Options{
 		Mode: s.TLSMode, ServerName: s.Host, MaxTLS12: s.MaxTLS12, CAPEM: s.CAPEM, Pins: s.Pins,
 		Trust: tlspolicy.OpenTrustStore(trustStorePath(cfg)), CertWarnDays: warn,
+		Engine: transfer.Engine(),
 	}
 }

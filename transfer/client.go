@@ -46,6 +46,15 @@ type Client struct {
 	bulkWindows atomic.Int64
 
 	retrs atomic.Int64 // byte ranges read back with RETR (sample.go)
+
+	// The openssl build's engine (engine.go): viaEngine remembers that
+	// this server accepts none of crypto/tls's suites, so connects go
+	// straight to the engine until its handshake fails; the counters are
+	// control connections dialed with each engine and the fallbacks.
+	viaEngine   atomic.Bool
+	goDials     atomic.Int64
+	engineDials atomic.Int64
+	fallbacks   atomic.Int64
 }
 
 const (
@@ -198,10 +207,11 @@ func (c *Client) resolve(ctx context.Context) (string, error) {
 	return "", &Error{Class: Transient, Op: "connect", Msg: "no address for " + host}
 }
 
-// dialOnce connects, upgrades with AUTH TLS, logs in, reads FEAT and sets TYPE I.
-// goftp talks to the server through a guard (guard.go) that bounds what it
-// reads.
-func (c *Client) dialOnce(ctx context.Context) (*session, error) {
+// dialGo connects, upgrades with AUTH TLS (crypto/tls), logs in, reads
+// FEAT and sets TYPE I. goftp talks to the server through a guard
+// (guard.go) that bounds what it reads. (dialOnce, engine.go, chooses
+// between it and the openssl build's engine.)
+func (c *Client) dialGo(ctx context.Context) (*session, error) {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
 	ip, err := c.resolve(cctx)
@@ -246,6 +256,13 @@ func (c *Client) dialOnce(ctx context.Context) (*session, error) {
 		s.tls, s.tlsAll = dataTLS(tcfg, cs), tcfg
 		c.log.Debug("ftps connected", "addr", addr, "tls", tls.VersionName(cs.Version), "suite", tls.CipherSuiteName(cs.CipherSuite))
 	}
+	return c.ready(s, g, addr)
+}
+
+// ready finishes a logged-in session: the local address in active mode,
+// FEAT, TYPE I. It closes s on error.
+func (c *Client) ready(s *session, g *guard, addr string) (*session, error) {
+	var err error
 	if c.cfg.Active {
 		if s.local, err = localIP(g, addr); err != nil {
 			s.close()

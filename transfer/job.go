@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/camftpd/camftpd/tlspolicy"
 )
 
 // SameName says what to do when the final remote name already exists.
@@ -28,6 +30,11 @@ type Config struct {
 	// session.go), which its data connections resume, as vsftpd and ProFTPD
 	// require.
 	TLS *tls.Config
+	// Policy is the tlspolicy.Policy TLS came from. When its Options.Engine
+	// is set (the openssl build: Engine()), a server that accepts none of
+	// crypto/tls's suites is reached through that engine, offering
+	// Policy.EngineCiphers (engine.go). nil: crypto/tls only.
+	Policy *tlspolicy.Policy
 	// Timeout bounds every operation: each control command's reply, each
 	// data write (no progress for Timeout cuts the connection), the TLS
 	// handshake of a data connection. Default 30 s.
@@ -170,6 +177,10 @@ type Result struct {
 	// capture is not on the server; Remote is the name in the way.
 	Skipped   bool
 	DataConns int // STOR data connections opened by this call
+	// TLSEngine is the TLS engine of the last control connection used:
+	// "crypto/tls", or "openssl" (the openssl build's fallback, engine.go);
+	// "" in plain FTP or when no connection was made.
+	TLSEngine string
 	// Existing: this capture was already on the server, delivered by an
 	// earlier attempt that ended before its success was recorded. Nothing
 	// was renamed and no temporary file is left. Set when Job.Intent shows

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/secsy/goftp"
 )
 
 // hsState records what the TLS handshakes of one session saw, through a
@@ -94,13 +92,14 @@ type session struct {
 	// a back pointer to the owner, which keeps its idle sessions (Client.idle).
 	// client.go and session.go are one layer (see doc.go).
 	c        *Client
-	gc       *goftp.Client
-	rc       goftp.RawConn
-	g        *guard      // between goftp and the server; nil without one
-	ip       string      // server address: data connections go here (or come from, active mode)
-	local    net.IP      // the control connection's local address (active mode listens there)
-	tls      *tls.Config // data connections' (dataTLS); nil: plain FTP
-	tlsAll   *tls.Config // the control connection's; tls again after a refused data handshake
+	gc       io.Closer     // the goftp.Client (nil on the engine path)
+	rc       ctlConn       // goftp.RawConn, or the engine's control transport (ctl.go)
+	eng      engineSession // the openssl build's engine, when it made the control connection; nil: crypto/tls
+	g        *guard        // between goftp and the server; nil without one
+	ip       string        // server address: data connections go here (or come from, active mode)
+	local    net.IP        // the control connection's local address (active mode listens there)
+	tls      *tls.Config   // data connections' (dataTLS); nil: plain FTP
+	tlsAll   *tls.Config   // the control connection's; tls again after a refused data handshake
 	hs       *hsState
 	feat     map[string]string
 	epsvOff  bool
@@ -142,7 +141,12 @@ func (s *session) close() {
 		}
 	}
 	s.kill()
-	s.gc.Close()
+	if s.gc != nil {
+		s.gc.Close()
+	}
+	if s.eng != nil {
+		s.eng.free()
+	}
 }
 
 func (s *session) setData(c io.Closer) bool {
@@ -440,15 +444,40 @@ func parsePASV(msg string) (int, error) {
 // (Config.Plain: tc is nil and c is bc).
 type dataConn struct {
 	raw net.Conn
-	bc  *batchConn // between tc and raw
+	bc  *batchConn // between tc and raw (nil on the engine path)
 	tc  *tls.Conn
-	c   net.Conn // what the transfer reads and writes: tc, or bc when plain
+	ec  engineConn // the engine's TLS instead of tc (set under mu)
+	c   net.Conn   // what the transfer reads and writes: tc, ec, or bc when plain
 
 	// Active mode: the listener the server connects to; raw is set by
 	// acceptData on handshake's goroutine while abortData may run.
 	ln      *net.TCPListener
 	mu      sync.Mutex
 	aborted bool
+}
+
+// isTLS reports whether the data connection runs TLS (either engine).
+func (dc *dataConn) isTLS() bool { return dc.tc != nil || dc.ec != nil }
+
+// didResume reports whether its TLS resumed the control connection's
+// session (false in plain FTP).
+func (dc *dataConn) didResume() bool {
+	switch {
+	case dc.tc != nil:
+		return dc.tc.ConnectionState().DidResume
+	case dc.ec != nil:
+		return dc.ec.DidResume()
+	}
+	return false
+}
+
+// bulkConn is the socket bulk mode may switch (bulk.go): none on the
+// engine path, whose writes are OpenSSL's.
+func (dc *dataConn) bulkConn() net.Conn {
+	if dc.ec != nil {
+		return nil
+	}
+	return dc.raw
 }
 
 // set records the accepted connection unless the data connection was
@@ -540,6 +569,9 @@ func (s *session) handshake(ctx context.Context, dc *dataConn) error {
 			return err
 		}
 	}
+	if s.eng != nil {
+		return s.engineHandshake(ctx, dc)
+	}
 	dc.bc = &batchConn{Conn: dc.raw}
 	if s.tls == nil {
 		dc.c = dc.bc
@@ -570,6 +602,9 @@ func (s *session) finish(dc *dataConn, buf []byte) error {
 	d := s.c.cfg.Timeout
 	// Without its deadline, close_notify or the read below could wait on
 	// a stalled server for ever: a connection refusing one fails the STOR.
+	if dc.ec != nil {
+		return s.engineFinish(dc)
+	}
 	err := dc.c.SetWriteDeadline(time.Now().Add(d))
 	if err == nil && dc.tc != nil {
 		err = dc.tc.CloseWrite()
@@ -621,13 +656,16 @@ func (s *session) abortData(dc *dataConn) {
 	}
 	dc.mu.Lock()
 	dc.aborted = true
-	raw := dc.raw
+	raw, ec := dc.raw, dc.ec
 	dc.mu.Unlock()
 	if dc.ln != nil {
 		dc.ln.Close() // ends a pending accept
 	}
 	if raw != nil {
 		raw.Close()
+	}
+	if ec != nil {
+		ec.Close() // the socket is closed: no close_notify; frees the engine's connection
 	}
 	s.setData(nil)
 }

@@ -195,6 +195,7 @@ func (c *Client) attempts(ctx context.Context, op string, u *upload) (Result, er
 			return Result{}, c.finalErr(ctx, op, err)
 		}
 		before := u.res.DataConns
+		u.res.TLSEngine = s.engineName()
 		progressed, err := u.run(ctx, s)
 		u.setCur(nil)
 		if err == nil {
@@ -655,7 +656,7 @@ func (u *upload) startStor(ctx context.Context, s *session, dc *dataConn, op str
 		s.abortData(dc)
 		return false, u.dataErr(ctx, s, dc, op, err, 0)
 	}
-	return dc.tc == nil || dc.tc.ConnectionState().DidResume, nil // plain FTP: nothing to resume
+	return !dc.isTLS() || dc.didResume(), nil // plain FTP: nothing to resume
 }
 
 // sendData writes the local bytes [offset, size) on dc in chunks the rate
@@ -667,7 +668,7 @@ func (u *upload) sendData(ctx context.Context, s *session, dc *dataConn, op stri
 	if u.job.Progress != nil {
 		u.job.Progress(offset, u.size)
 	}
-	bulk := newBulk(dc.raw, c.bulkRate, &c.bulkWindows) // see bulk_linux.go
+	bulk := newBulk(dc.bulkConn(), c.bulkRate, &c.bulkWindows) // see bulk_linux.go
 	defer bulk.set(false)
 	for off := offset; off < u.size; {
 		n := int64(chunk)
@@ -711,6 +712,9 @@ func (u *upload) writeChunk(dc *dataConn, bulk *bulkMode, b []byte) (int, error)
 	bulk.beforeWrite(now)
 	if err := dc.c.SetWriteDeadline(now.Add(u.c.cfg.Timeout)); err != nil {
 		return 0, err // the write could block for ever: fails as the write would
+	}
+	if dc.bc == nil { // the engine's TLS: its record writes are OpenSSL's
+		return dc.c.Write(b)
 	}
 	dc.bc.hold = true
 	w, werr := dc.c.Write(b)
@@ -763,12 +767,12 @@ func (u *upload) dataErr(ctx context.Context, s *session, dc *dataConn, op strin
 		s.broken = true
 		return classify(op, tlspolicy.Explain(verr, s.tls))
 	}
-	resumed := dc.tc != nil && dc.tc.ConnectionState().DidResume
+	resumed := dc.didResume()
 	code, msg, rerr := s.readReply()
 	if rerr == nil && code/100 != 2 {
-		return transferReplyErr(op, code, msg, dc.tc == nil || resumed)
+		return transferReplyErr(op, code, msg, !dc.isTLS() || resumed)
 	}
-	if rerr != nil && dc.tc != nil && !resumed {
+	if rerr != nil && dc.isTLS() && !resumed {
 		return reuseErr(op, rerr, Transient)
 	}
 	return classify(op, tlspolicy.Explain(err, s.tls))
@@ -986,7 +990,7 @@ func (u *upload) place(ctx context.Context, s *session) error {
 	// confirmed the rename (250): no SIZE of the final name (a round trip
 	// per file on a slow link, for nothing).
 	u.res.Remote = final
-	c.log.Info("uploaded", "remote", final, "size", u.size, "verified", u.res.Verified, "resumed_from", u.res.ResumedFrom)
+	c.log.Info("uploaded", "remote", final, "size", u.size, "verified", u.res.Verified, "resumed_from", u.res.ResumedFrom, "engine", u.res.TLSEngine)
 	return nil
 }
 

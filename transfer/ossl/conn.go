@@ -173,7 +173,8 @@ func (c *Conn) Handshake(ctx context.Context) error {
 				"server %s offered a %d-bit DHE group: refused, at least %d bits are needed (Logjam): give the server a %d-bit DH parameter file (ProFTPD TLSDHParamFile, Pure-FTPd's dhparams.pem) or enable an ECDHE suite",
 				c.serverName, bits, int(c.st.min_dh_bits), int(c.st.min_dh_bits))}
 		}
-		return &Error{Kind: KindHandshake, Msg: fmt.Sprintf("openssl: TLS handshake with %s failed: %s", c.serverName, ioMsg(&r.e))}
+		return &Error{Kind: KindHandshake, Msg: fmt.Sprintf("openssl: TLS handshake with %s failed: %s", c.serverName, ioMsg(&r.e)),
+			NoCommonSuite: C.cam_no_common_suite(r.e.reason) == 1}
 	}
 	c.mu.Lock()
 	c.handshaken = true

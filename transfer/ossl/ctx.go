@@ -88,6 +88,11 @@ func (c *Ctx) Offered() []uint16 {
 	return ids
 }
 
+// Version is the version of the libssl in use: "3.0.20".
+func Version() string {
+	return C.GoString(C.OpenSSL_version(C.OPENSSL_VERSION_STRING))
+}
+
 func goMsg(e *C.cam_err) string {
 	s := C.GoString(&e.msg[0])
 	if s == "" {

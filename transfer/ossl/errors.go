@@ -34,6 +34,10 @@ type Error struct {
 	Msg    string
 	DHBits int   // KindWeakDH: the server's group size
 	Err    error // the underlying network error, if any
+	// NoCommonSuite (KindHandshake): the server accepts none of the
+	// suites offered (its handshake_failure or insufficient_security
+	// alert), as OpenSSL's reason code says.
+	NoCommonSuite bool
 }
 
 func (e *Error) Error() string { return e.Msg }

@@ -250,16 +250,17 @@ func TestEverySuite(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range tlspolicy.Table() {
-		tc := upCase{name: s.OpenSSL, server: "vsftpd", maxTLS12: true, ciphers: s.OpenSSL, wantVer: tls.VersionTLS12, wantSuite: s.ID}
-		if strings.HasPrefix(s.OpenSSL, "DHE-") {
-			tc.server, tc.extra, tc.wantDH = "proftpd", []string{"TLSDHParamFile " + dh2048}, 2048
+		server, o := ftpstest.SuiteServer(s.OpenSSL, dh2048)
+		tc := upCase{name: s.OpenSSL, server: server, maxTLS12: true, ciphers: s.OpenSSL, extra: o.Extra, wantVer: tls.VersionTLS12, wantSuite: s.ID}
+		if server == "proftpd" {
+			tc.wantDH = 2048
 		}
-		t.Run(s.OpenSSL, func(t *testing.T) { testSuite(t, tc, strings.Contains(s.OpenSSL, "ECDSA")) })
+		t.Run(s.OpenSSL, func(t *testing.T) { testSuite(t, tc, o) })
 	}
 }
 
-func testSuite(t *testing.T, tc upCase, ecdsa bool) {
-	r, err := ftpstest.StartReal(tc.server, ftpstest.RealOptions{MaxTLS12: true, Ciphers: tc.ciphers, Extra: tc.extra, ECDSA: ecdsa})
+func testSuite(t *testing.T, tc upCase, o ftpstest.RealOptions) {
+	r, err := ftpstest.StartReal(tc.server, o)
 	if err != nil {
 		t.Fatal(err)
 	}

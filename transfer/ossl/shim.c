@@ -33,12 +33,14 @@ static void fill(SSL *s, int r, cam_err *e) {
 	e->ssl_err = 0;
 	e->sys_errno = errno;
 	e->msg[0] = 0;
+	e->reason = 0;
 	if (r <= 0 && s != NULL) {
 		e->ssl_err = SSL_get_error(s, r);
 	}
 	unsigned long code = ERR_get_error();
 	if (code != 0) {
 		ERR_error_string_n(code, e->msg, sizeof e->msg);
+		e->reason = ERR_GET_REASON(code);
 	}
 	ERR_clear_error();
 }
@@ -167,4 +169,13 @@ unsigned short cam_ctx_cipher_id(SSL_CTX *ctx, int i) {
 unsigned short cam_cipher_id(SSL *s) {
 	const SSL_CIPHER *c = SSL_get_current_cipher(s);
 	return c == NULL ? 0 : (unsigned short)SSL_CIPHER_get_protocol_id(c);
+}
+
+// cam_no_common_suite: the handshake ended because the server accepts none
+// of the suites (or groups) offered: its handshake_failure or
+// insufficient_security alert, or nothing left to offer.
+int cam_no_common_suite(int reason) {
+	return reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE ||
+		reason == SSL_R_TLSV1_ALERT_INSUFFICIENT_SECURITY ||
+		reason == SSL_R_NO_CIPHERS_AVAILABLE;
 }

@@ -12,6 +12,7 @@ typedef struct {
 	int ssl_err;        // SSL_get_error, 0 on success
 	int sys_errno;      // errno after the call
 	char msg[256];      // the first queued OpenSSL error, "" if none
+	int reason;         // its reason code (ERR_GET_REASON), 0 if none
 } cam_err;
 
 // Per-connection state reached from the security callback (SSL app data).
@@ -33,5 +34,6 @@ void cam_free(void *p);
 int cam_ctx_cipher_count(SSL_CTX *ctx);
 unsigned short cam_ctx_cipher_id(SSL_CTX *ctx, int i);
 unsigned short cam_cipher_id(SSL *s);
+int cam_no_common_suite(int reason);
 
 #endif

@@ -1,0 +1,148 @@
+package transfer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/camftpd/camftpd/tlspolicy"
+)
+
+// dialOnce connects with crypto/tls (dialGo), or with the openssl build's
+// engine (dialEngine) when the server accepts none of crypto/tls's
+// suites: the Go handshake ended with the server's "no common suite"
+// outcome (tlspolicy.IsNoCommonSuite: a handshake_failure or
+// insufficient_security alert; never a network error, a certificate error
+// or a timeout), and the same call dials again with the engine, offering
+// Policy.EngineCiphers. The Client then remembers it (viaEngine): later
+// connects go straight to the engine until its handshake fails. A new
+// Client (a config reload) tries crypto/tls first again.
+func (c *Client) dialOnce(ctx context.Context) (*session, error) {
+	if !c.engineUsable() {
+		c.goDials.Add(1)
+		s, err := c.dialGo(ctx)
+		return s, c.noEngineHint(err)
+	}
+	if c.viaEngine.Load() {
+		return c.dialEngine(ctx)
+	}
+	c.goDials.Add(1)
+	s, err := c.dialGo(ctx)
+	if err == nil || ctx.Err() != nil || !tlspolicy.IsNoCommonSuite(err) {
+		return s, err
+	}
+	c.fallbacks.Add(1)
+	c.log.Info("the server accepts none of crypto/tls's suites: connecting again with "+c.cfg.Policy.Engine().Name(), "err", tlspolicy.OneLine(err.Error()))
+	return c.dialEngine(ctx)
+}
+
+// engineUsable reports whether this Client may use the engine: over TLS,
+// with a Policy that has one (only the openssl build's Engine() does).
+func (c *Client) engineUsable() bool {
+	return !c.cfg.Plain && c.cfg.Policy != nil && c.cfg.Policy.Engine() != nil
+}
+
+// noEngineHint adds to a "no common suite" error of a Client without an
+// engine that the openssl build has the suites crypto/tls lacks.
+func (c *Client) noEngineHint(err error) error {
+	var te *Error
+	if err == nil || !tlspolicy.IsNoCommonSuite(err) || !errors.As(err, &te) || c.cfg.Plain {
+		return err
+	}
+	if strings.Contains(te.Msg, "openssl build") {
+		return err
+	}
+	e := *te
+	e.Msg += " (the openssl build of camftpd negotiates them: " + strings.Join(lackedSuites(), ", ") + ")"
+	return &e
+}
+
+// lackedSuites names the suites of the table crypto/tls does not implement.
+func lackedSuites() []string {
+	var n []string
+	for _, s := range tlspolicy.Table() {
+		if !s.Implemented {
+			n = append(n, s.Name)
+		}
+	}
+	return n
+}
+
+// noCommonEither is the error of a server that accepted none of the
+// suites of either engine: it names what was offered and what to enable.
+func noCommonEither(op, engine string, p *tlspolicy.Policy, err error) *Error {
+	var offered, rec []string
+	for _, id := range p.EngineSuites() {
+		s, _ := tlspolicy.Lookup(id)
+		offered = append(offered, s.Name)
+	}
+	for _, s := range tlspolicy.Table() {
+		if s.Class == tlspolicy.Recommended {
+			rec = append(rec, s.Name)
+		}
+	}
+	what := "TLS 1.2: " + strings.Join(offered, ", ")
+	if p.MaxVersion() >= tls.VersionTLS13 {
+		what = "TLS 1.3 AES-GCM, and " + what
+	}
+	return &Error{Class: TLSPolicy, Op: op, Err: err, Msg: fmt.Sprintf(
+		"the server accepted none of the suites of crypto/tls nor of %s (%s): enable %s on the server; `camftpd check` shows what the server accepts",
+		engine, what, strings.Join(rec, ", "))}
+}
+
+// engineHandshake runs a data connection's TLS with the session's engine,
+// resuming the control connection's session, bounded by Timeout and ctx;
+// the policy checks it as it checks crypto/tls's (VerifyConnection).
+func (s *session) engineHandshake(ctx context.Context, dc *dataConn) error {
+	ec, err := s.eng.client(dc.raw)
+	if err != nil {
+		return err
+	}
+	dc.mu.Lock()
+	if dc.aborted {
+		dc.mu.Unlock()
+		ec.Close()
+		return context.Canceled
+	}
+	dc.ec, dc.c = ec, ec
+	dc.mu.Unlock()
+	hctx, cancel := context.WithTimeout(ctx, s.c.cfg.Timeout)
+	defer cancel()
+	if err := ec.Handshake(hctx); err != nil {
+		return err
+	}
+	cs, err := ec.ConnectionState()
+	if err != nil {
+		return err
+	}
+	return s.tls.VerifyConnection(cs)
+}
+
+// engineFinish ends an upload's data connection on the engine path: the
+// engine's Close sends close_notify and reads until the server's (its TLS
+// 1.3 tickets included) or its EOF, bounded by Timeout, then closes.
+func (s *session) engineFinish(dc *dataConn) error {
+	if err := dc.ec.SetWriteDeadline(time.Now().Add(s.c.cfg.Timeout)); err != nil {
+		dc.ec.Close()
+		s.setData(nil)
+		return err
+	}
+	err := dc.ec.Close()
+	s.setData(nil)
+	return err
+}
+
+// engineName is the engine that made the session's control connection:
+// "openssl", or "crypto/tls" ("" in plain FTP).
+func (s *session) engineName() string {
+	switch {
+	case s.eng != nil:
+		return s.eng.name()
+	case s.tls != nil:
+		return "crypto/tls"
+	}
+	return ""
+}

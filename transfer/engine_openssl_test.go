@@ -1,0 +1,264 @@
+//go:build openssl
+
+package transfer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/camftpd/camftpd/tlspolicy"
+	"github.com/camftpd/camftpd/transfer/ftpstest"
+)
+
+// engineConfig is tg's Config with a Policy that has the OpenSSL engine.
+func engineConfig(t *testing.T, tg *target, o tlspolicy.Options) (Config, *tlspolicy.Policy) {
+	t.Helper()
+	o.ServerName, o.CAPEM, o.Engine = tg.serverName, [][]byte{tg.capem}, Engine()
+	p, err := tlspolicy.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tg.config(t, o.MaxTLS12)
+	cfg.TLS, cfg.Policy = p.Config(), p
+	cfg.Timeout, cfg.ConnectTimeout = 30*time.Second, 30*time.Second // 2 shared cores, -race
+	return cfg, p
+}
+
+// dropIdle closes c's idle sessions: the next upload dials.
+func dropIdle(c *Client) {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	for _, s := range idle {
+		s.close()
+	}
+}
+
+func dh2048(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs("ossl/testdata/dh2048.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestEngineEverySuite: each of the 13 suites alone on a real server (TLS
+// 1.2): transfer.Client uploads; the file is whole on the server, the
+// suite is the one, the data connections resumed, and the 6 crypto/tls
+// implements went through crypto/tls, the 7 others through OpenSSL.
+func TestEngineEverySuite(t *testing.T) {
+	dh := dh2048(t)
+	for _, su := range tlspolicy.Table() {
+		t.Run(su.OpenSSL, func(t *testing.T) {
+			server, o := ftpstest.SuiteServer(su.OpenSSL, dh)
+			tg := startTargetWith(t, server, ftpstest.Options{}, o)
+			var got []tlspolicy.Negotiated
+			cfg, _ := engineConfig(t, tg, tlspolicy.Options{MaxTLS12: true, OnNegotiated: func(n tlspolicy.Negotiated) { got = append(got, n) }})
+			c := New(cfg)
+			defer c.Close()
+			local, data := localFile(t, 300<<10)
+			res, err := c.Upload(context.Background(), Job{LocalPath: local, Remote: "s/" + su.OpenSSL + ".jpg", TempID: "s1"})
+			if err != nil {
+				t.Fatalf("upload: %v", err)
+			}
+			wantFile(t, tg, "s/"+su.OpenSSL+".jpg", data)
+			want := "crypto/tls"
+			if !su.Implemented {
+				want = "openssl"
+			}
+			if res.TLSEngine != want {
+				t.Errorf("engine %q, want %q", res.TLSEngine, want)
+			}
+			if len(got) < 2 {
+				t.Fatalf("%d handshakes verified, want the control and a data connection's", len(got))
+			}
+			for i, n := range got {
+				if n.Suite != su.ID || n.Version != tls.VersionTLS12 {
+					t.Errorf("handshake %d: %s %s, want %s", i, tlspolicy.VersionName(n.Version), n.SuiteName, su.Name)
+				}
+				if i > 0 && !n.Resumed {
+					t.Errorf("handshake %d (data): not resumed", i)
+				}
+			}
+			if g, e := c.goDials.Load(), c.engineDials.Load(); su.Implemented && (g != 1 || e != 0) || !su.Implemented && (g != 1 || e != 1) {
+				t.Errorf("dials: crypto/tls %d, openssl %d", g, e)
+			}
+		})
+	}
+}
+
+// TestEngineFallbackRemembered: the first connect to an AES256-SHA256-only
+// server tries crypto/tls and falls back; after that the Client dials
+// OpenSSL straight away (counted, not timed).
+func TestEngineFallbackRemembered(t *testing.T) {
+	tg := startTargetWith(t, "vsftpd", ftpstest.Options{}, ftpstest.RealOptions{MaxTLS12: true, Ciphers: "AES256-SHA256"})
+	cfg, _ := engineConfig(t, tg, tlspolicy.Options{MaxTLS12: true})
+	c := New(cfg)
+	defer c.Close()
+	for i := range 2 {
+		local, data := localFile(t, 64<<10)
+		remote := "f/" + string(rune('a'+i)) + ".jpg"
+		res, err := c.Upload(context.Background(), Job{LocalPath: local, Remote: remote, TempID: remote[2:3]})
+		if err != nil {
+			t.Fatalf("upload %d: %v", i, err)
+		}
+		wantFile(t, tg, remote, data)
+		if res.TLSEngine != "openssl" {
+			t.Errorf("upload %d: engine %q", i, res.TLSEngine)
+		}
+		dropIdle(c)
+	}
+	if g, e, f := c.goDials.Load(), c.engineDials.Load(), c.fallbacks.Load(); g != 1 || e != 2 || f != 1 {
+		t.Errorf("crypto/tls dials %d, openssl dials %d, fallbacks %d; want 1, 2, 1", g, e, f)
+	}
+}
+
+// TestEngineNoFallback: a certificate the policy refuses, and a server
+// that is not listening, are not reasons to try OpenSSL.
+func TestEngineNoFallback(t *testing.T) {
+	t.Run("certificate", func(t *testing.T) {
+		tg := startTargetWith(t, "vsftpd", ftpstest.Options{}, ftpstest.RealOptions{MaxTLS12: true})
+		cfg, _ := engineConfig(t, tg, tlspolicy.Options{MaxTLS12: true})
+		other, err := ftpstest.NewCA(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := tlspolicy.New(tlspolicy.Options{ServerName: tg.serverName, CAPEM: [][]byte{other.PEM}, MaxTLS12: true, Engine: Engine()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.TLS, cfg.Policy = p.Config(), p
+		c := New(cfg)
+		defer c.Close()
+		local, _ := localFile(t, 1000)
+		_, err = c.Upload(context.Background(), Job{LocalPath: local, Remote: "x.jpg"})
+		if ClassOf(err) != Certificate {
+			t.Fatalf("got %v (%v), want a certificate error", err, ClassOf(err))
+		}
+		if n := c.engineDials.Load(); n != 0 || c.fallbacks.Load() != 0 {
+			t.Errorf("%d OpenSSL dials after a certificate error", n)
+		}
+	})
+	t.Run("network", func(t *testing.T) {
+		tg := startTargetWith(t, "vsftpd", ftpstest.Options{}, ftpstest.RealOptions{MaxTLS12: true})
+		cfg, _ := engineConfig(t, tg, tlspolicy.Options{MaxTLS12: true})
+		tg.real.Close() // nothing listens any more
+		c := New(cfg)
+		defer c.Close()
+		local, _ := localFile(t, 1000)
+		_, err := c.Upload(context.Background(), Job{LocalPath: local, Remote: "x.jpg"})
+		if ClassOf(err) != Transient {
+			t.Fatalf("got %v (%v), want a transient network error", err, ClassOf(err))
+		}
+		if n := c.engineDials.Load(); n != 0 || c.fallbacks.Load() != 0 {
+			t.Errorf("%d OpenSSL dials after a network error", n)
+		}
+	})
+}
+
+// TestEngineRecommendedRefuses: mode recommended and a server with only a
+// deprecated suite crypto/tls lacks: refused with one line, nothing sent.
+func TestEngineRecommendedRefuses(t *testing.T) {
+	tg := startTargetWith(t, "vsftpd", ftpstest.Options{}, ftpstest.RealOptions{MaxTLS12: true, Ciphers: "AES256-SHA256"})
+	cfg, _ := engineConfig(t, tg, tlspolicy.Options{MaxTLS12: true, Mode: tlspolicy.RecommendedOnly})
+	c := New(cfg)
+	defer c.Close()
+	local, _ := localFile(t, 1000)
+	_, err := c.Upload(context.Background(), Job{LocalPath: local, Remote: "r.jpg"})
+	if ClassOf(err) != TLSPolicy || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("got %v (%v), want one tls-policy line", err, ClassOf(err))
+	}
+	if strings.Contains(tg.real.LogText(), "USER") {
+		t.Error("the server saw USER")
+	}
+	t.Logf("error: %v", err)
+}
+
+// TestEngineTLS13: a TLS 1.3 server on the engine path (the control
+// connection is forced through OpenSSL: no realistic server makes
+// crypto/tls fail in TLS 1.3, whose AES-GCM suites both engines have), and
+// vsftpd's require_ssl_reuse: whole files, no 426.
+func TestEngineTLS13(t *testing.T) {
+	for _, server := range []string{"vsftpd", "proftpd"} {
+		t.Run(server, func(t *testing.T) {
+			tg := startTargetWith(t, server, ftpstest.Options{}, ftpstest.RealOptions{})
+			var got []tlspolicy.Negotiated
+			cfg, _ := engineConfig(t, tg, tlspolicy.Options{OnNegotiated: func(n tlspolicy.Negotiated) { got = append(got, n) }})
+			c := New(cfg)
+			defer c.Close()
+			c.viaEngine.Store(true)
+			for i, n := range []int{2<<20 + 7, 10 << 10} {
+				local, data := localFile(t, n)
+				remote := "t/" + string(rune('a'+i)) + ".jpg"
+				res, err := c.Upload(context.Background(), Job{LocalPath: local, Remote: remote, TempID: remote[2:3]})
+				if err != nil {
+					t.Fatalf("upload %d: %v", i, err)
+				}
+				wantFile(t, tg, remote, data)
+				if res.TLSEngine != "openssl" {
+					t.Errorf("engine %q", res.TLSEngine)
+				}
+			}
+			for i, n := range got {
+				if n.Version != tls.VersionTLS13 || i > 0 && !n.Resumed {
+					t.Errorf("handshake %d: %s %s resumed %v", i, tlspolicy.VersionName(n.Version), n.SuiteName, n.Resumed)
+				}
+			}
+			if strings.Contains(tg.real.LogText(), " 426 ") {
+				t.Errorf("the server answered 426")
+			}
+		})
+	}
+}
+
+// TestEngineWrongCertificate: through the engine, the policy refuses a
+// certificate before USER is sent; a pin of the right key passes.
+func TestEngineWrongCertificate(t *testing.T) {
+	tg := startTargetWith(t, "vsftpd", ftpstest.Options{}, ftpstest.RealOptions{MaxTLS12: true, Ciphers: "AES256-SHA256"})
+	other, err := ftpstest.NewCA(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tlspolicy.New(tlspolicy.Options{ServerName: tg.serverName, CAPEM: [][]byte{other.PEM}, MaxTLS12: true, Engine: Engine()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tg.config(t, true)
+	cfg.TLS, cfg.Policy = p.Config(), p
+	c := New(cfg)
+	defer c.Close()
+	local, _ := localFile(t, 1000)
+	_, err = c.Upload(context.Background(), Job{LocalPath: local, Remote: "w.jpg"})
+	if ClassOf(err) != Certificate || c.engineDials.Load() != 1 {
+		t.Fatalf("got %v (%v), %d OpenSSL dials; want a certificate error from the engine path", err, ClassOf(err), c.engineDials.Load())
+	}
+	if strings.Contains(tg.real.LogText(), "USER") {
+		t.Error("the server saw USER")
+	}
+}
+
+// TestEngineWeakDH: a 1024-bit DHE group is refused naming its size.
+func TestEngineWeakDH(t *testing.T) {
+	dh, err := filepath.Abs("ossl/testdata/dh1024.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := startTargetWith(t, "proftpd", ftpstest.Options{}, ftpstest.RealOptions{MaxTLS12: true, Ciphers: "DHE-RSA-AES256-GCM-SHA384:@SECLEVEL=0",
+		Extra: []string{"TLSDHParamFile " + dh}})
+	cfg, _ := engineConfig(t, tg, tlspolicy.Options{MaxTLS12: true})
+	c := New(cfg)
+	defer c.Close()
+	local, _ := localFile(t, 1000)
+	_, err = c.Upload(context.Background(), Job{LocalPath: local, Remote: "d.jpg"})
+	var te *Error
+	if !errors.As(err, &te) || te.Class != TLSPolicy || !strings.Contains(te.Msg, "1024-bit") {
+		t.Fatalf("got %v, want a tls-policy error naming the 1024-bit group", err)
+	}
+}
