@@ -337,6 +337,9 @@ func (t *connTest) tlsSteps(dialErr error) bool {
 	}
 	su, _ := tlspolicy.Lookup(cs.CipherSuite)
 	detail := fmt.Sprintf("%s, %s (%s)", tlspolicy.VersionName(cs.Version), su.Name, su.Class)
+	if t.c.viaEngine.Load() { // the openssl build's fallback (engine.go)
+		detail += " through " + Engine().Name()
+	}
 	switch {
 	case su.Class == tlspolicy.Deprecated:
 		t.warn(StepHandshake, detail+": uploads work, but the spec recommends another suite", "enable the recommended suites on the server (see the suite table)")

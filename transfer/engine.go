@@ -40,35 +40,42 @@ func (c *Client) dialOnce(ctx context.Context) (*session, error) {
 }
 
 // engineUsable reports whether this Client may use the engine: over TLS,
-// with a Policy that has one (only the openssl build's Engine() does).
+// with a Policy that has one (only the openssl build's Engine() does) and
+// allows a suite crypto/tls lacks (mode recommended allows none: the
+// engine would offer what crypto/tls offered, and the error is
+// crypto/tls's, which names the mode).
 func (c *Client) engineUsable() bool {
-	return !c.cfg.Plain && c.cfg.Policy != nil && c.cfg.Policy.Engine() != nil
+	if c.cfg.Plain || c.cfg.Policy == nil || c.cfg.Policy.Engine() == nil {
+		return false
+	}
+	for _, id := range c.cfg.Policy.EngineSuites() {
+		if s, _ := tlspolicy.Lookup(id); !s.Implemented {
+			return true
+		}
+	}
+	return false
 }
 
-// noEngineHint adds to a "no common suite" error of a Client without an
-// engine that the openssl build has the suites crypto/tls lacks.
+// noEngineHint adds to a "no common suite" error of the default build
+// that the openssl build has the suites crypto/tls lacks (not in mode
+// recommended, which refuses them all the same).
 func (c *Client) noEngineHint(err error) error {
 	var te *Error
-	if err == nil || !tlspolicy.IsNoCommonSuite(err) || !errors.As(err, &te) || c.cfg.Plain {
+	if err == nil || Engine() != nil || c.cfg.Plain || !tlspolicy.IsNoCommonSuite(err) || !errors.As(err, &te) {
 		return err
 	}
-	if strings.Contains(te.Msg, "openssl build") {
+	recOnly := true
+	for _, id := range c.tls.CipherSuites {
+		if s, _ := tlspolicy.Lookup(id); s.Class != tlspolicy.Recommended {
+			recOnly = false
+		}
+	}
+	if recOnly || strings.Contains(te.Msg, "openssl build") {
 		return err
 	}
 	e := *te
-	e.Msg += " (the openssl build of camftpd negotiates them: " + strings.Join(lackedSuites(), ", ") + ")"
+	e.Msg += "; the openssl build of camftpd negotiates those DHE and AES-256-CBC suites too"
 	return &e
-}
-
-// lackedSuites names the suites of the table crypto/tls does not implement.
-func lackedSuites() []string {
-	var n []string
-	for _, s := range tlspolicy.Table() {
-		if !s.Implemented {
-			n = append(n, s.Name)
-		}
-	}
-	return n
 }
 
 // noCommonEither is the error of a server that accepted none of the

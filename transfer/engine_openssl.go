@@ -79,7 +79,9 @@ type osslSession struct {
 func (e *osslSession) name() string { return "openssl" }
 
 func (e *osslSession) free() {
-	e.sess.Free()
+	if e.sess != nil {
+		e.sess.Free()
+	}
 	e.ctx.Free()
 }
 

@@ -178,6 +178,12 @@ func TestEngineRecommendedRefuses(t *testing.T) {
 	if strings.Contains(tg.real.LogText(), "USER") {
 		t.Error("the server saw USER")
 	}
+	if c.engineDials.Load() != 0 {
+		t.Error("OpenSSL tried: in mode recommended it offers nothing crypto/tls did not")
+	}
+	if !strings.Contains(err.Error(), "mode recommended") {
+		t.Errorf("the error does not name the mode: %v", err)
+	}
 	t.Logf("error: %v", err)
 }
 
@@ -211,7 +217,7 @@ func TestEngineTLS13(t *testing.T) {
 					t.Errorf("handshake %d: %s %s resumed %v", i, tlspolicy.VersionName(n.Version), n.SuiteName, n.Resumed)
 				}
 			}
-			if strings.Contains(tg.real.LogText(), " 426 ") {
+			if log := tg.real.LogText(); strings.Contains(log, `"426 `) || strings.Contains(log, "426 Transfer aborted") {
 				t.Errorf("the server answered 426")
 			}
 		})
@@ -260,5 +266,70 @@ func TestEngineWeakDH(t *testing.T) {
 	var te *Error
 	if !errors.As(err, &te) || te.Class != TLSPolicy || !strings.Contains(te.Msg, "1024-bit") {
 		t.Fatalf("got %v, want a tls-policy error naming the 1024-bit group", err)
+	}
+}
+
+// TestEnginePin: through the engine, a certificate no CA vouches for is
+// accepted on its key pin, and refused without it (before USER).
+func TestEnginePin(t *testing.T) {
+	cert, err := ftpstest.SelfSigned(ftpstest.CertOptions{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := startTargetWith(t, "vsftpd", ftpstest.Options{}, ftpstest.RealOptions{MaxTLS12: true, Ciphers: "AES256-SHA256", Cert: cert})
+	_, spki := tlspolicy.CertPins(cert.Leaf)
+	for _, pinned := range []bool{true, false} {
+		o := tlspolicy.Options{ServerName: tg.serverName, MaxTLS12: true, Engine: Engine()}
+		if pinned {
+			o.Pins = []string{spki}
+		}
+		p, err := tlspolicy.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := New(Config{Host: tg.host, Port: tg.port, User: tg.user, Password: tg.pass, TLS: p.Config(), Policy: p,
+			Timeout: 30 * time.Second, Logger: testLogger(t)})
+		local, data := localFile(t, 5000)
+		res, err := c.Upload(context.Background(), Job{LocalPath: local, Remote: "p.jpg"})
+		c.Close()
+		switch {
+		case pinned && err != nil:
+			t.Fatalf("pinned: %v", err)
+		case pinned:
+			wantFile(t, tg, "p.jpg", data)
+			if res.TLSEngine != "openssl" {
+				t.Errorf("engine %q", res.TLSEngine)
+			}
+		case ClassOf(err) != Certificate:
+			t.Fatalf("not pinned: got %v (%v), want a certificate error", err, ClassOf(err))
+		}
+	}
+}
+
+// TestEngineConnTest: `camftpd check`'s walk against a server that needs
+// OpenSSL: every step passes on the engine path (the deprecated suite
+// warns), the handshake step names the engine, the data connection
+// resumed, and nothing is left on the server.
+func TestEngineConnTest(t *testing.T) {
+	tg := startTargetWith(t, "vsftpd", ftpstest.Options{}, ftpstest.RealOptions{MaxTLS12: true, Ciphers: "AES256-SHA256"})
+	cfg, _ := engineConfig(t, tg, tlspolicy.Options{MaxTLS12: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rs := Test(ctx, cfg, TestOptions{Remote: "CHECK0001.JPG"})
+	for _, r := range rs {
+		t.Logf("%-12s %-5v %s", r.Step, r.Verdict, r.Detail)
+		switch {
+		case r.Step == StepHandshake:
+			if r.Verdict != StepWarn || !strings.Contains(r.Detail, "TLS_RSA_WITH_AES_256_CBC_SHA256") || !strings.Contains(r.Detail, "through OpenSSL") {
+				t.Errorf("handshake step: %v %s", r.Verdict, r.Detail)
+			}
+		case r.Step == StepData:
+			if r.Verdict != StepOK || !strings.Contains(r.Detail, "resumed the control") {
+				t.Errorf("data step: %v %s", r.Verdict, r.Detail)
+			}
+		case r.Step == StepHash, r.Step == StepMkdir: // vsftpd has no hash command; no folder to make
+		case r.Verdict != StepOK:
+			t.Errorf("step %s: %v %s (fix: %s)", r.Step, r.Verdict, r.Detail, r.Fix)
+		}
 	}
 }
