@@ -37,7 +37,8 @@ var rules = map[string]rule{
 	// transfer opens captures with openat(O_NOFOLLOW) per folder and asks
 	// the kernel for a read lease (F_SETLEASE): neither is in package syscall
 	// for every GOOS, so it uses x/sys/unix as board does.
-	"transfer": {project: []string{"tlspolicy"}, thirdParty: []string{"github.com/secsy/goftp", "golang.org/x/sys"}},
+	// transfer/ossl: the openssl build only (engine_openssl.go).
+	"transfer": {project: []string{"tlspolicy", "transfer/ossl"}, thirdParty: []string{"github.com/secsy/goftp", "golang.org/x/sys"}},
 	// Shared by the tests of every package; no firmware code imports it.
 	"internal/testtime": {},
 	// The link emulator of the benchmarks and of the daemon's link tests.

@@ -231,7 +231,11 @@ func printStatus(w io.Writer, st Status) {
 		fmt.Fprintf(w, "uploading:  %s  %s / %s  %.1f%%  %s/s\n", escName(u.File), humanBytes(u.Sent), humanBytes(u.Total), u.Percent, humanBytes(int64(u.BytesPerSec)))
 	}
 	if t := st.TLS; t != nil {
-		fmt.Fprintf(w, "tls:        %s %s (%s) %s\n", escName(t.Version), escName(t.Suite), escName(t.Class), escName(t.SuiteID))
+		via := ""
+		if t.Engine == "openssl" { // the openssl build's fallback engine
+			via = " through OpenSSL"
+		}
+		fmt.Fprintf(w, "tls:        %s %s (%s) %s%s\n", escName(t.Version), escName(t.Suite), escName(t.Class), escName(t.SuiteID), via)
 		if t.Warning != "" {
 			fmt.Fprintf(w, "tls warning: %s\n", escName(t.Warning))
 		}
