@@ -2,9 +2,7 @@ package transfer
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -27,6 +25,7 @@ func (c *Client) dialOnce(ctx context.Context) (*session, error) {
 		return s, c.noEngineHint(err)
 	}
 	if c.viaEngine.Load() {
+		c.engineDials.Add(1)
 		return c.dialEngine(ctx)
 	}
 	c.goDials.Add(1)
@@ -36,6 +35,7 @@ func (c *Client) dialOnce(ctx context.Context) (*session, error) {
 	}
 	c.fallbacks.Add(1)
 	c.log.Info("the server accepts none of crypto/tls's suites: connecting again with "+c.cfg.Policy.Engine().Name(), "err", tlspolicy.OneLine(err.Error()))
+	c.engineDials.Add(1)
 	return c.dialEngine(ctx)
 }
 
@@ -76,28 +76,6 @@ func (c *Client) noEngineHint(err error) error {
 	e := *te
 	e.Msg += "; the openssl build of camftpd negotiates those DHE and AES-256-CBC suites too"
 	return &e
-}
-
-// noCommonEither is the error of a server that accepted none of the
-// suites of either engine: it names what was offered and what to enable.
-func noCommonEither(op, engine string, p *tlspolicy.Policy, err error) *Error {
-	var offered, rec []string
-	for _, id := range p.EngineSuites() {
-		s, _ := tlspolicy.Lookup(id)
-		offered = append(offered, s.Name)
-	}
-	for _, s := range tlspolicy.Table() {
-		if s.Class == tlspolicy.Recommended {
-			rec = append(rec, s.Name)
-		}
-	}
-	what := "TLS 1.2: " + strings.Join(offered, ", ")
-	if p.MaxVersion() >= tls.VersionTLS13 {
-		what = "TLS 1.3 AES-GCM, and " + what
-	}
-	return &Error{Class: TLSPolicy, Op: op, Err: err, Msg: fmt.Sprintf(
-		"the server accepted none of the suites of crypto/tls nor of %s (%s): enable %s on the server; `camftpd check` shows what the server accepts",
-		engine, what, strings.Join(rec, ", "))}
 }
 
 // engineHandshake runs a data connection's TLS with the session's engine,

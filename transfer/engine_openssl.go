@@ -155,7 +155,6 @@ func (t *osslCtl) Close() error {
 // USER is sent, the login, PBSZ 0, PROT P. A failed engine handshake ends
 // viaEngine (the next connect tries crypto/tls first).
 func (c *Client) dialEngine(ctx context.Context) (*session, error) {
-	c.engineDials.Add(1)
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
 	ip, err := c.resolve(cctx)
@@ -339,4 +338,29 @@ func engineAuth(ctl *osslCtl, user, pass string) error {
 		}
 	}
 	return nil
+}
+
+// noCommonEither is the error of a server that accepted none of the
+// suites of either engine: it names what was offered and what to enable.
+func noCommonEither(op, engine string, p *tlspolicy.Policy, err error) *Error {
+	var offered, rec []string
+	for _, id := range p.EngineSuites() {
+		s, _ := tlspolicy.Lookup(id)
+		offered = append(offered, s.Name)
+	}
+	for _, s := range tlspolicy.Table() {
+		if s.Class == tlspolicy.Recommended {
+			rec = append(rec, s.Name)
+		}
+	}
+	what := "TLS 1.2: " + strings.Join(offered, ", ")
+	if len(offered) == len(tlspolicy.Table()) {
+		what = fmt.Sprintf("the %d suites of the spec in TLS 1.2", len(offered))
+	}
+	if p.MaxVersion() >= tls.VersionTLS13 {
+		what = "TLS 1.3 AES-GCM, and " + what
+	}
+	return &Error{Class: TLSPolicy, Op: op, Err: err, Msg: fmt.Sprintf(
+		"the server accepted none of the suites of crypto/tls nor of %s (%s): enable %s on the server; `camftpd check` shows what the server accepts",
+		engine, what, strings.Join(rec, ", "))}
 }

@@ -333,3 +333,33 @@ func TestEngineConnTest(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineNoCommonEither: a server whose only suite is in neither
+// engine's offer (AES128-SHA, outside the spec's table): one line naming
+// both engines and what to enable; the failed engine handshake ends the
+// Client's choice of the engine.
+func TestEngineNoCommonEither(t *testing.T) {
+	tg := startTargetWith(t, "vsftpd", ftpstest.Options{}, ftpstest.RealOptions{MaxTLS12: true, Ciphers: "AES128-SHA"})
+	cfg, _ := engineConfig(t, tg, tlspolicy.Options{MaxTLS12: true})
+	c := New(cfg)
+	defer c.Close()
+	c.viaEngine.Store(true)
+	local, _ := localFile(t, 1000)
+	_, err := c.Upload(context.Background(), Job{LocalPath: local, Remote: "e.jpg"})
+	if ClassOf(err) != TLSPolicy {
+		t.Fatalf("got %v (%v), want a tls-policy error", err, ClassOf(err))
+	}
+	msg := err.Error()
+	for _, want := range []string{"crypto/tls", "OpenSSL", "enable TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q: %s", want, msg)
+		}
+	}
+	if strings.ContainsAny(msg, "\r\n") {
+		t.Errorf("not one line: %q", msg)
+	}
+	if c.viaEngine.Load() {
+		t.Error("the Client still goes straight to OpenSSL after its handshake failed")
+	}
+	t.Logf("error: %s", msg)
+}
