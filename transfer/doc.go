@@ -92,6 +92,36 @@
 // one refused is told by the reply code (530 login; 536, 534, 533, 431,
 // 503 PBSZ/PROT P; another code is reported at login).
 //
+// # The openssl build's second engine
+//
+// Built with -tags openssl, the package has a second TLS engine, OpenSSL
+// (transfer/ossl; Engine returns it, and the daemon sets it as
+// tlspolicy.Options.Engine), for the 7 suites of the spec crypto/tls lacks.
+// OpenSSL is used only when the server accepts none of Go's suites: each
+// control connection tries crypto/tls first; when its handshake ends with
+// the server's "no common suite" outcome (tlspolicy.IsNoCommonSuite: a
+// handshake_failure or insufficient_security alert; never a network
+// error, a certificate error or a timeout) the same upload dials again
+// with OpenSSL, offering Policy.EngineCiphers (mode recommended allows
+// nothing crypto/tls lacks: no second try). The Client remembers the
+// choice until the engine's handshake fails (a config reload makes a new
+// Client), so later connections go straight to OpenSSL. Data connections
+// always use the control connection's engine and resume its session,
+// taken after the login's replies (TLS 1.3 tickets are read by then).
+//
+// The seam (ctl.go): session.rc is a ctlConn (SendCommand, ReadResponse,
+// Close), which goftp.RawConn is and which the OpenSSL control transport
+// is (greeting, AUTH TLS, the handshake, the policy's VerifyConnection
+// before USER, PASS, PBSZ 0, PROT P, then reply parsing: a transport, not
+// a second client; every command of an upload goes through session as
+// on the Go path). A data connection's TLS is a *tls.Conn or an
+// engineConn (the engine's Close is close_notify, then the server's
+// close_notify or EOF, bounded by Timeout); bulk mode and record batching
+// are crypto/tls's only. Result.TLSEngine says which engine the upload
+// used. The default build is pure Go: Engine is nil and a server that
+// needs one of the 7 fails with one line naming them and the openssl
+// build.
+//
 // RenderRemote renders the remote path template; CheckPath refuses control
 // characters (no FTP command injection from a file name) and "..".
 //
@@ -126,14 +156,17 @@ package transfer
 // Files, bottom up: a file uses only files of its own layer or below.
 //
 //  1. errors.go, path.go, limit.go, guard.go, bulk*.go, localfile_*.go,
-//     datatls.go, trace.go: error classes, remote paths, the bandwidth
-//     limit, the control connection's guard, bulk mode, opening a capture,
-//     the data connections' TLS config, how far a connect got (for Test).
+//     datatls.go, trace.go, ctl.go: error classes, remote paths, the
+//     bandwidth limit, the control connection's guard, bulk mode, opening a
+//     capture, the data connections' TLS config, how far a connect got
+//     (for Test), the control transport and engine interfaces.
 //  2. job.go: Config, Job, Intent, Result (plain data).
-//  3. client.go, session.go, active.go, bufpool.go, protrefused.go:
-//     Client, its connect and login (protrefused.go: which login step a
-//     refusal answered, PROT P refused), and its control connections
-//     (session, data connections, active mode); the pooled chunk buffers.
+//  3. client.go, session.go, active.go, bufpool.go, protrefused.go,
+//     engine.go, engine_default.go / engine_openssl.go: Client, its connect
+//     and login (protrefused.go: which login step a refusal answered, PROT
+//     P refused), and its control connections (session, data connections,
+//     active mode); the pooled chunk buffers; the choice of TLS engine and
+//     the openssl build's OpenSSL connect and data TLS.
 //  4. localfile.go: the Client's checks of the local file.
 //  5. upload.go, intent.go, sample.go: Upload and the upload type.
 //  6. remove.go, conntest.go, conntest_files.go: RemoveTemps; Test, the

@@ -4,8 +4,8 @@
 // TLS connection over a net.TCPConn, made by the system's libssl (OpenSSL 3,
 // linked dynamically through cgo), for the 7 suites of the spec that
 // crypto/tls lacks (the four TLS_DHE_RSA_* suites and the three AES-256-CBC
-// SHA256/SHA384 suites). It is a foundation: nothing in the daemon uses it yet
-// (see docs/openssl-engine.md).
+// SHA256/SHA384 suites). Package transfer uses it (engine_openssl.go) when
+// a server accepts none of crypto/tls's suites (see docs/openssl-engine.md).
 //
 // Layers, bottom up: shim.c/shim.h (one OpenSSL call per C function, with its
 // error read in the same call: OpenSSL's error queue is per thread), ctx.go
