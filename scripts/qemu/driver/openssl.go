@@ -85,7 +85,10 @@ func opensslScenario(e *env) result {
 		return fail("the camera reported %d of 5 captures written", len(want))
 	}
 	if _, err := oe.waitArrived(want, 90*time.Second); err != nil {
-		return fail("%v; status: %s; daemon: %s", err, guestState(g), consoleWhy(g.Lines(0)))
+		if st := guestState(g); st != "" {
+			return fail("%v; the daemon's %s", err, st)
+		}
+		return fail("%v; the daemon's status has no state line; console: %s", err, consoleWhy(g.Lines(0)))
 	}
 	time.Sleep(2 * time.Second) // let a late duplicate show
 	return opensslVerdict(&oe, g, r, want)
@@ -166,17 +169,18 @@ func fmtTLS(info map[string]string) string {
 	return strings.Join(parts, " ")
 }
 
-// guestState is the state line of camftpd status in the guest.
+// guestState is the state line of camftpd status in the guest ("" when
+// there is none), spaces squeezed.
 func guestState(g *Guest) string {
 	out, _, err := g.Run(`camftpd status | grep -E '^(state|attention):'`, 30*time.Second)
-	if err != nil {
-		return err.Error()
-	}
 	var keep []string
 	for _, l := range out {
 		if strings.HasPrefix(l, "state:") || strings.HasPrefix(l, "attention:") {
-			keep = append(keep, l)
+			keep = append(keep, strings.Join(strings.Fields(l), " "))
 		}
+	}
+	if err != nil {
+		return "status: " + err.Error()
 	}
 	return strings.Join(keep, " | ")
 }
