@@ -87,6 +87,7 @@ var scenarios = []struct {
 	{"fatcard", fatCard, true, false},
 	{"exfatcard", exfatCard, true, false},
 	{"fatvsftpd", fatVsftpd, true, false},
+	{"openssl", opensslScenario, false, false}, // openssl.go: the openssl build's image
 	{"ext4card", ext4Card, true, true},
 }
 
