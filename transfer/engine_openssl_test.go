@@ -40,15 +40,6 @@ func dropIdle(c *Client) {
 	}
 }
 
-func dh2048(t *testing.T) string {
-	t.Helper()
-	p, err := filepath.Abs("ossl/testdata/dh2048.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // TestEngineEverySuite: each of the 13 suites alone on a real server (TLS
 // 1.2): transfer.Client uploads; the file is whole on the server, the
 // suite is the one, the data connections resumed, and the 6 crypto/tls
