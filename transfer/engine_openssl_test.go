@@ -363,3 +363,32 @@ func TestEngineNoCommonEither(t *testing.T) {
 	}
 	t.Logf("error: %s", msg)
 }
+
+// TestEngineActiveAndReadBack: on the engine path, active mode (the server
+// connects to us; we are still the TLS client, resuming) and reading a
+// file back with RETR (SameName Skip: the same shot already there is
+// recognised by its sampled bytes, vsftpd having no hash command).
+func TestEngineActiveAndReadBack(t *testing.T) {
+	for _, active := range []bool{false, true} {
+		t.Run(map[bool]string{false: "passive", true: "active"}[active], func(t *testing.T) {
+			tg := startTargetWith(t, "vsftpd", ftpstest.Options{}, ftpstest.RealOptions{MaxTLS12: true, Ciphers: "AES256-SHA256", Active: true})
+			cfg, _ := engineConfig(t, tg, tlspolicy.Options{MaxTLS12: true})
+			cfg.Active, cfg.SameName = active, Skip
+			c := New(cfg)
+			defer c.Close()
+			local, data := localFile(t, 300<<10)
+			if _, err := c.Upload(context.Background(), Job{LocalPath: local, Remote: "a/x.jpg", TempID: "a1"}); err != nil {
+				t.Fatalf("upload: %v", err)
+			}
+			wantFile(t, tg, "a/x.jpg", data)
+			dropIdle(c)
+			res, err := c.Upload(context.Background(), Job{LocalPath: local, Remote: "a/x.jpg", TempID: "a2"})
+			if err != nil {
+				t.Fatalf("second upload: %v", err)
+			}
+			if !res.Existing || res.Verified != "size+sample" || res.TLSEngine != "openssl" || c.retrs.Load() == 0 {
+				t.Errorf("second upload: %+v, RETRs %d", res, c.retrs.Load())
+			}
+		})
+	}
+}
