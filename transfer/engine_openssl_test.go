@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -391,4 +392,41 @@ func TestEngineActiveAndReadBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEngineCancel: canceling an upload on the engine path mid-file ends
+// it promptly with ctx's error, leaves no goroutine behind, and the next
+// upload resumes the temporary file through OpenSSL.
+func TestEngineCancel(t *testing.T) {
+	tg := startTargetWith(t, "vsftpd", ftpstest.Options{}, ftpstest.RealOptions{MaxTLS12: true, Ciphers: "AES256-SHA256"})
+	base := runtime.NumGoroutine()
+	cfg, _ := engineConfig(t, tg, tlspolicy.Options{MaxTLS12: true})
+	cfg.BandwidthLimit = 1 << 20 // 1 MiB/s: 4 s for the file
+	c := New(cfg)
+	local, data := localFile(t, 4<<20)
+	ctx, cancel := context.WithCancel(context.Background())
+	job := Job{LocalPath: local, Remote: "c/x.jpg", TempID: "c1", Progress: func(sent, _ int64) {
+		if sent >= 1<<20 {
+			cancel()
+		}
+	}}
+	start := time.Now()
+	_, err := c.Upload(ctx, job)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > within(10*time.Second) {
+		t.Errorf("canceled upload returned after %v", d)
+	}
+	job.Progress = nil
+	res, err := c.Upload(context.Background(), job)
+	if err != nil {
+		t.Fatalf("second upload: %v", err)
+	}
+	wantFile(t, tg, "c/x.jpg", data)
+	if res.ResumedFrom == 0 || res.TLSEngine != "openssl" {
+		t.Errorf("second upload: resumed from %d, engine %q", res.ResumedFrom, res.TLSEngine)
+	}
+	c.Close()
+	goroutines(t, base)
 }
