@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -76,10 +77,19 @@ connect_timeout = "20s"
 		t.Errorf("%d STOR in the server's log, want 1", n)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	for _, e := range l.evs {
 		if e.Type == "retry" || e.Type == "blocked" {
 			t.Errorf("%s event: %+v", e.Type, e)
 		}
+	}
+	l.mu.Unlock()
+
+	// camftpd check: the walk goes through OpenSSL too, and the suite
+	// probes (tlspolicy.Check with transfer.Engine) find the suite.
+	var out, errb strings.Builder
+	code := Main(context.Background(), []string{"check", "-config", cfgPath}, &out, &errb)
+	t.Logf("camftpd check: exit %d\n%s%s", code, out.String(), errb.String())
+	if code == 2 || !strings.Contains(out.String(), "through OpenSSL") || !strings.Contains(out.String(), "TLS_RSA_WITH_AES_256_CBC_SHA256") {
+		t.Errorf("camftpd check: exit %d, want a pass or warning (deprecated suite) naming the engine", code)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -353,4 +354,70 @@ func TestEngineNoCommonEither(t *testing.T) {
 		t.Error("the Client still goes straight to OpenSSL after its handshake failed")
 	}
 	t.Logf("error: %s", msg)
+}
+
+// TestEngineActiveAndReadBack: on the engine path, active mode (the server
+// connects to us; we are still the TLS client, resuming) and reading a
+// file back with RETR (SameName Skip: the same shot already there is
+// recognised by its sampled bytes, vsftpd having no hash command).
+func TestEngineActiveAndReadBack(t *testing.T) {
+	for _, active := range []bool{false, true} {
+		t.Run(map[bool]string{false: "passive", true: "active"}[active], func(t *testing.T) {
+			tg := startTargetWith(t, "vsftpd", ftpstest.Options{}, ftpstest.RealOptions{MaxTLS12: true, Ciphers: "AES256-SHA256", Active: true})
+			cfg, _ := engineConfig(t, tg, tlspolicy.Options{MaxTLS12: true})
+			cfg.Active, cfg.SameName = active, Skip
+			c := New(cfg)
+			defer c.Close()
+			local, data := localFile(t, 300<<10)
+			if _, err := c.Upload(context.Background(), Job{LocalPath: local, Remote: "a/x.jpg", TempID: "a1"}); err != nil {
+				t.Fatalf("upload: %v", err)
+			}
+			wantFile(t, tg, "a/x.jpg", data)
+			dropIdle(c)
+			res, err := c.Upload(context.Background(), Job{LocalPath: local, Remote: "a/x.jpg", TempID: "a2"})
+			if err != nil {
+				t.Fatalf("second upload: %v", err)
+			}
+			if !res.Existing || res.Verified != "size+sample" || res.TLSEngine != "openssl" || c.retrs.Load() == 0 {
+				t.Errorf("second upload: %+v, RETRs %d", res, c.retrs.Load())
+			}
+		})
+	}
+}
+
+// TestEngineCancel: canceling an upload on the engine path mid-file ends
+// it promptly with ctx's error, leaves no goroutine behind, and the next
+// upload resumes the temporary file through OpenSSL.
+func TestEngineCancel(t *testing.T) {
+	tg := startTargetWith(t, "vsftpd", ftpstest.Options{}, ftpstest.RealOptions{MaxTLS12: true, Ciphers: "AES256-SHA256"})
+	base := runtime.NumGoroutine()
+	cfg, _ := engineConfig(t, tg, tlspolicy.Options{MaxTLS12: true})
+	cfg.BandwidthLimit = 1 << 20 // 1 MiB/s: 4 s for the file
+	c := New(cfg)
+	local, data := localFile(t, 4<<20)
+	ctx, cancel := context.WithCancel(context.Background())
+	job := Job{LocalPath: local, Remote: "c/x.jpg", TempID: "c1", Progress: func(sent, _ int64) {
+		if sent >= 1<<20 {
+			cancel()
+		}
+	}}
+	start := time.Now()
+	_, err := c.Upload(ctx, job)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > within(10*time.Second) {
+		t.Errorf("canceled upload returned after %v", d)
+	}
+	job.Progress = nil
+	res, err := c.Upload(context.Background(), job)
+	if err != nil {
+		t.Fatalf("second upload: %v", err)
+	}
+	wantFile(t, tg, "c/x.jpg", data)
+	if res.ResumedFrom == 0 || res.TLSEngine != "openssl" {
+		t.Errorf("second upload: resumed from %d, engine %q", res.ResumedFrom, res.TLSEngine)
+	}
+	c.Close()
+	goroutines(t, base)
 }

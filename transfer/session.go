@@ -599,12 +599,12 @@ func (s *session) handshake(ctx context.Context, dc *dataConn) error {
 // send a RST, and the server could lose the tail of the file (vsftpd 3.0.3
 // with TLS 1.3 then answers 426).
 func (s *session) finish(dc *dataConn, buf []byte) error {
-	d := s.c.cfg.Timeout
-	// Without its deadline, close_notify or the read below could wait on
-	// a stalled server for ever: a connection refusing one fails the STOR.
 	if dc.ec != nil {
 		return s.engineFinish(dc)
 	}
+	d := s.c.cfg.Timeout
+	// Without its deadline, close_notify or the read below could wait on
+	// a stalled server for ever: a connection refusing one fails the STOR.
 	err := dc.c.SetWriteDeadline(time.Now().Add(d))
 	if err == nil && dc.tc != nil {
 		err = dc.tc.CloseWrite()

@@ -30,4 +30,7 @@
 //     unread for the kernel to answer with RST (vsftpd's 426).
 //   - A TLS 1.3 session is resumable only once the server's ticket has been
 //     read: take Session after the first reply on the control connection.
+//   - Client offers a copy of the Session: OpenSSL marks the session of a
+//     connection freed without close_notify (a cut download) not
+//     resumable, and the control connection's must stay resumable.
 package ossl

@@ -81,11 +81,23 @@ SSL *cam_ssl_new(SSL_CTX *ctx, int fd, const char *sni, SSL_SESSION *sess, cam_s
 		return NULL;
 	}
 	if (!SSL_set_fd(s, fd) || !SSL_set_app_data(s, st) ||
-	    (sni != NULL && !SSL_set_tlsext_host_name(s, sni)) ||
-	    (sess != NULL && !SSL_set_session(s, sess))) {
+	    (sni != NULL && !SSL_set_tlsext_host_name(s, sni))) {
 		fill(NULL, 1, e);
 		SSL_free(s);
 		return NULL;
+	}
+	if (sess != NULL) {
+		// A copy: a connection freed without close_notify (a cut RETR)
+		// marks its session not resumable (ssl_clear_bad_session), and
+		// the caller's session must stay resumable for the next one.
+		SSL_SESSION *d = SSL_SESSION_dup(sess);
+		int ok = d != NULL && SSL_set_session(s, d);
+		SSL_SESSION_free(d);
+		if (!ok) {
+			fill(NULL, 1, e);
+			SSL_free(s);
+			return NULL;
+		}
 	}
 	SSL_set_connect_state(s);
 	fill(NULL, 1, e);
