@@ -46,7 +46,7 @@ cross-openssl: ## the openssl build (cgo, libssl.so.3 linked dynamically) for li
 	@for f in $(BIN)/camftpd-openssl-linux-arm64 $(BIN)/camftpd-openssl-linux-armv7; do \
 	  s=$$(stat -c %s $$f); \
 	  awk -v f=$$f -v s=$$s 'BEGIN{printf "size %-34s %9d bytes (%.2f MiB)\n", f, s, s/1048576}'; \
-	  echo "  needs: $$(readelf -d $$f | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')"; \
+	  echo "  needs: $$(aarch64-linux-gnu-readelf -d $$f | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')"; \
 	done
 	@s=$$(stat -c %s $(BIN)/camftpd-openssl-linux-arm64); if [ $$s -gt $(SIZE_GOAL) ]; then \
 	  echo "size goal missed: arm64 openssl binary is $$s bytes, goal $(SIZE_GOAL) (what grew it? go tool nm -size -sort size)"; exit 1; else echo "size goal met: arm64 openssl build under 8 MiB"; fi
@@ -69,9 +69,14 @@ test-arm64: tools-check ## the unit suite as arm64 (qemu-aarch64-static) and arm
 # vet and lint with the tag, -race on the host, and the tagged ones as arm64
 # and armv7 cgo binaries under qemu-user. QEMU_LD_PREFIX stays unset: the
 # binaries find libssl.so.3 in the host's multiarch folders (with it set, the
-# arm64 binary hung; docs/openssl-engine.md).
+# arm64 binary hung; docs/openssl-engine.md). OPENSSL_PKGS and
+# OPENSSL_QEMU_PKGS, when set, replace the computed lists.
+OPENSSL_PKGS      ?=
+OPENSSL_QEMU_PKGS ?=
 test-openssl: tools-check ## the openssl build's packages: vet and lint with the tag, -race on the host, arm64 and armv7 under qemu-user
-	@all=$$(scripts/openssl/packages all) && tagged=$$(scripts/openssl/packages tagged) && \
+	@all="$(OPENSSL_PKGS)"; tagged="$(OPENSSL_QEMU_PKGS)"; \
+	  if [ -z "$$all" ]; then all=$$(scripts/openssl/packages all) || exit 1; fi; \
+	  if [ -z "$$tagged" ]; then tagged=$$(scripts/openssl/packages tagged) || exit 1; fi; \
 	  echo "openssl packages: $$(echo $$all)  (under qemu-user: $$(echo $$tagged))" && \
 	  set -x && \
 	  $(GO) vet -tags openssl ./... && \
