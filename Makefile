@@ -65,25 +65,27 @@ test-arm64: tools-check ## the unit suite as arm64 (qemu-aarch64-static) and arm
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) test -count=1 -timeout 20m -exec qemu-aarch64-static ./...
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) test -count=1 -timeout 20m -exec qemu-arm-static ./...
 
-# The packages whose code differs under -tags openssl (scripts/openssl/packages):
-# vet and lint with the tag, -race on the host, and the tagged ones as arm64
-# and armv7 cgo binaries under qemu-user. QEMU_LD_PREFIX stays unset: the
-# binaries find libssl.so.3 in the host's multiarch folders (with it set, the
-# arm64 binary hung; docs/openssl-engine.md). OPENSSL_PKGS and
-# OPENSSL_QEMU_PKGS, when set, replace the computed lists.
-OPENSSL_PKGS      ?=
-OPENSSL_QEMU_PKGS ?=
-test-openssl: tools-check ## the openssl build's packages: vet and lint with the tag, -race on the host, arm64 and armv7 under qemu-user
-	@all="$(OPENSSL_PKGS)"; tagged="$(OPENSSL_QEMU_PKGS)"; \
-	  if [ -z "$$all" ]; then all=$$(scripts/openssl/packages all) || exit 1; fi; \
-	  if [ -z "$$tagged" ]; then tagged=$$(scripts/openssl/packages tagged) || exit 1; fi; \
-	  echo "openssl packages: $$(echo $$all)  (under qemu-user: $$(echo $$tagged))" && \
-	  set -x && \
+# The openssl build's tests (scripts/openssl/packages tests): in each package
+# with a file constrained by the openssl tag, the tests that its tagged
+# _test.go files define (all of transfer/ossl's), with -race on the host and
+# as arm64 and armv7 cgo binaries under qemu-user; vet and lint with the tag.
+# The rest of those packages' tests, and their importers' (code unchanged by
+# the tag), are `make test`'s. QEMU_LD_PREFIX stays unset: the binaries find
+# libssl.so.3 in the host's multiarch folders (with it set, the arm64 binary
+# hung; docs/openssl-engine.md).
+OSSL_TEST = $(GO) test -count=1 -timeout 20m -tags openssl
+test-openssl: tools-check ## the openssl build: vet and lint with the tag, its tests with -race on the host and as arm64 and armv7 binaries under qemu-user
+	@list=$$(scripts/openssl/packages tests) || exit 1; \
+	  echo "openssl tests:"; echo "$$list" | sed 's/^/  /'; \
+	  each() { echo "$$list" | while read -r pkg pat; do \
+	    echo "+ $$* $$pkg $${pat:+-run '$$pat'}" | cut -c1-240; "$$@" $${pat:+-run "$$pat"} "$$pkg" || exit 1; done; }; \
+	  set -x; \
 	  $(GO) vet -tags openssl ./... && \
 	  $(GOLANGCI) run --build-tags openssl ./... && \
-	  $(GO) test -race -count=1 -timeout 20m -tags openssl $$all && \
-	  env -u QEMU_LD_PREFIX CGO_ENABLED=1 CC=$(CC_ARM64) GOOS=linux GOARCH=arm64 $(GO) test -count=1 -timeout 20m -tags openssl -exec qemu-aarch64-static $$tagged && \
-	  env -u QEMU_LD_PREFIX CGO_ENABLED=1 CC=$(CC_ARMV7) GOOS=linux GOARCH=arm GOARM=7 $(GO) test -count=1 -timeout 20m -tags openssl -exec qemu-arm-static $$tagged
+	  { set +x; } 2>/dev/null && \
+	  each $(OSSL_TEST) -race && \
+	  each env -u QEMU_LD_PREFIX CGO_ENABLED=1 CC=$(CC_ARM64) GOOS=linux GOARCH=arm64 $(OSSL_TEST) -exec qemu-aarch64-static && \
+	  each env -u QEMU_LD_PREFIX CGO_ENABLED=1 CC=$(CC_ARMV7) GOOS=linux GOARCH=arm GOARM=7 $(OSSL_TEST) -exec qemu-arm-static
 
 test-all: test test-arm64 test-openssl cross cross-openssl e2e-qemu ## every test: host suite, arm64/armv7 suites, QEMU firmware scenarios
 
