@@ -41,6 +41,7 @@ cross: ## static linux/arm64 and linux/arm (GOARM=7) binaries, stripped, sizes r
 	  echo "size goal missed: arm64 binary is $$s bytes, goal $(SIZE_GOAL) (what grew it? go tool nm -size -sort size)"; exit 1; else echo "size goal met: arm64 under 8 MiB"; fi
 
 cross-openssl: ## the openssl build (cgo, libssl.so.3 linked dynamically) for linux/arm64 and linux/arm (GOARM=7), sizes reported; fails over the arm64 size goal
+	@scripts/tools-check openssl
 	CGO_ENABLED=1 CC=$(CC_ARM64) GOOS=linux GOARCH=arm64 $(GO) build $(OPENSSL_FLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/camftpd-openssl-linux-arm64 ./cmd/camftpd
 	CGO_ENABLED=1 CC=$(CC_ARMV7) GOOS=linux GOARCH=arm GOARM=7 $(GO) build $(OPENSSL_FLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/camftpd-openssl-linux-armv7 ./cmd/camftpd
 	@for f in $(BIN)/camftpd-openssl-linux-arm64 $(BIN)/camftpd-openssl-linux-armv7; do \
@@ -74,7 +75,8 @@ test-arm64: tools-check ## the unit suite as arm64 (qemu-aarch64-static) and arm
 # libssl.so.3 in the host's multiarch folders (with it set, the arm64 binary
 # hung; docs/openssl-engine.md).
 OSSL_TEST = $(GO) test -count=1 -timeout 20m -tags openssl
-test-openssl: tools-check ## the openssl build: vet and lint with the tag, its tests with -race on the host and as arm64 and armv7 binaries under qemu-user
+test-openssl: ## the openssl build: vet and lint with the tag, its tests with -race on the host and as arm64 and armv7 binaries under qemu-user
+	@scripts/tools-check openssl
 	@list=$$(scripts/openssl/packages tests) || exit 1; \
 	  echo "openssl tests:"; echo "$$list" | sed 's/^/  /'; \
 	  each() { echo "$$list" | while read -r pkg pat; do \
