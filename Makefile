@@ -25,7 +25,7 @@ CC_ARMV7    := arm-linux-gnueabihf-gcc
 .PHONY: setup check help build cross cross-openssl test test-arm64 test-openssl test-all demo bench e2e e2e-qemu install clean tools-check
 
 help: ## list the targets
-	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build the daemon for this machine into bin/camftpd
 	$(GO) build $(CROSS_FLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/camftpd ./cmd/camftpd
