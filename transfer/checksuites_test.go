@@ -25,16 +25,17 @@ func dh2048(t *testing.T) string {
 	return p
 }
 
-// TestCheckEverySuiteServer is `camftpd check`'s suite table against each
-// of the 13 suites alone on a real server (TLS 1.2), in the build under
-// test. The openssl build (Engine() != nil): 13 rows, every one usable,
+// checkEverySuite is `camftpd check`'s suite table against each of the 13
+// suites alone on a real server (TLS 1.2), in the build under test
+// (TestCheckEverySuiteServer in the default build, TestEngineCheckEverySuite
+// in the openssl build). The openssl build (Engine() != nil): 13 rows, every one usable,
 // the server's one suite accepted by the engine that has it and the 12
 // others refused, the policy handshake negotiated it (by OpenSSL for the
 // 7 crypto/tls lacks), and the verdict pass or warn by its class. The
 // default build: 6 rows (the suites crypto/tls has), the 7 others in the
 // table of suites this device cannot negotiate; a server whose one suite
 // is among those 7 fails the check and is told which it would accept.
-func TestCheckEverySuiteServer(t *testing.T) {
+func checkEverySuite(t *testing.T) {
 	dh := dh2048(t)
 	eng := Engine()
 	for _, su := range tlspolicy.Table() {

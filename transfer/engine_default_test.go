@@ -39,3 +39,8 @@ func TestNoEngineSuiteMessage(t *testing.T) {
 	}
 	t.Logf("error: %s", msg)
 }
+
+// TestCheckEverySuiteServer: `camftpd check` of the default build names
+// the 7 suites it cannot negotiate, against each suite's server (see
+// checkEverySuite).
+func TestCheckEverySuiteServer(t *testing.T) { checkEverySuite(t) }

@@ -421,3 +421,7 @@ func TestEngineCancel(t *testing.T) {
 	c.Close()
 	goroutines(t, base)
 }
+
+// TestEngineCheckEverySuite: `camftpd check` of the openssl build prints
+// 13 usable rows against each suite's server (see checkEverySuite).
+func TestEngineCheckEverySuite(t *testing.T) { checkEverySuite(t) }
