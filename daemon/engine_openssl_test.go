@@ -4,8 +4,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,47 +16,9 @@ import (
 // TLS_RSA_WITH_AES_256_CBC_SHA256 (TLS 1.2; crypto/tls lacks it): the
 // daemon uploads the capture once, through OpenSSL, and status says so.
 func TestEngineCapture(t *testing.T) {
-	r, err := ftpstest.StartVsftpd(ftpstest.RealOptions{MaxTLS12: true, Ciphers: "AES256-SHA256", AnyPassword: true})
-	if err != nil {
-		t.Fatal(err) // no skip: a missing vsftpd fails (scripts/ftpservers install)
-	}
-	t.Cleanup(func() { _ = r.Close() })
-	dir := t.TempDir()
-	media, state := filepath.Join(dir, "media", "DCIM"), filepath.Join(dir, "state")
-	for _, p := range []string{media, state} {
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfgPath := filepath.Join(dir, "camftpd.toml")
-	text := fmt.Sprintf(`media_dir = %q
-state_dir = %q
-status_socket = %q
-storage_mount = ""
-interface = ""
-settle = "50ms"
-backlog = "all"
-workers = 1
-retry_min = "200ms"
-retry_max = "1s"
-[[server]]
-name = "vsftpd"
-host = "127.0.0.1"
-port = %d
-user = %q
-password = %q
-ca_files = [%q]
-remote_template = "{dir}/{name}"
-timeout = "20s"
-connect_timeout = "20s"
-`, media, state, filepath.Join(dir, "s.sock"), r.Port, r.User, r.Password, r.CAFile)
-	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rig := vsftpdDaemonConfig(t, ftpstest.RealOptions{MaxTLS12: true, Ciphers: "AES256-SHA256", AnyPassword: true},
+		"backlog = \"all\"\nworkers = 1", "timeout = \"20s\"\nconnect_timeout = \"20s\"")
+	r, media, cfg := rig.r, rig.media, rig.cfg
 	d, _, _ := startDaemon(t, cfg, testLogger(t))
 	l := recordEvents(t, d)
 	writeCapture(t, filepath.Join(media, "100TEST", "DSC00001.JPG"), 300<<10, 1)
@@ -87,7 +47,7 @@ connect_timeout = "20s"
 	// camftpd check: the walk goes through OpenSSL too, and the suite
 	// probes (tlspolicy.Check with transfer.Engine) find the suite.
 	var out, errb strings.Builder
-	code := Main(context.Background(), []string{"check", "-config", cfgPath}, &out, &errb)
+	code := Main(context.Background(), []string{"check", "-config", rig.cfgPath}, &out, &errb)
 	t.Logf("camftpd check: exit %d\n%s%s", code, out.String(), errb.String())
 	if code == 2 || !strings.Contains(out.String(), "through OpenSSL") || !strings.Contains(out.String(), "TLS_RSA_WITH_AES_256_CBC_SHA256") {
 		t.Errorf("camftpd check: exit %d, want a pass or warning (deprecated suite) naming the engine", code)

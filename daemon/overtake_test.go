@@ -175,47 +175,9 @@ func TestOvertakeMovie(t *testing.T) {
 // resume's REST is in its log, and the file is byte-identical.
 func TestOvertakeMovieVsftpd(t *testing.T) {
 	t.Parallel()
-	r, err := ftpstest.StartVsftpd(ftpstest.RealOptions{Extra: []string{"local_max_rate=4000000"}})
-	if err != nil {
-		t.Fatal(err) // no skip: a missing vsftpd fails (scripts/ftpservers install)
-	}
-	t.Cleanup(func() { _ = r.Close() })
-	dir := t.TempDir()
-	media, state := filepath.Join(dir, "media", "DCIM"), filepath.Join(dir, "state")
-	for _, p := range []string{media, state} {
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfgPath := filepath.Join(dir, "camftpd.toml")
-	text := fmt.Sprintf(`media_dir = %q
-state_dir = %q
-status_socket = %q
-storage_mount = ""
-interface = ""
-settle = "50ms"
-workers = 1
-retry_min = "200ms"
-retry_max = "1s"
-log_level = "debug"
-[[server]]
-name = "vsftpd"
-host = "127.0.0.1"
-port = %d
-user = %q
-password = %q
-ca_files = [%q]
-remote_template = "{dir}/{name}"
-timeout = "5s"
-connect_timeout = "3s"
-`, media, state, filepath.Join(dir, "s.sock"), r.Port, r.User, r.Password, r.CAFile)
-	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rig := vsftpdDaemonConfig(t, ftpstest.RealOptions{Extra: []string{"local_max_rate=4000000"}},
+		"workers = 1\nlog_level = \"debug\"", "timeout = \"5s\"\nconnect_timeout = \"3s\"")
+	r, media, cfg := rig.r, rig.media, rig.cfg
 	d, _, _ := startDaemon(t, cfg, testLogger(t))
 	l := recordEvents(t, d)
 	placeCapture(t, filepath.Join(media, "100TEST", "C0001.MP4"), 12<<20, 1)

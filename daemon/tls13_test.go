@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,48 +23,9 @@ func TestTLS13ChaCha20Status(t *testing.T) {
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			t.Parallel()
-			r, err := ftpstest.StartVsftpd(ftpstest.RealOptions{TLS13Suites: "TLS_CHACHA20_POLY1305_SHA256", AnyPassword: true})
-			if err != nil {
-				t.Fatal(err) // no skip: a missing vsftpd fails (scripts/ftpservers install)
-			}
-			t.Cleanup(func() { _ = r.Close() })
-			dir := t.TempDir()
-			media, state := filepath.Join(dir, "media", "DCIM"), filepath.Join(dir, "state")
-			for _, p := range []string{media, state} {
-				if err := os.MkdirAll(p, 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			cfgPath := filepath.Join(dir, "camftpd.toml")
-			text := fmt.Sprintf(`media_dir = %q
-state_dir = %q
-status_socket = %q
-storage_mount = ""
-interface = ""
-settle = "50ms"
-backlog = "all"
-workers = 2
-retry_min = "200ms"
-retry_max = "1s"
-[[server]]
-name = "vsftpd"
-host = "127.0.0.1"
-port = %d
-user = %q
-password = %q
-ca_files = [%q]
-tls_mode = %q
-remote_template = "{dir}/{name}"
-timeout = "5s"
-connect_timeout = "3s"
-`, media, state, filepath.Join(dir, "s.sock"), r.Port, r.User, r.Password, r.CAFile, tc.mode)
-			if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := LoadConfig(cfgPath)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rig := vsftpdDaemonConfig(t, ftpstest.RealOptions{TLS13Suites: "TLS_CHACHA20_POLY1305_SHA256", AnyPassword: true},
+				"backlog = \"all\"\nworkers = 2", fmt.Sprintf("tls_mode = %q\ntimeout = \"5s\"\nconnect_timeout = \"3s\"", tc.mode))
+			r, media, cfg := rig.r, rig.media, rig.cfg
 			d, _, _ := startDaemon(t, cfg, testLogger(t))
 			l := recordEvents(t, d)
 			for i := range 3 {
