@@ -214,17 +214,12 @@ func (c *Client) resolve(ctx context.Context) (string, error) {
 func (c *Client) dialGo(ctx context.Context) (*session, error) {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
-	ip, err := c.resolve(cctx)
+	ip, addr, target, g, err := c.reach(ctx, cctx)
 	if err != nil {
 		return nil, err
 	}
-	addr := net.JoinHostPort(ip, strconv.Itoa(c.cfg.Port))
 	hs := &hsState{}
 	var tcfg *tls.Config
-	target, g, err := c.connect(ctx, cctx, addr)
-	if err != nil {
-		return nil, err
-	}
 	gcfg := goftp.Config{
 		User: c.cfg.User, Password: c.cfg.Password,
 		ConnectionsPerHost: 1,
@@ -307,6 +302,18 @@ func (c *Client) controlTLS(hs *hsState) *tls.Config {
 		return err
 	}
 	return tcfg
+}
+
+// reach resolves the server (ip, and addr: ip and the port) and connect
+// gives the address to dial (target: addr itself, or the guard's) and the
+// guard: the first steps of dialGo and the engine's dialEngine.
+func (c *Client) reach(ctx, cctx context.Context) (ip, addr, target string, g *guard, err error) {
+	if ip, err = c.resolve(cctx); err != nil {
+		return "", "", "", nil, err
+	}
+	addr = net.JoinHostPort(ip, strconv.Itoa(c.cfg.Port))
+	target, g, err = c.connect(ctx, cctx, addr)
+	return ip, addr, target, g, err
 }
 
 // connect opens the control connection's socket to addr and a guard in

@@ -157,12 +157,7 @@ func (t *osslCtl) Close() error {
 func (c *Client) dialEngine(ctx context.Context) (*session, error) {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
-	ip, err := c.resolve(cctx)
-	if err != nil {
-		return nil, err
-	}
-	addr := net.JoinHostPort(ip, strconv.Itoa(c.cfg.Port))
-	target, g, err := c.connect(ctx, cctx, addr)
+	ip, addr, target, g, err := c.reach(ctx, cctx)
 	if err != nil {
 		return nil, err
 	}
