@@ -3,7 +3,6 @@ package transfer
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/camftpd/camftpd/tlspolicy"
@@ -70,7 +69,7 @@ func (c *Client) noEngineHint(err error) error {
 			recOnly = false
 		}
 	}
-	if recOnly || strings.Contains(te.Msg, "openssl build") {
+	if recOnly {
 		return err
 	}
 	e := *te
