@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/camftpd/camftpd/transfer/ftpstest"
 )
 
 // BenchmarkUpload writes 32 MiB in 128 KiB chunks (transfer's chunk size)
@@ -91,19 +89,8 @@ func cpuTime(b *testing.B) time.Duration {
 // sink serves TLS (capped at max) on loopback, reading and dropping
 // everything; ECDHE-RSA-AES256-GCM-SHA384 in TLS 1.2 for both clients.
 func sink(b *testing.B, max uint16) (string, func()) {
-	ca, err := ftpstest.NewCA(false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cert, err := ca.IssueCert(ftpstest.CertOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, MaxVersion: max,
+	cert, ln := certListener(b)
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: max,
 		CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384}}
 	var wg sync.WaitGroup
 	wg.Go(func() {

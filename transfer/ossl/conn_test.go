@@ -15,22 +15,30 @@ import (
 	"github.com/camftpd/camftpd/transfer/ftpstest"
 )
 
+// certListener is a loopback listener and a test CA's RSA certificate
+// for the TLS server behind it.
+func certListener(tb testing.TB) (tls.Certificate, net.Listener) {
+	tb.Helper()
+	ca, err := ftpstest.NewCA(false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := ca.IssueCert(ftpstest.CertOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cert.TLS, ln
+}
+
 // silent accepts connections and, with hs, runs the TLS handshake; then it
 // sends nothing until the test ends.
 func silent(t *testing.T, hs bool) string {
 	t.Helper()
-	ca, err := ftpstest.NewCA(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.IssueCert(ftpstest.CertOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, ln := certListener(t)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	t.Cleanup(func() { close(done); ln.Close(); wg.Wait() })
@@ -43,7 +51,7 @@ func silent(t *testing.T, hs bool) string {
 			wg.Go(func() {
 				defer c.Close()
 				if hs {
-					tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert.TLS}})
+					tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
 					_ = tc.SetDeadline(time.Now().Add(time.Minute))
 					_ = tc.Handshake()
 				}

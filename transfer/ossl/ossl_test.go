@@ -96,17 +96,29 @@ func TestUploadResumes(t *testing.T) {
 	}
 }
 
-func testUpload(t *testing.T, tc upCase) {
-	r, err := ftpstest.StartReal(tc.server, ftpstest.RealOptions{MaxTLS12: tc.maxTLS12, Ciphers: tc.ciphers, Extra: tc.extra})
+// loginRig is a real server, a Ctx and a control connection logged in
+// through it (its state checked against the case), with the session data
+// connections resume; the test's cleanup frees them.
+type loginRig struct {
+	r    *ftpstest.Real
+	c    *Ctx
+	f    *ftpCtl
+	ctl  State
+	sess *Session
+}
+
+func startLogin(t *testing.T, tc upCase, o ftpstest.RealOptions) loginRig {
+	t.Helper()
+	r, err := ftpstest.StartReal(tc.server, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	t.Cleanup(func() { _ = r.Close() })
 	c, err := NewCtx(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Free()
+	t.Cleanup(c.Free)
 	f := dialAuth(t, c, r.Addr, r.ServerName)
 	f.handshake()
 	ctl := checkState(t, f.tls, r, tc, false)
@@ -115,7 +127,13 @@ func testUpload(t *testing.T, tc upCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sess.Free()
+	t.Cleanup(sess.Free)
+	return loginRig{r: r, c: c, f: f, ctl: ctl, sess: sess}
+}
+
+func testUpload(t *testing.T, tc upCase) {
+	lr := startLogin(t, tc, ftpstest.RealOptions{MaxTLS12: tc.maxTLS12, Ciphers: tc.ciphers, Extra: tc.extra})
+	r, c, f, ctl, sess := lr.r, lr.c, lr.f, lr.ctl, lr.sess
 	if !sess.Resumable() {
 		t.Fatalf("control session not resumable after login (%s)", tlspolicy.VersionName(ctl.Version))
 	}
@@ -260,25 +278,8 @@ func TestEverySuite(t *testing.T) {
 }
 
 func testSuite(t *testing.T, tc upCase, o ftpstest.RealOptions) {
-	r, err := ftpstest.StartReal(tc.server, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	c, err := NewCtx(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Free()
-	f := dialAuth(t, c, r.Addr, r.ServerName)
-	f.handshake()
-	checkState(t, f.tls, r, tc, false)
-	f.login(r.User, r.Password)
-	sess, err := f.tls.Session()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Free()
+	lr := startLogin(t, tc, o)
+	r, c, f, sess := lr.r, lr.c, lr.f, lr.sess
 	data := make([]byte, 256<<10)
 	_, _ = rand.Read(data)
 	st, _ := f.store(c, r.ServerName, sess, "suite.bin", data)
