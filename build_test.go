@@ -13,13 +13,7 @@ import (
 func TestOpensslBuildInStep(t *testing.T) {
 	mk := read(t, "Makefile")
 	df := read(t, "Dockerfile.cross")
-	get := func(src, re, what string) string {
-		m := regexp.MustCompile(re).FindStringSubmatch(src)
-		if m == nil {
-			t.Fatalf("cannot find %s", what)
-		}
-		return strings.TrimSpace(m[1])
-	}
+	get := func(src, re, what string) string { return submatch(t, src, re, what) }
 	flags := get(mk, `(?m)^CROSS_FLAGS\s*:=\s*(.+)$`, "CROSS_FLAGS in Makefile")
 	if !strings.Contains(flags, "-tags ") {
 		t.Fatalf("CROSS_FLAGS %q has no -tags: OPENSSL_FLAGS adds openssl to it", flags)

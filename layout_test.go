@@ -210,18 +210,23 @@ func TestPackageDocs(t *testing.T) {
 	}
 }
 
+// submatch is re's first group in src, trimmed; the test fails naming
+// what when re does not match.
+func submatch(t *testing.T, src, re, what string) string {
+	t.Helper()
+	m := regexp.MustCompile(re).FindStringSubmatch(src)
+	if m == nil {
+		t.Fatalf("cannot find %s", what)
+	}
+	return strings.TrimSpace(m[1])
+}
+
 // TestDockerfileInStep: Dockerfile.cross builds with the Makefile's Go
 // version and flags, for the same targets.
 func TestDockerfileInStep(t *testing.T) {
 	mk := read(t, "Makefile")
 	df := read(t, "Dockerfile.cross")
-	get := func(src, re, what string) string {
-		m := regexp.MustCompile(re).FindStringSubmatch(src)
-		if m == nil {
-			t.Fatalf("cannot find %s", what)
-		}
-		return strings.TrimSpace(m[1])
-	}
+	get := func(src, re, what string) string { return submatch(t, src, re, what) }
 	mkGo := get(mk, `(?m)^GO_VERSION\s*:=\s*(\S+)`, "GO_VERSION in Makefile")
 	dfGo := get(df, `(?m)^ARG GO_VERSION=(\S+)`, "ARG GO_VERSION in Dockerfile.cross")
 	if mkGo != dfGo {
