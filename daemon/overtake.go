@@ -98,11 +98,14 @@ func (a *attempt) pausedUpload(cause error) bool {
 		return false
 	}
 	d, it := a.w.d, a.it
-	d.ot.pausedNow(PausedUpload{ID: it.ID, File: it.Capture.Rel, Sent: a.lastSent, Total: it.Capture.Size, State: ot.Error(), Since: time.Now()})
+	since := time.Now()
+	d.durable("release", it, d.Queue().Release(it.ID))
+	// Shown once released: a status read between the two would find the
+	// item still leased and forget the pause (pausedUploads).
+	d.ot.pausedNow(PausedUpload{ID: it.ID, File: it.Capture.Rel, Sent: a.lastSent, Total: it.Capture.Size, State: ot.Error(), Since: since})
 	a.log.Info("upload paused; it resumes from the server's temporary file when no still waits", "by", ot.by, "sent", a.lastSent)
 	d.hub.publish(Event{Type: "paused", ID: it.ID, File: it.Capture.Rel, Worker: a.w.name, Sent: a.lastSent, Total: it.Capture.Size,
 		State: ot.Error(), Reason: "overtaken by " + ot.by})
-	d.durable("release", it, d.Queue().Release(it.ID))
 	select { // the still comes first: no login before the worker offers itself (the upload logs in)
 	case <-a.w.warm:
 	default:

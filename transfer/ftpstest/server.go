@@ -68,6 +68,10 @@ type Faults struct {
 	// connection or server closes).
 	Stall           bool
 	StallAfterBytes int64
+	// StallNew limits Stall to the STORs opened while it is set: an upload
+	// already under way when the faults are set goes on (a test holds the
+	// next file on the server without touching the current one).
+	StallNew bool
 	// Replies maps a command verb (upper case, e.g. "REST", "MKD") to a full
 	// reply line sent instead of handling the command, e.g. "502 no REST".
 	Replies map[string]string
@@ -714,8 +718,9 @@ func (f *fsys) OpenFile(name string, flag int, perm os.FileMode) (afero.File, er
 		s.stats.StorsTo = map[string]int{}
 	}
 	s.stats.StorsTo[cleanPath(name)]++
+	stallNew := s.faults.Stall && s.faults.StallNew
 	s.mu.Unlock()
-	return &upload{File: file, x: f.x}, nil
+	return &upload{File: file, x: f.x, stallNew: stallNew}, nil
 }
 
 // Rename moves the STOR count of the file with it (Stats.StorsTo).
@@ -766,6 +771,8 @@ type upload struct {
 	written int64
 	cutAt   int64 // decided at first write: -1 none
 	decided bool
+	// stallNew: opened while Faults.StallNew and Stall were set.
+	stallNew bool
 }
 
 var errCut = errors.New("ftpstest: data connection cut (CutAfterBytes fault)")
@@ -787,6 +794,7 @@ func (u *upload) Write(p []byte) (int, error) {
 	total := 0
 	for len(p) > 0 {
 		f := s.Faults()
+		f.Stall = f.Stall && (!f.StallNew || u.stallNew)
 		if f.Stall && u.written >= f.StallAfterBytes {
 			if !u.x.sleep(5 * time.Millisecond) {
 				return total, errors.New("ftpstest: stalled connection closed")

@@ -303,6 +303,41 @@ func TestFaults(t *testing.T) {
 		}
 		rc.Close()
 	})
+	t.Run("stall new", func(t *testing.T) {
+		// An upload under way when StallNew is set goes on; the next one
+		// is held. Each half fails without the other's condition.
+		old, held := loginT(t, s, nil), loginT(t, s, nil)
+		const oldSize = 4 << 20 // 1 s at 4 MiB/s
+		s.SetFaults(Faults{DataRate: 4 << 20})
+		defer s.SetFaults(Faults{})
+		type result struct {
+			res storResult
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			res, err := old.stor("old", make([]byte, oldSize), 0, within(20*time.Second))
+			done <- result{res, err}
+		}()
+		for deadline := time.Now().Add(within(10 * time.Second)); s.Stats().StorsTo["/old"] == 0; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the first upload never opened its file")
+			}
+		}
+		s.SetFaults(Faults{DataRate: 4 << 20, Stall: true, StallNew: true, StallAfterBytes: 1000})
+		if got := s.Stats().BytesReceived; got >= oldSize {
+			t.Fatalf("the first upload was done (%d bytes) before the stall was set: nothing to prove", got)
+		}
+		res, err := held.stor("new", make([]byte, 32<<20), 0, 500*time.Millisecond)
+		if res.WriteErr == nil {
+			t.Fatalf("the upload opened under StallNew did not stall: %v %+v", err, res)
+		}
+		held.Close()
+		o := <-done
+		if o.err != nil || o.res.Code != 226 {
+			t.Fatalf("the upload under way when StallNew was set did not finish: %v %+v", o.err, o.res)
+		}
+	})
 }
 
 func TestCertHelpers(t *testing.T) {
