@@ -69,7 +69,7 @@ func (q *Queue) ScanDir(dir string, files []FileInfo, fp func(name string) ([]by
 	plans := make([]scanPlan, len(files))
 	var changes bool
 	err = q.view("scan", dir, func(t *txn) error {
-		if bytes.Equal(t.bucket(bucketDirs).Get([]byte(dir)), digest) {
+		if bytes.Equal(t.bucket(bucketDirs).Get(dirKey(dir)), digest) {
 			return nil
 		}
 		changes = true
@@ -205,7 +205,7 @@ func (t *txn) applyScan(dir string, files []FileInfo, plans []scanPlan, digest [
 		return nil, err
 	}
 	if len(unknown) == 0 {
-		return nil, t.bucket(bucketDirs).Put([]byte(dir), digest)
+		return nil, t.bucket(bucketDirs).Put(dirKey(dir), digest)
 	}
 	return unknown, nil
 }
@@ -249,6 +249,16 @@ func (t *txn) markAbsence(dir string, present map[string]bool, now time.Time) er
 	return nil
 }
 
+// dirKey is a folder's key in the dirs bucket: the media directory's own
+// files (folder "") are under "." (bbolt refuses an empty key, and a
+// cleaned relative folder is never ".").
+func dirKey(dir string) []byte {
+	if dir == "" {
+		return []byte(".")
+	}
+	return []byte(dir)
+}
+
 func dirOfKey(k []byte) string { return string(k[:bytes.IndexByte(k, 0)]) }
 
 // DirsGone marks the items of every folder that a full scan of the card did
@@ -268,7 +278,7 @@ func (q *Queue) DirsGone(seen map[string]bool) error {
 		}
 		now := q.now()
 		for _, d := range gone {
-			if err := t.bucket(bucketDirs).Delete([]byte(d)); err != nil {
+			if err := t.bucket(bucketDirs).Delete(dirKey(d)); err != nil {
 				return err
 			}
 			if err := t.markAbsence(d, nil, now); err != nil {

@@ -20,6 +20,65 @@ func listingOf(cs ...Capture) []FileInfo {
 	return out
 }
 
+// TestScanDirRoot: the media directory's own files (folder "", a camera
+// whose media_dir is the DCIM subfolder itself) are reconciled like any
+// folder's: an unchanged listing costs no write, a vanished file is
+// absent, and DirsGone drops the folder's digest. The dirs bucket
+// refused the empty key, and every rescan of such a card fell back to
+// one file at a time.
+func TestScanDirRoot(t *testing.T) {
+	clk := newClock()
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"), &Options{Now: clk.Now})
+	var cs []Capture
+	var ids []string
+	for i := 1; i <= 3; i++ {
+		c := capN(i)
+		c.Rel = filepath.Base(c.Rel)
+		it, _, err := q.Enqueue(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, ids = append(cs, c), append(ids, it.ID)
+	}
+	noRead := func(name string) ([]byte, error) { t.Fatalf("fingerprint of %s read", name); return nil, nil }
+	if unknown, err := q.ScanDir("", listingOf(cs...), noRead); err != nil || len(unknown) != 0 {
+		t.Fatalf("root folder: unknown %v, %v", unknown, err)
+	}
+	tx := lastTxID(t, q)
+	if _, err := q.ScanDir("", listingOf(cs...), noRead); err != nil || lastTxID(t, q) != tx {
+		t.Fatalf("unchanged root folder: wrote %v, %v", lastTxID(t, q) != tx, err)
+	}
+	clk.Add(time.Minute)
+	if _, err := q.ScanDir("", listingOf(cs[1:]...), noRead); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := q.Get(ids[0]); !got.AbsentSince.Equal(clk.Now()) {
+		t.Fatalf("a root file gone from the card is not absent: %+v", got.AbsentSince)
+	}
+	if err := q.DirsGone(map[string]bool{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := q.Get(ids[1]); got.AbsentSince.IsZero() {
+		t.Fatal("a root file of a card scanned without its root folder is not absent")
+	}
+	if v := dirDigest(t, q, ""); v != nil {
+		t.Fatalf("the root folder's digest outlived DirsGone: %x", v)
+	}
+}
+
+// dirDigest is the stored listing digest of folder dir (nil: none).
+func dirDigest(t *testing.T, q *Queue, dir string) []byte {
+	t.Helper()
+	var v []byte
+	if err := q.db.View(func(tx *bboltTx) error {
+		v = bytes.Clone(tx.Bucket(bucketDirs).Get(dirKey(dir)))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // TestScanDir: known files are recognised by their hint without reading
 // them; a time-zone shift is settled by the fingerprint and the hint
 // updated; a different shot under a used name is unknown; an unchanged

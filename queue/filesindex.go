@@ -153,7 +153,7 @@ func (t *txn) remove(r *rec) error {
 	if err := t.bucket(bucketFiles).Delete(fileKey(r.Capture.Rel, r.ID)); err != nil {
 		return err
 	}
-	if err := t.bucket(bucketDirs).Delete([]byte(dirOf(r.Capture.Rel))); err != nil {
+	if err := t.bucket(bucketDirs).Delete(dirKey(dirOf(r.Capture.Rel))); err != nil {
 		return err
 	}
 	return t.bucket(bucketItems).Delete([]byte(r.ID))

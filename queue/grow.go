@@ -61,7 +61,7 @@ func (q *Queue) Regrow(id string, c Capture) (it Item, ok bool, err error) {
 			return err
 		}
 		// The folder's digest no longer matches what the index holds.
-		if err := t.bucket(bucketDirs).Delete([]byte(dirOf(c.Rel))); err != nil {
+		if err := t.bucket(bucketDirs).Delete(dirKey(dirOf(c.Rel))); err != nil {
 			return err
 		}
 		it, ok = r.Item, true
