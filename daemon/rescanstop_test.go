@@ -32,7 +32,8 @@ func TestStopDuringFirstScan(t *testing.T) {
 		}
 	}
 	total := folders * perFolder
-	run := func(stopAt int) (*Daemon, time.Duration, time.Duration) {
+	// run starts the daemon, waits until until holds and stops it.
+	run := func(what string, until func(q *queue.Queue) bool) (*Daemon, time.Duration, time.Duration) {
 		d := New(cfg, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -46,9 +47,7 @@ func TestStopDuringFirstScan(t *testing.T) {
 		case <-time.After(within(time.Minute)):
 			t.Fatal("daemon not ready after a minute")
 		}
-		waitFor(t, 2*time.Minute, fmt.Sprintf("%d shots held", stopAt), func() bool {
-			return counts(t, d.Queue()).Held >= stopAt
-		})
+		waitFor(t, 2*time.Minute, what, func() bool { return until(d.Queue()) })
 		scanned := time.Since(start)
 		cancel()
 		stopped := time.Now()
@@ -62,7 +61,7 @@ func TestStopDuringFirstScan(t *testing.T) {
 		}
 		return d, scanned, time.Since(stopped)
 	}
-	_, upTo, took := run(2000)
+	_, upTo, took := run("2000 shots held", func(q *queue.Queue) bool { return counts(t, q).Held >= 2000 })
 	t.Logf("first start stopped after %v of scanning: Run returned %v after the cancel", upTo.Round(time.Millisecond), took.Round(time.Millisecond))
 	// The 5 s is SIGTERM's promise. In-process, the daemon under -race or
 	// qemu-user runs several times slower than on the device, so the bound
@@ -82,8 +81,13 @@ func TestStopDuringFirstScan(t *testing.T) {
 		t.Fatalf("after the stop: baseline recorded %v, counts %+v; want no baseline, part of the card held, none pending", ok, c)
 	}
 	q.Close()
-	_, all, _ := run(total)
-	t.Logf("next start: the whole card held after %v", all.Round(time.Millisecond))
+	// The scan is complete when the baseline is recorded, a moment after
+	// the last shot is held (a stop in between leaves none, by design).
+	_, all, _ := run("the whole card held and the baseline recorded", func(q *queue.Queue) bool {
+		_, ok := q.Baseline()
+		return ok && counts(t, q).Held >= total
+	})
+	t.Logf("next start: the whole card held and the baseline recorded after %v", all.Round(time.Millisecond))
 	q, err = queue.Open(filepath.Join(e.state, "queue.db"), nil)
 	if err != nil {
 		t.Fatal(err)
