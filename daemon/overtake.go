@@ -98,14 +98,13 @@ func (a *attempt) pausedUpload(cause error) bool {
 		return false
 	}
 	d, it := a.w.d, a.it
-	since := time.Now()
-	d.durable("release", it, d.Queue().Release(it.ID))
-	// Shown once released: a status read between the two would find the
-	// item still leased and forget the pause (pausedUploads).
-	d.ot.pausedNow(PausedUpload{ID: it.ID, File: it.Capture.Rel, Sent: a.lastSent, Total: it.Capture.Size, State: ot.Error(), Since: since})
+	d.ot.pausedNow(PausedUpload{ID: it.ID, File: it.Capture.Rel, Sent: a.lastSent, Total: it.Capture.Size, State: ot.Error(), Since: time.Now()})
 	a.log.Info("upload paused; it resumes from the server's temporary file when no still waits", "by", ot.by, "sent", a.lastSent)
+	// Published before the release: no worker can lease the item again,
+	// and publish its start, before its pause.
 	d.hub.publish(Event{Type: "paused", ID: it.ID, File: it.Capture.Rel, Worker: a.w.name, Sent: a.lastSent, Total: it.Capture.Size,
 		State: ot.Error(), Reason: "overtaken by " + ot.by})
+	d.durable("release", it, d.Queue().Release(it.ID))
 	select { // the still comes first: no login before the worker offers itself (the upload logs in)
 	case <-a.w.warm:
 	default:
@@ -121,14 +120,19 @@ func (up *upload) withPause(c queue.Capture, cfg *Config, cancel context.CancelC
 }
 
 // pausedUploads is the status's list of paused uploads: an item that is
-// no longer pending (dropped, settled, leased again) is forgotten.
+// neither pending nor in flight (dropped, settled) is forgotten, and one
+// leased again is forgotten by its attempt.
 func (d *Daemon) pausedUploads(q *queue.Queue) []PausedUpload {
 	l := d.ot.list()
 	out := l[:0]
 	for _, p := range l {
 		if q != nil {
+			// In flight: still the paused lease until the release, or the
+			// resume's, whose attempt forgets the pause (otState.started).
+			// Forgetting it here lost the pause for good when the status
+			// was read before the release.
 			it, err := q.Get(p.ID)
-			if errors.Is(err, queue.ErrNotFound) || err == nil && it.State != queue.Pending {
+			if errors.Is(err, queue.ErrNotFound) || err == nil && it.State != queue.Pending && it.State != queue.InFlight {
 				d.ot.started(p.ID)
 				continue
 			}
