@@ -3,10 +3,13 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -280,6 +283,56 @@ func TestWatcherStartRescanPatternsAndRawJPEG(t *testing.T) {
 	m := newMatcher(&Config{Include: DefaultPatterns, RawJPEG: "raw"})
 	if !m.pairSkip(filepath.Join(media, "100TEST/DSC00001.JPG")) || m.pairSkip(filepath.Join(media, "100TEST/DSC00001.ARW")) {
 		t.Fatal("raw_jpeg=raw should skip the JPEG of a pair and keep the RAW")
+	}
+}
+
+// TestWatcherRootFolderReconciled: captures directly in media_dir (a
+// camera whose media_dir is the DCIM subfolder itself) are reconciled at
+// the next start like any folder's: known ones are not queued again, one
+// deleted from the card is marked absent, and no reconcile error is logged
+// (the queue refused the root folder's empty key, and every start logged
+// an ERROR and considered the files one at a time).
+func TestWatcherRootFolderReconciled(t *testing.T) {
+	t.Parallel()
+	media := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	for i, f := range []string{"DSC00001.JPG", "DSC00002.JPG"} {
+		p := filepath.Join(media, f)
+		writeCapture(t, p, 1000+i, uint64(i))
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := queue.Open(filepath.Join(t.TempDir(), "q.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	var logs lockedBuffer
+	logTo := func(w *watcher) { w.log = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, tWriter{t}), nil)) }
+	mod := func(c *Config) { c.Backlog = "all" }
+	we := startWatcherWith(t, media, q, mod, logTo)
+	want := []string{"DSC00001.JPG", "DSC00002.JPG"}
+	waitFor(t, 3*time.Second, "the root folder's captures queued", func() bool { return len(we.rels()) == len(want) })
+	we.stop()
+	if err := os.Remove(filepath.Join(media, "DSC00002.JPG")); err != nil {
+		t.Fatal(err)
+	}
+	we2 := startWatcherWith(t, media, q, mod, logTo) // returns once its start rescan is done
+	if got := fmt.Sprint(we2.rels()); got != fmt.Sprint(want) {
+		t.Fatalf("after the restart the queue holds %v, want %v (each once)", got, want)
+	}
+	items, err := q.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if absent := !it.AbsentSince.IsZero(); absent != (it.Capture.Rel == "DSC00002.JPG") {
+			t.Errorf("%s: absent %v after the restart; want only the deleted DSC00002.JPG absent", it.Capture.Rel, absent)
+		}
+	}
+	if l := logs.String(); strings.Contains(l, "cannot reconcile") {
+		t.Errorf("the root folder was not reconciled:\n%s", l)
 	}
 }
 
