@@ -236,7 +236,6 @@ func TestWatcherOverflowRescan(t *testing.T) {
 func TestWatcherStartRescanPatternsAndRawJPEG(t *testing.T) {
 	t.Parallel()
 	media := t.TempDir()
-	old := time.Now().Add(-time.Hour)
 	files := []string{
 		"100TEST/DSC00001.JPG", "100TEST/DSC00001.ARW", // pair: jpeg only -> JPG
 		"100TEST/DSC00002.arw",                         // lone RAW: sent
@@ -245,18 +244,7 @@ func TestWatcherStartRescanPatternsAndRawJPEG(t *testing.T) {
 		"100TEST/DSC00001.XMP", "100TEST/.hidden.JPG", "100TEST/notes.txt",
 		"100TEST/skip/DSC00009.JPG", // excluded
 	}
-	for i, f := range files {
-		p := filepath.Join(media, f)
-		writeCapture(t, p, 1000+i, uint64(i))
-		if err := os.Chtimes(p, old, old); err != nil {
-			t.Fatal(err)
-		}
-	}
-	q, err := queue.Open(filepath.Join(t.TempDir(), "q.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	q := cardBeforeStart(t, media, files)
 	// The files are there before the first start and are to be queued:
 	// backlog = "all" (the default "new" holds them).
 	mod := func(c *Config) { c.RawJPEG = "jpeg"; c.Exclude = []string{"*/skip/*"}; c.Backlog = "all" }
@@ -286,17 +274,13 @@ func TestWatcherStartRescanPatternsAndRawJPEG(t *testing.T) {
 	}
 }
 
-// TestWatcherRootFolderReconciled: captures directly in media_dir (a
-// camera whose media_dir is the DCIM subfolder itself) are reconciled at
-// the next start like any folder's: known ones are not queued again, one
-// deleted from the card is marked absent, and no reconcile error is logged
-// (the queue refused the root folder's empty key, and every start logged
-// an ERROR and considered the files one at a time).
-func TestWatcherRootFolderReconciled(t *testing.T) {
-	t.Parallel()
-	media := t.TempDir()
+// cardBeforeStart writes files (relative to media) as captures an hour
+// old, there before the watcher's first start, and opens a fresh queue
+// (closed at the test's end).
+func cardBeforeStart(t *testing.T, media string, files []string) *queue.Queue {
+	t.Helper()
 	old := time.Now().Add(-time.Hour)
-	for i, f := range []string{"DSC00001.JPG", "DSC00002.JPG"} {
+	for i, f := range files {
 		p := filepath.Join(media, f)
 		writeCapture(t, p, 1000+i, uint64(i))
 		if err := os.Chtimes(p, old, old); err != nil {
@@ -307,7 +291,20 @@ func TestWatcherRootFolderReconciled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close()
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+// TestWatcherRootFolderReconciled: captures directly in media_dir (a
+// camera whose media_dir is the DCIM subfolder itself) are reconciled at
+// the next start like any folder's: known ones are not queued again, one
+// deleted from the card is marked absent, and no reconcile error is logged
+// (the queue refused the root folder's empty key, and every start logged
+// an ERROR and considered the files one at a time).
+func TestWatcherRootFolderReconciled(t *testing.T) {
+	t.Parallel()
+	media := t.TempDir()
+	q := cardBeforeStart(t, media, []string{"DSC00001.JPG", "DSC00002.JPG"})
 	var logs lockedBuffer
 	logTo := func(w *watcher) { w.log = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, tWriter{t}), nil)) }
 	mod := func(c *Config) { c.Backlog = "all" }
